@@ -1,0 +1,61 @@
+# OpenPool Manager. A newcomer needs two commands: `make demo` and `make test`.
+# Both build everything they need from this repository's own files: the virtualenv with
+# pinned packages (requirements.txt + constraints.txt) and anvil from npm, project-local.
+
+SHELL := /bin/bash
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+            command -v $$p >/dev/null && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+            && { command -v $$p; break; }; done)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+ANVIL_VERSION := 1.7.1
+ANVIL := .tools/bin/anvil
+PYTEST_ARGS ?=
+
+export OPENPOOL_ANVIL_BIN := $(CURDIR)/$(ANVIL)
+
+.PHONY: all setup test lint demo bench lock clean
+
+all: test
+
+setup: $(STAMP) $(ANVIL)
+
+$(STAMP): requirements.txt constraints.txt pyproject.toml
+	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required (none found on PATH)"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt -c constraints.txt
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $@
+
+$(ANVIL):
+	@command -v npm >/dev/null || { echo "npm is required to install anvil"; exit 1; }
+	npm install --silent --no-audit --no-fund --prefix .tools/npm @foundry-rs/anvil@$(ANVIL_VERSION)
+	@mkdir -p .tools/bin
+	@bin=$$(find .tools/npm/node_modules/@foundry-rs -path '*/anvil-*/bin/anvil' -type f | head -n 1); \
+	  test -n "$$bin" || { echo "anvil binary not found in the npm package"; exit 1; }; \
+	  chmod +x "$$bin"; ln -sf "$(CURDIR)/$$bin" $@
+	@$@ --version | head -n 1
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: setup lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+demo: setup
+	$(BIN)/python -m openpool.demo
+
+bench: setup
+	$(BIN)/python -m tests.bench.run
+
+# Re-resolve and re-pin every transitive dependency from requirements.txt.
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install -q -r requirements.txt
+	.venv-lock/bin/pip freeze --all --exclude-editable | grep -v "^pip==" > constraints.txt
+	rm -rf .venv-lock
+
+clean:
+	rm -rf $(VENV) .tools .pytest_cache .ruff_cache var reports

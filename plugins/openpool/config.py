@@ -1,0 +1,143 @@
+"""Runtime configuration, read from environment variables by pydantic-settings.
+
+Every value has an embedded default so ``make demo`` runs with nothing set; an invalid
+value stops start-up with a :class:`~openpool.errors.ConfigError` naming the variable.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from openpool.errors import ConfigError
+from openpool.partitions import ACTIVE_PARTITIONS, Partition
+
+_DIGITS = re.compile(r"^[0-9]+$")
+_SCHEMES = ("file://", "s3://")
+
+
+def to_uri(value: str) -> str:
+    """Accept ``s3://bucket/prefix``, ``file:///abs`` or a plain path (made absolute)."""
+    value = value.strip()
+    if not value:
+        raise ValueError("must not be empty")
+    if value.startswith(_SCHEMES):
+        if value.startswith("s3://") and len(value) <= len("s3://"):
+            raise ValueError("s3:// URI needs a bucket")
+        return value.rstrip("/")
+    if "://" in value:
+        raise ValueError(f"unsupported URI scheme in {value!r} (use file:// or s3://)")
+    return "file://" + str(Path(value).expanduser().resolve())
+
+
+def parse_rate(value: Any) -> Fraction:
+    """Parse a decimal string like ``0.25`` exactly; binary floats are refused."""
+    if isinstance(value, Fraction):
+        rate = value
+    elif isinstance(value, str):
+        try:
+            dec = Decimal(value.strip())
+        except InvalidOperation as exc:
+            raise ValueError(f"{value!r} is not a decimal number") from exc
+        if not dec.is_finite():
+            raise ValueError(f"{value!r} is not finite")
+        rate = Fraction(dec)
+    else:
+        raise ValueError("must be a decimal string such as '0.25' (floats are not exact)")
+    if not (0 <= rate < 1):
+        raise ValueError(f"must be in [0, 1), got {value!r}")
+    return rate
+
+
+def parse_wei(value: Any) -> int:
+    """Wei amounts are non-negative integers written in digits (no floats, no 1e18)."""
+    if isinstance(value, bool):
+        raise ValueError("must be an integer number of wei")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError("must be >= 0")
+        return value
+    if isinstance(value, str) and _DIGITS.match(value.strip()):
+        return int(value.strip())
+    raise ValueError(f"must be a non-negative integer number of wei in digits, got {value!r}")
+
+
+class Settings(BaseSettings):
+    """All of OpenPool's settings; field aliases are the environment variable names."""
+
+    model_config = SettingsConfigDict(
+        env_file=None, extra="ignore", populate_by_name=True, frozen=True
+    )
+
+    events_uri: str = Field("var/events", validation_alias="OPENPOOL_EVENTS_URI")
+    archive_uri: str = Field("var/archive", validation_alias="OPENPOOL_ARCHIVE_URI")
+    state_uri: str = Field("var/state", validation_alias="OPENPOOL_STATE_URI")
+    metrics_uri: str = Field("var/metrics", validation_alias="OPENPOOL_METRICS_URI")
+    commission_rate: Fraction = Field(Fraction(1, 4), validation_alias="POOL_COMMISSION_RATE")
+    payment_threshold_wei: int = Field(10**16, validation_alias="PAYMENT_THRESHOLD_WEI")
+    max_gas_price_wei: int = Field(10 * 10**9, validation_alias="MAX_GAS_PRICE_WEI")
+    eth_rpc_endpoint: str = Field("http://127.0.0.1:8545", validation_alias="ETH_RPC_ENDPOINT")
+    chain_id: int = Field(42161, gt=0, validation_alias="CHAIN_ID")
+    partitions: Annotated[tuple[Partition, ...], NoDecode] = Field(
+        tuple(Partition.parse(p) for p in ACTIVE_PARTITIONS),
+        validation_alias=AliasChoices("OPENPOOL_PARTITIONS"),
+    )
+    gc_grace_seconds: int = Field(24 * 3600, ge=0, validation_alias="OPENPOOL_GC_GRACE_SECONDS")
+
+    @field_validator("events_uri", "archive_uri", "state_uri", "metrics_uri", mode="before")
+    @classmethod
+    def _uri(cls, v: Any) -> str:
+        return to_uri(str(v))
+
+    @field_validator("commission_rate", mode="before")
+    @classmethod
+    def _rate(cls, v: Any) -> Fraction:
+        return parse_rate(v)
+
+    @field_validator("payment_threshold_wei", "max_gas_price_wei", mode="before")
+    @classmethod
+    def _wei(cls, v: Any) -> int:
+        return parse_wei(v)
+
+    @field_validator("eth_rpc_endpoint", mode="before")
+    @classmethod
+    def _rpc(cls, v: Any) -> str:
+        text = str(v).strip()
+        if not text.startswith(("http://", "https://", "ws://", "wss://")):
+            raise ValueError("must be an http(s):// or ws(s):// URL")
+        return text
+
+    @field_validator("partitions", mode="before")
+    @classmethod
+    def _partitions(cls, v: Any) -> tuple[Partition, ...]:
+        if isinstance(v, str):
+            items = [p for p in v.split(",") if p.strip()]
+        else:
+            items = list(v)
+        parts = tuple(p if isinstance(p, Partition) else Partition.parse(str(p)) for p in items)
+        if not parts:
+            raise ValueError("at least one partition is required")
+        if len(set(parts)) != len(parts):
+            raise ValueError("partitions must not repeat")
+        return parts
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment (plus explicit overrides, for tests and the CLI).
+
+    Raises :class:`ConfigError` whose message names each offending variable.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = ".".join(str(p) for p in err["loc"]) or "?"
+            problems.append(f"{name}: {err['msg']}")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None

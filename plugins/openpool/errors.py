@@ -1,0 +1,91 @@
+"""Every specific failure the library raises, in one place.
+
+Callers (CLI, DAG tasks) branch on these types; messages name the object involved so an
+operator can act on them without a stack trace.
+"""
+
+from __future__ import annotations
+
+
+class OpenPoolError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class ConfigError(OpenPoolError):
+    """A configuration value is missing or invalid; the message names the variable."""
+
+
+class StorageError(OpenPoolError):
+    """The object store failed in a way retries did not cure."""
+
+
+class ObjectNotFound(StorageError):
+    """A key that must exist does not."""
+
+    def __init__(self, uri: str) -> None:
+        super().__init__(f"object not found: {uri}")
+        self.uri = uri
+
+
+class ObjectExists(StorageError):
+    """An exclusive create found the key already taken."""
+
+    def __init__(self, uri: str) -> None:
+        super().__init__(f"object already exists: {uri}")
+        self.uri = uri
+
+
+class CorruptObject(OpenPoolError):
+    """A manifest or data file exists but cannot be read as what it claims to be.
+
+    This is never treated as empty state: it stops the run and names the object.
+    """
+
+    def __init__(self, uri: str, reason: str) -> None:
+        super().__init__(f"corrupt object {uri}: {reason}")
+        self.uri = uri
+        self.reason = reason
+
+
+class CorruptManifest(CorruptObject):
+    """A snapshot manifest failed to parse or validate."""
+
+
+class CorruptDataFile(CorruptObject):
+    """A Parquet data file failed to parse, or its size/hash differ from the manifest."""
+
+
+class MissingDataFile(OpenPoolError):
+    """A manifest names a data file that is gone (e.g. an expired version after gc)."""
+
+    def __init__(self, uri: str, version: int) -> None:
+        super().__init__(
+            f"snapshot version {version} references {uri}, which does not exist "
+            "(was this version expired by gc?)"
+        )
+        self.uri = uri
+        self.version = version
+
+
+class SnapshotNotFound(OpenPoolError):
+    """The requested snapshot version does not exist."""
+
+
+class CommitConflict(OpenPoolError):
+    """Another writer committed first: the caller's base is stale.
+
+    Carries both versions so the caller can rebase onto ``current_version`` and retry.
+    """
+
+    def __init__(self, partition: str, attempted_version: int, current_version: int) -> None:
+        super().__init__(
+            f"commit conflict on {partition}: tried to create version {attempted_version} "
+            f"but version {current_version} already exists; rebase and retry"
+        )
+        self.partition = partition
+        self.attempted_version = attempted_version
+        self.current_version = current_version
+
+
+class CommitRetriesExhausted(OpenPoolError):
+    """A rebase-and-retry loop lost the race every time it was allowed to try."""

@@ -1,0 +1,62 @@
+"""The partition grid: node type x region, and which cells are active.
+
+This is the one place the active cells are listed. Adding a region is one line in
+``ACTIVE_PARTITIONS`` (or the ``OPENPOOL_PARTITIONS`` variable, which overrides it).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+NODE_TYPES: tuple[str, ...] = ("ai", "transcode")
+
+# One line per active cell, "node_type|region".
+ACTIVE_PARTITIONS: tuple[str, ...] = (
+    "ai|us-central",
+    "transcode|us-central",
+    "transcode|us-west",
+    "transcode|eu-central",
+    "transcode|oceania",
+)
+
+_REGION_RE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+
+
+@dataclass(frozen=True, order=True)
+class Partition:
+    """One cell of the grid; its string form is ``node_type|region``."""
+
+    node_type: str
+    region: str
+
+    def __post_init__(self) -> None:
+        if self.node_type not in NODE_TYPES:
+            raise ValueError(f"unknown node type {self.node_type!r} (expected one of {NODE_TYPES})")
+        if not _REGION_RE.match(self.region):
+            raise ValueError(f"invalid region {self.region!r} (lower-case words joined by '-')")
+
+    @classmethod
+    def parse(cls, text: str) -> Partition:
+        """Parse ``node_type|region``."""
+        parts = text.strip().split("|")
+        if len(parts) != 2:
+            raise ValueError(f"invalid partition {text!r} (expected 'node_type|region')")
+        return cls(parts[0].strip(), parts[1].strip())
+
+    @property
+    def key(self) -> str:
+        return f"{self.node_type}|{self.region}"
+
+    @property
+    def path(self) -> str:
+        """Relative path used under every root (state, events, metrics): region/node_type."""
+        return f"{self.region}/{self.node_type}"
+
+    @property
+    def slug(self) -> str:
+        """Identifier-safe name, e.g. for DAG ids: ``transcode__us_west``."""
+        return f"{self.node_type}__{self.region.replace('-', '_')}"
+
+    def __str__(self) -> str:
+        return self.key

@@ -1,0 +1,76 @@
+"""Real local services the tests talk to over their real protocols.
+
+Each helper starts a separate process on a free loopback port, waits until it answers,
+and stops it at the end. Used by conftest fixtures and by helper scripts alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"service exited early with code {proc.returncode}: {url}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"service did not answer in {timeout}s: {url}")
+
+
+@contextlib.contextmanager
+def moto_server(log_dir: Path) -> Iterator[str]:
+    """A moto S3 server process; yields its endpoint URL."""
+    port = free_port()
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with open(log_dir / f"moto-{port}.log", "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            endpoint = f"http://127.0.0.1:{port}"
+            _wait_http(endpoint + "/moto-api/", proc)
+            yield endpoint
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def s3_env(endpoint: str) -> dict[str, str]:
+    """Environment for boto3 to use the moto server with throwaway credentials."""
+    return {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+
+
+def anvil_bin() -> str:
+    return os.environ.get("OPENPOOL_ANVIL_BIN", str(REPO / ".tools" / "bin" / "anvil"))

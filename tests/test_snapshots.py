@@ -1,0 +1,346 @@
+"""The snapshot store contract, run against the local backend and a real moto server."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pyarrow as pa
+import pytest
+
+from openpool.errors import (
+    CommitConflict,
+    CorruptDataFile,
+    CorruptManifest,
+    MissingDataFile,
+    SnapshotNotFound,
+)
+from openpool.partitions import Partition
+from openpool.snapshots import SnapshotStore, collect
+from openpool.snapshots.manifest import LATEST_HINT, manifest_name
+from openpool.snapshots.parquet import decode
+from openpool.storage import ObjectStore
+
+PART = Partition("transcode", "eu-central")
+WEI = pa.decimal128(38, 0)
+
+
+class Clock:
+    """A controllable clock, so manifest times and gc cut-offs are exact."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 10, 3, 8, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kw: float) -> None:
+        self.now += timedelta(**kw)
+
+
+def balances(amounts: list[int], hour: int = 8) -> pa.Table:
+    return pa.table(
+        {
+            "eth_address": pa.array([f"0x{i:040x}" for i in range(len(amounts))]),
+            "total_fees_wei": pa.array([Decimal(a) for a in amounts], WEI),
+            "event_time": pa.array(
+                [datetime(2026, 10, 3, hour, i % 60, tzinfo=UTC) for i in range(len(amounts))],
+                pa.timestamp("us", tz="UTC"),
+            ),
+        }
+    )
+
+
+def counter(v: int) -> pa.Table:
+    return pa.table({"value": pa.array([v], pa.int64())})
+
+
+@pytest.fixture
+def snaps(store: ObjectStore) -> SnapshotStore:
+    return SnapshotStore(store, PART, clock=Clock())
+
+
+def test_empty_partition_has_no_snapshot(snaps: SnapshotStore) -> None:
+    assert snaps.latest_version() == 0
+    assert snaps.latest() is None
+    with pytest.raises(SnapshotNotFound):
+        snaps.at(1)
+
+
+def test_commit_round_trips_128_bit_money_and_records_metadata(snaps: SnapshotStore) -> None:
+    big = [10**38 - 1, 0, 10**30 + 7, 25 * 10**18]  # far beyond int64
+    txn = snaps.begin(None, run_id="run-1")
+    txn.replace("balances", balances(big))
+    txn.set_properties(files_ingested=3)
+    snap = txn.commit()
+
+    again = snaps.latest()
+    assert again is not None and again.version == snap.version == 1
+    table = again.read("balances")
+    assert table.schema.field("total_fees_wei").type == WEI
+    assert [int(x) for x in table.column("total_fees_wei").to_pylist()] == big
+
+    m = again.manifest
+    assert (m.version, m.parent_version, m.run_id) == (1, None, "run-1")
+    assert m.created_at == "2026-10-03T08:00:00+00:00"
+    assert m.row_counts() == {"balances": 4}
+    assert m.properties == {"files_ingested": 3}
+    (f,) = m.tables["balances"]
+    assert f.stats == {
+        "min_event_time": "2026-10-03T08:00:00+00:00",
+        "max_event_time": "2026-10-03T08:03:00+00:00",
+    }
+
+
+def test_time_travel_returns_exactly_what_each_version_held(snaps: SnapshotStore) -> None:
+    snap = None
+    for k in range(1, 6):
+        txn = snaps.begin(snap, run_id=f"run-{k}")
+        txn.replace("counter", counter(k * 10))
+        txn.append("ledger", pa.table({"value": pa.array(list(range(k)), pa.int64())}))
+        snap = txn.commit()
+    assert snaps.latest_version() == 5
+    for k in range(1, 6):
+        old = snaps.at(k)
+        assert old.read("counter").column("value").to_pylist() == [k * 10]
+        assert old.manifest.parent_version == (k - 1 if k > 1 else None)
+        assert old.read("ledger").num_rows == sum(range(1, k + 1))  # 1+2+...+k rows appended
+    assert [m.version for m in snaps.history()] == [5, 4, 3, 2, 1]
+
+
+def test_slices_are_replaced_and_read_independently(snaps: SnapshotStore) -> None:
+    txn = snaps.begin(None, "r1")
+    txn.replace_slice("ids", "2026100308", pa.table({"id": ["a", "b"]}))
+    txn.replace_slice("ids", "2026100309", pa.table({"id": ["c"]}))
+    s1 = txn.commit()
+    txn = snaps.begin(s1, "r2")
+    txn.replace_slice("ids", "2026100308", pa.table({"id": ["a", "b", "d"]}))
+    s2 = txn.commit()
+    assert s2.slices("ids") == {"2026100308", "2026100309"}
+    assert sorted(s2.read("ids", slices=["2026100308"]).column("id").to_pylist()) == ["a", "b", "d"]
+    assert s2.read("ids", slices=["2026100309"]).column("id").to_pylist() == ["c"]
+    assert (
+        s2.read("ids", slices=["2026100310"], schema=pa.schema([("id", pa.string())])).num_rows == 0
+    )
+    assert s1.read("ids", slices=["2026100308"]).num_rows == 2
+
+
+def test_losing_writer_gets_conflict_with_both_versions(snaps: SnapshotStore) -> None:
+    base = snaps.begin(None, "r0")
+    base.replace("counter", counter(1))
+    s1 = base.commit()
+    a = snaps.begin(s1, "a")
+    b = snaps.begin(s1, "b")
+    a.replace("counter", counter(2))
+    b.replace("counter", counter(3))
+    a.commit()
+    with pytest.raises(CommitConflict) as info:
+        b.commit()
+    assert info.value.attempted_version == 2
+    assert info.value.current_version == 2
+    assert snaps.latest().read("counter").column("value").to_pylist() == [2]  # type: ignore[union-attr]
+
+
+def test_a_retried_publish_of_our_own_manifest_is_not_a_conflict(snaps: SnapshotStore) -> None:
+    """A PUT whose response was lost, then retried, finds its own manifest: success."""
+    txn = snaps.begin(None, "r1")
+    txn.replace("counter", counter(1))
+    snap = txn.commit()
+    snaps._publish(snap.manifest)  # the "retry" of the same request
+    assert snaps.latest_version() == 1
+
+
+def test_nothing_is_ever_overwritten(snaps: SnapshotStore, store: ObjectStore) -> None:
+    txn = snaps.begin(None, "r1")
+    txn.replace("counter", counter(1))
+    snap = txn.commit()
+    before = {i.key: i.etag for i in store.list("") if not i.key.endswith(LATEST_HINT)}
+    txn = snaps.begin(snap, "r2")
+    txn.replace("counter", counter(2))
+    txn.commit()
+    after = {i.key: i.etag for i in store.list("") if not i.key.endswith(LATEST_HINT)}
+    assert all(after[k] == v for k, v in before.items())
+    assert len(after) == len(before) + 2  # one manifest, one data file
+
+
+class CountingStore:
+    """Wraps a store and counts calls, to show how latest is found."""
+
+    def __init__(self, inner: ObjectStore) -> None:
+        self.inner = inner
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str):
+        attr = getattr(self.inner, name)
+        if callable(attr):
+
+            def wrapped(*a, **kw):
+                self.calls.append(name)
+                return attr(*a, **kw)
+
+            return wrapped
+        return attr
+
+
+def test_latest_is_found_from_the_hint_without_listing(
+    snaps: SnapshotStore, store: ObjectStore
+) -> None:
+    snap = None
+    for k in range(30):
+        txn = snaps.begin(snap, f"r{k}")
+        txn.replace("counter", counter(k))
+        snap = txn.commit()
+    counting = CountingStore(store)
+    reader = SnapshotStore(counting, PART)  # type: ignore[arg-type]
+    assert reader.latest_version() == 30
+    assert "list" not in counting.calls
+    assert len(counting.calls) <= 3  # get hint, head hinted, head next
+
+
+@pytest.mark.parametrize("hint", [b'{"version": 3}', b"garbage{", b'{"version": 99}', None])
+def test_a_stale_broken_or_missing_hint_is_never_trusted(
+    snaps: SnapshotStore, store: ObjectStore, hint: bytes | None
+) -> None:
+    snap = None
+    for k in range(7):
+        txn = snaps.begin(snap, f"r{k}")
+        txn.replace("counter", counter(k))
+        snap = txn.commit()
+    key = snaps.prefix + LATEST_HINT
+    if hint is None:
+        store.delete(key)
+    else:
+        store.put(key, hint)
+    assert snaps.latest_version() == 7
+    assert snaps.latest().read("counter").column("value").to_pylist() == [6]  # type: ignore[union-attr]
+
+
+def _commit_two(snaps: SnapshotStore):
+    txn = snaps.begin(None, "r1")
+    txn.replace("counter", counter(1))
+    s1 = txn.commit()
+    txn = snaps.begin(s1, "r2")
+    txn.replace("counter", counter(2))
+    return s1, txn.commit()
+
+
+def test_truncated_manifest_is_a_named_error_not_empty_state(
+    snaps: SnapshotStore, store: ObjectStore
+) -> None:
+    _commit_two(snaps)
+    key = snaps.prefix + manifest_name(2)
+    raw = store.get(key)
+    store.put(key, raw[: len(raw) // 2])  # damage at rest
+    with pytest.raises(CorruptManifest) as info:
+        snaps.latest()
+    assert store.url(key) in str(info.value)
+    assert snaps.at(1).read("counter").column("value").to_pylist() == [1]
+
+
+def test_truncated_parquet_is_a_named_error(snaps: SnapshotStore, store: ObjectStore) -> None:
+    _, s2 = _commit_two(snaps)
+    (f,) = s2.manifest.tables["counter"]
+    key = snaps.prefix + f.path
+    raw = store.get(key)
+    store.put(key, raw[:-20])
+    with pytest.raises(CorruptDataFile) as info:
+        snaps.latest().read("counter")  # type: ignore[union-attr]
+    assert store.url(key) in str(info.value)
+    # Without the manifest's size and hash, the Parquet reader itself refuses it by name.
+    with pytest.raises(CorruptDataFile, match="not a readable Parquet file"):
+        decode(raw[:-20], store.url(key))
+
+
+def test_same_size_damage_is_caught_by_the_hash(snaps: SnapshotStore, store: ObjectStore) -> None:
+    _, s2 = _commit_two(snaps)
+    (f,) = s2.manifest.tables["counter"]
+    key = snaps.prefix + f.path
+    raw = bytearray(store.get(key))
+    raw[len(raw) // 2] ^= 0xFF
+    store.put(key, bytes(raw))
+    with pytest.raises(CorruptDataFile, match="SHA-256"):
+        snaps.latest().read("counter")  # type: ignore[union-attr]
+
+
+def test_a_missing_data_file_is_named(snaps: SnapshotStore, store: ObjectStore) -> None:
+    _, s2 = _commit_two(snaps)
+    (f,) = s2.manifest.tables["counter"]
+    store.delete(snaps.prefix + f.path)
+    with pytest.raises(MissingDataFile, match=f.path):
+        snaps.latest().read("counter")  # type: ignore[union-attr]
+
+
+def test_manifest_of_another_partition_is_refused(snaps: SnapshotStore, store: ObjectStore) -> None:
+    other = SnapshotStore(store, Partition("ai", "us-central"))
+    txn = other.begin(None, "r1")
+    txn.replace("counter", counter(1))
+    txn.commit()
+    raw = store.get(other.prefix + manifest_name(1))
+    store.put_if_absent(snaps.prefix + manifest_name(1), raw)
+    with pytest.raises(CorruptManifest, match="belongs to partition"):
+        snaps.latest()
+
+
+def test_gc_keeps_what_retained_versions_need_and_honours_grace(store: ObjectStore) -> None:
+    clock = Clock()
+    snaps = SnapshotStore(store, PART, clock=clock)
+    snap = None
+    for k in range(1, 4):  # three versions an hour apart, each replacing the counter
+        txn = snaps.begin(snap, f"r{k}")
+        txn.replace("counter", counter(k))
+        txn.append("ledger", pa.table({"value": pa.array([k], pa.int64())}))
+        snap = txn.commit()
+        clock.advance(hours=1)
+    counters = {v: snaps.at(v).manifest.tables["counter"][0].path for v in (1, 2, 3)}
+
+    # Within the grace period nothing goes, and a dry run deletes nothing.
+    real_now = datetime.now(UTC)
+    report = collect(snaps, now=real_now, grace=timedelta(hours=24))
+    assert report.deleted == []
+    # A day later (files are old enough, versions 1-2 superseded long ago): only the
+    # counters of versions 1 and 2 go; the ledger files are all still referenced by v3.
+    later = real_now + timedelta(days=2)
+    clock.now = later
+    dry = collect(snaps, now=later, grace=timedelta(hours=24), dry_run=True)
+    assert sorted(dry.deleted) == sorted([counters[1], counters[2]])
+    assert store.exists(snaps.prefix + counters[1])
+    report = collect(snaps, now=later, grace=timedelta(hours=24))
+    assert sorted(report.deleted) == sorted([counters[1], counters[2]])
+    assert report.retained_versions == [3]
+    latest = snaps.latest()
+    assert latest is not None
+    assert latest.read("counter").column("value").to_pylist() == [3]
+    assert latest.read("ledger").column("value").to_pylist() == [1, 2, 3]
+    with pytest.raises(MissingDataFile):
+        snaps.at(1).read("counter")
+    # Manifests are never deleted: history stays auditable.
+    assert [m.version for m in snaps.history()] == [3, 2, 1]
+
+
+def test_gc_retains_recently_superseded_versions_for_slow_readers(store: ObjectStore) -> None:
+    clock = Clock()
+    clock.now = datetime.now(UTC) - timedelta(days=3)
+    snaps = SnapshotStore(store, PART, clock=clock)
+    txn = snaps.begin(None, "r1")
+    txn.replace("counter", counter(1))
+    s1 = txn.commit()
+    clock.now = datetime.now(UTC) - timedelta(hours=1)  # v2 supersedes v1 an hour ago
+    txn = snaps.begin(s1, "r2")
+    txn.replace("counter", counter(2))
+    txn.commit()
+    report = collect(snaps, now=datetime.now(UTC) + timedelta(hours=2), grace=timedelta(hours=24))
+    assert report.retained_versions == [2, 1]
+    assert report.deleted == []
+    assert snaps.at(1).read("counter").column("value").to_pylist() == [1]
+
+
+def test_manifest_json_is_readable_by_other_tools(snaps: SnapshotStore, store: ObjectStore) -> None:
+    txn = snaps.begin(None, "r1")
+    txn.replace("balances", balances([5, 6]))
+    txn.commit()
+    doc = json.loads(store.get(snaps.prefix + manifest_name(1)))
+    assert doc["format"] == "openpool-snapshot/1"
+    assert doc["partition"] == {"node_type": "transcode", "region": "eu-central"}
+    assert doc["tables"]["balances"]["rows"] == 2
+    assert doc["tables"]["balances"]["files"][0]["path"].startswith("data/balances/")
