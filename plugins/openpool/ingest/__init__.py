@@ -1,0 +1,1 @@
+"""Exactly-once ingest of orchestrator event files into a partition's snapshot."""

@@ -1,0 +1,74 @@
+"""Exact money arithmetic on Arrow columns: wei as decimal128(38,0), commission as a rational.
+
+No binary floating point touches an amount. Commission per job is floor(fees x p / q) for
+the rate p/q parsed exactly from its decimal string.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from fractions import Fraction
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from openpool.ingest.schema import WEI
+
+_INT64_MAX = 2**63 - 1
+_SQRT_INT64 = 3_037_000_499  # q below this keeps (f mod q) * p inside int64
+
+
+def to_wei_array(values: list[int]) -> pa.Array:
+    """Python ints to decimal128(38,0), exactly."""
+    return pa.array([Decimal(v) for v in values], WEI)
+
+
+def wei_ints(arr: pa.Array | pa.ChunkedArray) -> list[int]:
+    """decimal128 column to Python ints (exact); for small result sets and tests."""
+    return [int(v) if v is not None else 0 for v in arr.to_pylist()]
+
+
+def commission(fees: pa.Array | pa.ChunkedArray, rate: Fraction) -> pa.Array:
+    """Per-job commission floor(fees * rate), exact, as decimal128(38,0).
+
+    Vectorised in int64 when every fee fits and the rate's denominator is small enough
+    that no intermediate overflows (always, for rates written with up to 9 decimals);
+    otherwise falls back to exact Python integers.
+    """
+    p, q = rate.numerator, rate.denominator
+    fees = fees.combine_chunks() if isinstance(fees, pa.ChunkedArray) else fees
+    if len(fees) == 0:
+        return pa.array([], WEI)
+    if fees.null_count:
+        raise ValueError("commission over null fees")
+    mx = pc.max(fees).as_py()
+    if q <= _SQRT_INT64 and mx is not None and int(mx) <= _INT64_MAX:
+        f = pc.cast(fees, pa.int64()).to_numpy(zero_copy_only=False)
+        whole, rest = np.divmod(f, q)
+        out = whole * p + (rest * p) // q
+        return pc.cast(pa.array(out, pa.int64()), WEI)
+    return to_wei_array([(int(v) * p) // q for v in fees.to_pylist()])
+
+
+def wei_sum(arr: pa.Array | pa.ChunkedArray) -> int:
+    """Exact sum of a decimal128 column as a Python int (0 for empty)."""
+    if len(arr) == 0:
+        return 0
+    total = pc.sum(arr).as_py()
+    return int(total) if total is not None else 0
+
+
+def subtract(a: pa.Array | pa.ChunkedArray, b: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Exact ``a - b`` for wei columns, as decimal128(38,0).
+
+    Arrow widens a decimal difference to precision 39, which decimal128 cannot hold, so
+    the operands are narrowed to precision 37 first (checked); values that do not fit
+    take the exact Python-integer path.
+    """
+    narrow = pa.decimal128(37, 0)
+    try:
+        out = pc.subtract(pc.cast(a, narrow), pc.cast(b, narrow))
+    except pa.ArrowInvalid:
+        return to_wei_array([x - y for x, y in zip(wei_ints(a), wei_ints(b), strict=True)])
+    return pc.cast(out, WEI)
