@@ -1,0 +1,314 @@
+"""One batch of files, in the four steps the DAG runs as tasks: parse, dedup, accrue, stage.
+
+Each step is a pure function of the base snapshot and the previous step's tables, so the
+CLI can run them back to back in one process while the DAG runs them as separate tasks
+with Parquet in between; and the commit can redo dedup and accrual against a newer base
+(a rebase) when another writer committed first. Nothing here writes a snapshot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from fractions import Fraction
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from openpool.ingest import accrue as acc
+from openpool.ingest import connections as conn
+from openpool.ingest.dedup import ID_INDEX, dedup, hour_slice
+from openpool.ingest.discovery import INGESTED, Candidate
+from openpool.ingest.money import wei_sum
+from openpool.ingest.reader import read_file
+from openpool.ingest.schema import EVENTS, QUARANTINED, REJECTED
+from openpool.ingest.tickets import tickets_from
+from openpool.partitions import Partition
+from openpool.snapshots import Snapshot, Transaction
+
+COUNTERS = (
+    "files_ingested",
+    "files_quarantined",
+    "events_read",
+    "events_accepted",
+    "events_duplicate",
+    "events_rejected",
+)
+
+# Tables an accrual replaces whole, and those it appends to.
+REPLACED = {
+    "balances": acc.BALANCES,
+    "ai_requests": acc.AI_REQUESTS,
+    "pending_ai": acc.PENDING_AI,
+    "connections": conn.CONNECTIONS,
+    "workers": conn.WORKERS,
+}
+APPENDED = {"unattributed": acc.UNATTRIBUTED, "tickets": None}
+
+
+@dataclass
+class Counts:
+    files_ingested: int = 0
+    files_quarantined: int = 0
+    events_read: int = 0
+    events_accepted: int = 0
+    events_duplicate: int = 0
+    events_rejected: int = 0
+
+    def add(self, other: Counts) -> None:
+        for name in COUNTERS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def read_table(base: Snapshot | None, name: str, schema: pa.Schema) -> pa.Table:
+    """A table of ``base``, or empty with ``schema`` when it has none yet."""
+    if base is None or not base.has_table(name):
+        return schema.empty_table()
+    return base.read(name, schema=schema)
+
+
+def with_version(table: pa.Table, column: str, version: int) -> pa.Table:
+    idx = table.schema.get_field_index(column)
+    return table.set_column(idx, column, pa.array([version] * table.num_rows, pa.int64()))
+
+
+@dataclass
+class Parsed:
+    """What reading a batch of files gave: events, rejects, quarantined and per-file rows.
+
+    Version columns (``snapshot_version`` etc.) are 0 until the commit stamps them.
+    """
+
+    events: pa.Table
+    rejected: pa.Table
+    quarantined: pa.Table
+    files: pa.Table  # INGESTED rows, one per file read
+
+    def without_done(self, base: Snapshot | None) -> Parsed:
+        """Drop files the base already ingested (a rebase, or a retried commit)."""
+        done = read_table(base, "ingested_files", INGESTED).select(["source_key", "etag"])
+        if done.num_rows == 0:
+            return self
+        keys = pc.binary_join_element_wise(done.column("source_key"), done.column("etag"), "\n")
+        mine = pc.binary_join_element_wise(
+            self.files.column("source_key"), self.files.column("etag"), "\n"
+        )
+        drop = pc.is_in(mine, value_set=keys)
+        if not pc.any(drop).as_py():
+            return self
+        gone = self.files.filter(drop).column("source_key")
+
+        def keep(t: pa.Table) -> pa.Table:
+            return t.filter(pc.invert(pc.is_in(t.column("source_key"), value_set=gone)))
+
+        return Parsed(
+            keep(self.events), keep(self.rejected), keep(self.quarantined), keep(self.files)
+        )
+
+    def counts(self) -> Counts:
+        status = self.files.column("status")
+        return Counts(
+            files_ingested=pc.sum(pc.equal(status, "ingested")).as_py() or 0,
+            files_quarantined=pc.sum(pc.equal(status, "quarantined")).as_py() or 0,
+            events_read=self.events.num_rows + self.rejected.num_rows,
+        )
+
+
+def parse_batch(
+    partition: Partition,
+    files: list[tuple[Candidate, bytes]],
+    quarantine: Callable[[Candidate, bytes], str],
+) -> Parsed:
+    """Read and validate each file; unparseable ones are copied aside by ``quarantine``."""
+    events, rejected, quarantined, rows = [], [], [], []
+    for cand, data in files:
+        result = read_file(data, cand.key, partition.node_type, partition.region)
+        if result.quarantine_reason is not None:
+            quarantined.append(
+                {
+                    "source_key": cand.key,
+                    "etag": cand.etag,
+                    "size": cand.size,
+                    "reason": result.quarantine_reason,
+                    "quarantine_key": quarantine(cand, data),
+                    "quarantined_at_version": 0,
+                }
+            )
+            rows.append((cand, "quarantined", 0))
+            continue
+        events.append(result.events)
+        rejected.append(result.rejected)
+        rows.append((cand, "ingested", result.events.num_rows + result.rejected.num_rows))
+    return Parsed(
+        events=pa.concat_tables([EVENTS.empty_table(), *events]).cast(EVENTS),
+        rejected=pa.concat_tables([REJECTED.empty_table(), *rejected]).cast(REJECTED),
+        quarantined=pa.Table.from_pylist(quarantined, schema=QUARANTINED),
+        files=pa.Table.from_pylist(
+            [
+                {
+                    "source_key": c.key,
+                    "etag": c.etag,
+                    "size": c.size,
+                    "status": st,
+                    "events_read": n,
+                    "snapshot_version": 0,
+                }
+                for c, st, n in rows
+            ],
+            schema=INGESTED,
+        ),
+    )
+
+
+@dataclass
+class Deduped:
+    """The batch's never-seen events, and what dedup set aside, against one base version."""
+
+    base_version: int
+    fresh: pa.Table
+    conflicts: pa.Table
+    duplicates: int
+
+
+def known_ids(base: Snapshot | None, slices: list[str]) -> dict[str, pa.Table]:
+    """The ID index slices ``slices`` of ``base`` (empty where it has none)."""
+    has_index = base is not None and base.has_table("event_ids")
+    return {
+        s: base.read("event_ids", slices=[s], schema=ID_INDEX)
+        if has_index
+        else ID_INDEX.empty_table()  # type: ignore[union-attr]
+        for s in slices
+    }
+
+
+def dedup_batch(base: Snapshot | None, parsed: Parsed) -> Deduped:
+    """Split the parsed events into fresh, duplicates and conflicts; reads only their hours."""
+    batch = parsed.events
+    slices = sorted(set(hour_slice(batch).to_pylist())) if batch.num_rows else []
+    known = pa.concat_tables([ID_INDEX.empty_table(), *known_ids(base, slices).values()])
+    d = dedup(batch, known)
+    return Deduped(base.version if base else 0, d.fresh, d.conflicts, d.duplicates)
+
+
+@dataclass
+class Accrued:
+    """Every derived table after this batch, and the snapshot properties to set."""
+
+    base_version: int
+    tables: dict[str, pa.Table]
+    properties: dict[str, Any] = field(default_factory=dict)
+
+
+def accrue_batch(
+    base: Snapshot | None,
+    parsed: Parsed,
+    deduped: Deduped,
+    rate: Fraction,
+    ttl: timedelta,
+) -> Accrued:
+    """Money, AI correlation, connections and counters for the fresh events."""
+    fresh = deduped.fresh
+    props = dict(base.manifest.properties) if base else {}
+    prev_mark = props.get("watermark")
+    mark = conn.watermark(fresh, datetime.fromisoformat(prev_mark) if prev_mark else None)
+    ai = acc.correlate_ai(
+        fresh,
+        read_table(base, "ai_requests", acc.AI_REQUESTS),
+        read_table(base, "pending_ai", acc.PENDING_AI),
+        mark,
+        ttl,
+    )
+    credits = pa.concat_tables([acc.transcode_credits(fresh), ai.credited])
+    connections = conn.apply_connections(read_table(base, "connections", conn.CONNECTIONS), fresh)
+    tables = {
+        "balances": acc.accrue(read_table(base, "balances", acc.BALANCES), credits, rate),
+        "ai_requests": ai.requests,
+        "pending_ai": ai.pending,
+        "connections": connections,
+        "workers": conn.update_workers(
+            read_table(base, "workers", conn.WORKERS), fresh, connections
+        ),
+        "unattributed": ai.unattributed,
+        "tickets": tickets_from(fresh),
+    }
+    counts = batch_counts(parsed, deduped)
+    for name in COUNTERS:
+        props[name] = int(props.get(name, 0)) + getattr(counts, name)
+    props["unattributed_fees_wei"] = str(
+        int(props.get("unattributed_fees_wei", "0")) + wei_sum(ai.unattributed.column("fees_wei"))
+    )
+    props["pending_ai_jobs"] = ai.pending.num_rows
+    props["watermark"] = mark.isoformat() if mark else None
+    return Accrued(deduped.base_version, tables, props)
+
+
+def batch_counts(parsed: Parsed, deduped: Deduped) -> Counts:
+    """This batch's counts; read = accepted + duplicate + rejected, always."""
+    counts = parsed.counts()
+    counts.events_accepted = deduped.fresh.num_rows
+    counts.events_duplicate = deduped.duplicates
+    counts.events_rejected = parsed.rejected.num_rows + deduped.conflicts.num_rows
+    if counts.events_read != (
+        counts.events_accepted + counts.events_duplicate + counts.events_rejected
+    ):
+        raise AssertionError(f"event counts do not reconcile: {counts}")
+    return counts
+
+
+def stage(
+    base: Snapshot | None,
+    txn: Transaction,
+    parsed: Parsed,
+    deduped: Deduped,
+    accrued: Accrued,
+) -> Counts:
+    """Put one batch's changes into ``txn`` (all of them: one batch, one commit)."""
+    version = (base.version if base else 0) + 1
+    if deduped.base_version != version - 1 or accrued.base_version != version - 1:
+        raise ValueError("dedup/accrual were computed against another base version")
+    fresh = deduped.fresh
+    if fresh.num_rows:
+        fresh_slices = hour_slice(fresh)
+        labels = sorted(set(fresh_slices.to_pylist()))
+        known = known_ids(base, labels)
+        ids = fresh.select(["event_id", "content_sha256"]).append_column("_slice", fresh_slices)
+        for s in labels:
+            new = ids.filter(pc.equal(ids.column("_slice"), s)).drop_columns(["_slice"])
+            txn.replace_slice("event_ids", s, pa.concat_tables([known[s], new.cast(ID_INDEX)]))
+        dates = pc.strftime(fresh.column("event_time"), format="%Y-%m-%d")
+        for day in sorted(set(dates.to_pylist())):
+            txn.append("events", fresh.filter(pc.equal(dates, day)), slice_=day)
+    elif base is None or not base.has_table("events"):
+        txn.append("events", EVENTS.empty_table())
+
+    for name in REPLACED:
+        txn.replace(name, accrued.tables[name])
+    for name in APPENDED:
+        txn.append(name, accrued.tables[name])
+    rejected = pa.concat_tables([parsed.rejected, deduped.conflicts]).cast(REJECTED)
+    txn.append("rejected_events", with_version(rejected, "rejected_at_version", version))
+    txn.append(
+        "quarantined_files",
+        with_version(parsed.quarantined, "quarantined_at_version", version),
+    )
+    txn.append("ingested_files", with_version(parsed.files, "snapshot_version", version))
+    txn.set_properties(**accrued.properties)
+    return batch_counts(parsed, deduped)
+
+
+def apply_batch(
+    base: Snapshot | None,
+    txn: Transaction,
+    parsed: Parsed,
+    rate: Fraction,
+    ttl: timedelta,
+) -> Counts:
+    """Dedup, accrue and stage ``parsed`` onto ``base`` in one go (files it already has drop)."""
+    parsed = parsed.without_done(base)
+    deduped = dedup_batch(base, parsed)
+    return stage(base, txn, parsed, deduped, accrue_batch(base, parsed, deduped, rate, ttl))
