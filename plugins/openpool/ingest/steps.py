@@ -1,0 +1,279 @@
+"""The ingest pipeline as separately retryable steps, for schedulers (the DAGs use these).
+
+``parse → dedup → accrue → commit → archive``, each a plain function of the stores and a
+run key. Steps hand data on through :class:`~openpool.ingest.staging.Staging` and return
+only small JSON-able summaries. Only ``commit`` changes what anyone can see, and it is
+safe to repeat: if this run's batch is already in the latest snapshot it does nothing,
+and if another writer committed first it redoes dedup and accrual on the new base.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from fractions import Fraction
+from typing import Any
+
+import pyarrow as pa
+
+from openpool.errors import CommitConflict, ObjectNotFound, StorageError
+from openpool.ingest import accrue as acc
+from openpool.ingest.batch import (
+    APPENDED,
+    REPLACED,
+    Accrued,
+    Counts,
+    Deduped,
+    Parsed,
+    accrue_batch,
+    dedup_batch,
+    parse_batch,
+    read_table,
+    stage,
+)
+from openpool.ingest.discovery import INGESTED, Candidate, list_partition, pending_files
+from openpool.ingest.run import commit_parsed, quarantine_copier
+from openpool.ingest.schema import EVENTS, QUARANTINED, REJECTED
+from openpool.ingest.staging import Staging
+from openpool.partitions import Partition
+from openpool.snapshots import Snapshot, SnapshotStore
+from openpool.storage import ObjectInfo, ObjectStore
+
+log = logging.getLogger(__name__)
+
+_TABLE_SCHEMAS: dict[str, pa.Schema | None] = {
+    **REPLACED,
+    "unattributed": acc.UNATTRIBUTED,
+    "tickets": None,
+}
+
+
+@dataclass
+class StepEnv:
+    """Where one partition's pipeline reads and writes, and its money settings."""
+
+    partition: Partition
+    events: ObjectStore
+    state: ObjectStore
+    archive: ObjectStore | None
+    rate: Fraction
+    ttl: timedelta = timedelta(hours=24)
+    max_files: int = 250
+
+    @property
+    def snapshots(self) -> SnapshotStore:
+        return SnapshotStore(self.state, self.partition)
+
+    def staging(self, run_key: str) -> Staging:
+        return Staging(self.state, self.partition, run_key)
+
+
+def has_new_files(env: StepEnv, listing: list[ObjectInfo]) -> bool:
+    """True when ``listing`` holds a file whose (key, ETag) was never ingested."""
+    ingested = read_table(env.snapshots.latest(), "ingested_files", INGESTED)
+    return bool(pending_files(listing, ingested))
+
+
+def parse(
+    env: StepEnv,
+    run_key: str,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> dict[str, Any]:
+    """Read the files not yet ingested and stage them.
+
+    A scheduled run (no interval) takes at most ``max_files`` files of the events
+    location, oldest first; the next run takes the rest. A backfill or replay (``start``
+    and/or ``end`` given) takes every file whose key time falls in ``[start, end)``, from
+    the events location and from the archive, so that one run completes its interval.
+    """
+    replay = start is not None or end is not None
+    base = env.snapshots.latest()
+    ingested = read_table(base, "ingested_files", INGESTED)
+    sources = [env.events] + ([env.archive] if replay and env.archive is not None else [])
+    chosen: dict[tuple[str, str], tuple[Candidate, ObjectStore]] = {}
+    for store in sources:
+        for cand in pending_files(list_partition(store, env.partition), ingested, start, end):
+            chosen.setdefault((cand.key, cand.etag), (cand, store))
+    todo = sorted(chosen.values(), key=lambda cs: cs[0].sort_key)
+    if not replay:
+        todo = todo[: env.max_files]
+    files: list[tuple[Candidate, bytes]] = []
+    from_archive: list[str] = []
+    for cand, store in todo:
+        try:
+            files.append((cand, store.get(cand.key)))
+        except ObjectNotFound:  # deleted since the listing: the next run lists again
+            log.warning("%s vanished before it was read; left for the next run", cand.key)
+            continue
+        if store is not env.events:
+            from_archive.append(cand.key)
+    parsed = parse_batch(env.partition, files, quarantine_copier(env.state, env.partition))
+    counts = parsed.counts()
+    summary = {
+        "files": parsed.files.num_rows,
+        "files_quarantined": counts.files_quarantined,
+        "events_read": counts.events_read,
+        "from_archive": len(from_archive),
+        "base_version": base.version if base else 0,
+    }
+    env.staging(run_key).write(
+        "parse",
+        {
+            "events": parsed.events,
+            "rejected": parsed.rejected,
+            "quarantined": parsed.quarantined,
+            "files": parsed.files,
+        },
+        {**summary, "from_archive_keys": from_archive},
+    )
+    log.info("%s parse: %s", env.partition, summary)
+    return summary
+
+
+def _parsed(staging: Staging) -> Parsed:
+    return Parsed(
+        events=staging.read("parse", "events", EVENTS),
+        rejected=staging.read("parse", "rejected", REJECTED),
+        quarantined=staging.read("parse", "quarantined", QUARANTINED),
+        files=staging.read("parse", "files", INGESTED),
+    )
+
+
+def _base(env: StepEnv, version: int) -> Snapshot | None:
+    return env.snapshots.at(version) if version else None
+
+
+def dedup(env: StepEnv, run_key: str) -> dict[str, Any]:
+    """Split the staged events against the latest snapshot's ID index (its hours only)."""
+    staging = env.staging(run_key)
+    base = env.snapshots.latest()
+    parsed = _parsed(staging).without_done(base)
+    d = dedup_batch(base, parsed)
+    summary = {
+        "base_version": d.base_version,
+        "fresh": d.fresh.num_rows,
+        "duplicates": d.duplicates,
+        "conflicts": d.conflicts.num_rows,
+    }
+    staging.write("dedup", {"fresh": d.fresh, "conflicts": d.conflicts}, summary)
+    log.info("%s dedup: %s", env.partition, summary)
+    return summary
+
+
+def _deduped(staging: Staging) -> Deduped:
+    meta = staging.meta("dedup")
+    return Deduped(
+        base_version=meta["base_version"],
+        fresh=staging.read("dedup", "fresh", EVENTS),
+        conflicts=staging.read("dedup", "conflicts", REJECTED),
+        duplicates=meta["duplicates"],
+    )
+
+
+def accrue(env: StepEnv, run_key: str) -> dict[str, Any]:
+    """Balances, AI correlation and connections on the base dedup used."""
+    staging = env.staging(run_key)
+    deduped = _deduped(staging)
+    base = _base(env, deduped.base_version)
+    parsed = _parsed(staging).without_done(base)
+    a = accrue_batch(base, parsed, deduped, env.rate, env.ttl)
+    summary = {
+        "base_version": a.base_version,
+        "workers": a.tables["balances"].num_rows,
+        "pending_ai_jobs": a.properties["pending_ai_jobs"],
+        "unattributed_jobs": a.tables["unattributed"].num_rows,
+    }
+    staging.write("accrue", a.tables, {**summary, "properties": a.properties})
+    log.info("%s accrue: %s", env.partition, summary)
+    return summary
+
+
+def _accrued(staging: Staging) -> Accrued:
+    meta = staging.meta("accrue")
+    tables = {n: staging.read("accrue", n, _TABLE_SCHEMAS.get(n)) for n in (*REPLACED, *APPENDED)}
+    return Accrued(meta["base_version"], tables, meta["properties"])
+
+
+def commit(env: StepEnv, run_key: str) -> dict[str, Any]:
+    """Commit the staged batch as one snapshot; idempotent, rebases when it must."""
+    staging = env.staging(run_key)
+    snaps = env.snapshots
+    latest = snaps.latest()
+    # Decide from the file list alone: a retry after a commit that went in finds its
+    # files in the snapshot (and the bulk of its staging already cleared).
+    files_only = Parsed(
+        EVENTS.empty_table(),
+        REJECTED.empty_table(),
+        QUARANTINED.empty_table(),
+        staging.read("parse", "files", INGESTED),
+    )
+    if files_only.without_done(latest).files.num_rows == 0:
+        version = latest.version if latest else 0
+        log.info("%s commit: nothing to commit (already in v%d)", env.partition, version)
+        return {"snapshot_version": version, "committed": False, **Counts().as_dict()}
+    parsed_all = _parsed(staging)
+    pending = parsed_all.without_done(latest)
+    deduped, accrued = _deduped(staging), _accrued(staging)
+    current = latest.version if latest else 0
+    if deduped.base_version == current and accrued.base_version == current:
+        txn = snaps.begin(latest, run_id=run_key)
+        counts = stage(latest, txn, pending, deduped, accrued)
+        try:
+            snap: Snapshot | None = txn.commit()
+        except CommitConflict as exc:  # lost the race to another writer: recompute on its base
+            log.warning("%s commit: %s; rebasing", env.partition, exc)
+            snap, counts = commit_parsed(snaps, parsed_all, env.rate, env.ttl, run_key)
+    else:
+        log.info(
+            "%s commit: base moved v%d → v%d; rebasing",
+            env.partition,
+            deduped.base_version,
+            current,
+        )
+        snap, counts = commit_parsed(snaps, parsed_all, env.rate, env.ttl, run_key)
+    version = snap.version if snap else 0
+    staging.clear(keep=("parse/files",))  # archive still needs the file list
+    log.info("%s commit: v%d %s", env.partition, version, counts)
+    return {"snapshot_version": version, "committed": True, **counts.as_dict()}
+
+
+def archive(env: StepEnv, run_key: str) -> dict[str, Any]:
+    """Copy this run's files to the archive under the same key and verify each copy.
+
+    A file re-uploaded since it was parsed is left alone: its new content is not what was
+    ingested, and the next run ingests (and then archives) it.
+    """
+    staging = env.staging(run_key)
+    if not staging.has("parse"):  # already archived and cleaned by an earlier try
+        return {"archived": 0, "skipped": 0}
+    if env.archive is None:
+        staging.clear()
+        return {"archived": 0, "skipped": 0}
+    already = set(staging.meta("parse")["from_archive_keys"])
+    files = staging.read("parse", "files", INGESTED).to_pylist()
+    archived = skipped = 0
+    for f in files:
+        key = f["source_key"]
+        if key in already:  # read from the archive: its copy is there
+            continue
+        try:
+            head = env.events.head(key)
+        except ObjectNotFound:
+            head = None
+        if head is None or head.etag != f["etag"]:
+            skipped += 1
+            log.warning("%s changed or vanished since it was read; not archived now", key)
+            continue
+        data = env.events.get(key)
+        env.archive.put(key, data)
+        copy = env.archive.get(key)
+        if hashlib.sha256(copy).digest() != hashlib.sha256(data).digest():
+            raise StorageError(f"archive copy of {key} does not match the original")
+        archived += 1
+    staging.clear()
+    summary = {"archived": archived, "skipped": skipped}
+    log.info("%s archive: %s", env.partition, summary)
+    return summary
