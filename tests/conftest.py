@@ -9,6 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.services import REPO, airflow_env
+
+# Airflow reads its configuration when first imported: point it at a throwaway home with a
+# SQLite metadata DB before any test module imports it.
+os.environ.update(airflow_env())
+
 from openpool.storage import LocalStore, ObjectStore, S3Store, make_s3_client
 from tests.services import moto_server, s3_env
 
@@ -49,3 +55,19 @@ def make_store(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Obj
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
     """The same contract, run against the local backend and a real moto server."""
     return make_store(request.param, tmp_path, request)
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> str:
+    """Airflow's metadata DB (SQLite), migrated once per session by Airflow's own CLI."""
+    import subprocess
+
+    home = os.environ["AIRFLOW_HOME"]
+    subprocess.run(
+        [str(REPO / ".venv/bin/airflow"), "db", "migrate"],
+        env=os.environ,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    return home

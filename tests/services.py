@@ -74,3 +74,20 @@ def s3_env(endpoint: str) -> dict[str, str]:
 
 def anvil_bin() -> str:
     return os.environ.get("OPENPOOL_ANVIL_BIN", str(REPO / ".tools" / "bin" / "anvil"))
+
+
+def airflow_env() -> dict[str, str]:
+    """Settings for a real Airflow with a SQLite DB in a fresh temporary home."""
+    import tempfile
+
+    home = os.environ.get("OPENPOOL_TEST_AIRFLOW_HOME") or tempfile.mkdtemp(prefix="op-airflow-")
+    os.environ["OPENPOOL_TEST_AIRFLOW_HOME"] = home  # subprocesses share the same home
+    return {
+        "AIRFLOW_HOME": home,
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+    }

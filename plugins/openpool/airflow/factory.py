@@ -1,0 +1,150 @@
+"""The ingest DAG factory: one DAG per active partition, all from one config.
+
+``wait_for_events → parse → dedup → accrue → commit → archive``. Tasks hand data on as
+Parquet in a run-scoped staging area of the state bucket; XCom carries only small
+summaries. ``commit`` is the only task with a visible effect and updates the partition's
+state Asset. Building a DAG does no I/O and reads no Variable or connection.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from airflow.sdk import DAG, Asset, get_current_context, task
+
+from openpool.airflow.params import PARAMS, replay_interval
+from openpool.airflow.sensors import NewEventFilesSensor
+from openpool.partitions import ACTIVE_PARTITIONS, Partition
+
+DEFAULT_ARGS: dict[str, Any] = {
+    "owner": "openpool",
+    "retries": 3,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=10),
+}
+
+DOC = """\
+### Ingest — {partition}
+
+Turns the orchestrators' event files for **{partition}** (node type `{node_type}`, region
+`{region}`) into exact per-worker balances, one snapshot commit per run.
+
+Tasks, each safe to retry:
+- `wait_for_events`: deferred wait for a file not yet ingested under `{path}/`; the run
+  ends as *skipped* after {wait} with nothing new.
+- `parse`: reads and validates the new files (at most {max_files} per run, oldest first).
+  Bad events go to `rejected_events`, unreadable files to `quarantined_files`.
+- `dedup`: drops events whose ID was already counted, ever; the same ID with new content
+  is rejected as a conflict.
+- `accrue`: fees, commission and earnings per worker; AI jobs matched by request ID.
+- `commit`: the one visible step, one atomic snapshot; a repeat does nothing.
+- `archive`: copies the processed files to the archive (same key) and verifies them.
+
+**Backfill / replay**: trigger with `from`/`to` (UTC) or run a backfill over a period; files
+with key times in the interval are re-scanned in the events and archive locations and any
+not yet ingested are ingested. Repeating it changes nothing. Ingest never pays anyone:
+payouts are the separate `openpool_payouts` DAG, after a person approves.
+"""
+
+
+def dag_id(partition: Partition) -> str:
+    return f"openpool_ingest__{partition.node_type}__{partition.region}".replace("-", "_")
+
+
+def state_asset(partition: Partition) -> Asset:
+    """The Asset updated by each commit of the partition's state."""
+    return Asset(
+        name=f"openpool_state__{partition.slug}",
+        uri=f"openpool://state/{partition.path}",
+        group="openpool",
+    )
+
+
+def _run_key() -> str:
+    ctx = get_current_context()
+    return f"{ctx['dag'].dag_id}/{ctx['run_id']}"
+
+
+def build_ingest_dag(
+    partition: Partition,
+    schedule: timedelta | str | None = timedelta(minutes=5),
+    wait_timeout: timedelta = timedelta(minutes=4),
+    poke_interval: timedelta = timedelta(seconds=30),
+    max_files: int = 250,
+    aws_conn_id: str = "aws_default",
+    start_date: datetime = datetime(2026, 1, 1, tzinfo=UTC),
+    default_args: dict[str, Any] | None = None,
+) -> DAG:
+    """One partition's ingest DAG (see the module docstring for its shape)."""
+    from openpool.ingest import steps  # plain library: no I/O on import
+
+    asset = state_asset(partition)
+
+    def env() -> steps.StepEnv:
+        from openpool.airflow.runtime import step_env
+
+        return step_env(partition, aws_conn_id, max_files=max_files)
+
+    with DAG(
+        dag_id=dag_id(partition),
+        schedule=schedule,
+        start_date=start_date,
+        catchup=False,
+        max_active_runs=1,
+        default_args={**DEFAULT_ARGS, **(default_args or {})},
+        tags=["openpool", "ingest", partition.node_type, partition.region],
+        params=PARAMS,
+        doc_md=DOC.format(
+            partition=partition,
+            node_type=partition.node_type,
+            region=partition.region,
+            path=partition.path,
+            wait=wait_timeout,
+            max_files=max_files,
+        ),
+    ) as dag:
+        wait = NewEventFilesSensor(
+            task_id="wait_for_events",
+            partition=partition,
+            wait_timeout=wait_timeout,
+            poke_interval=poke_interval.total_seconds(),
+            aws_conn_id=aws_conn_id,
+            retries=0,
+        )
+
+        @task
+        def parse() -> dict[str, Any]:
+            interval = replay_interval(get_current_context())
+            start, end = interval if interval else (None, None)
+            return steps.parse(env(), _run_key(), start, end)
+
+        @task
+        def dedup(parsed: dict[str, Any]) -> dict[str, Any]:
+            return steps.dedup(env(), _run_key())
+
+        @task
+        def accrue(deduped: dict[str, Any]) -> dict[str, Any]:
+            return steps.accrue(env(), _run_key())
+
+        @task(outlets=[asset])
+        def commit(accrued: dict[str, Any]) -> dict[str, Any]:
+            result = steps.commit(env(), _run_key())
+            extra = get_current_context()["outlet_events"][asset].extra
+            extra["snapshot_version"] = result["snapshot_version"]
+            return result
+
+        @task
+        def archive(committed: dict[str, Any]) -> dict[str, Any]:
+            return steps.archive(env(), _run_key())
+
+        wait >> (parsed := parse())
+        archive(commit(accrue(dedup(parsed))))
+    return dag
+
+
+def ingest_dags(partitions: tuple[str, ...] = ACTIVE_PARTITIONS, **kwargs: Any) -> dict[str, DAG]:
+    """Every active partition's ingest DAG, keyed by DAG id."""
+    dags = (build_ingest_dag(Partition.parse(p), **kwargs) for p in partitions)
+    return {d.dag_id: d for d in dags}

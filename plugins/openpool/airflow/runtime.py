@@ -1,0 +1,70 @@
+"""Configuration and stores for tasks at run time, from Airflow Variables and connections.
+
+Nothing here runs when a DAG file is parsed: tasks call it when they execute. A Variable
+named like an environment setting (``OPENPOOL_STATE_URI``, ``POOL_COMMISSION_RATE``, ...)
+overrides the environment; ``s3://`` stores use the Airflow AWS connection (credentials and
+an ``endpoint_url`` extra for MinIO or moto), so no secret lives in code or in a Variable.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from openpool.config import Settings, load_settings
+from openpool.ingest.steps import StepEnv
+from openpool.partitions import Partition
+from openpool.storage import ObjectStore, S3Store, open_store
+
+# Settings a Variable may override (names as in the environment and README).
+VARIABLES = (
+    "OPENPOOL_EVENTS_URI",
+    "OPENPOOL_ARCHIVE_URI",
+    "OPENPOOL_STATE_URI",
+    "OPENPOOL_METRICS_URI",
+    "POOL_COMMISSION_RATE",
+)
+DEFAULT_AWS_CONN_ID = "aws_default"
+
+
+def settings() -> Settings:
+    """Environment settings with any same-named Airflow Variables laid over them."""
+    from airflow.sdk import Variable
+
+    overrides: dict[str, Any] = {}
+    for name in VARIABLES:
+        value = Variable.get(name, default=None)
+        if value is not None:
+            overrides[name] = value
+    return load_settings(**overrides)
+
+
+def s3_client(aws_conn_id: str) -> Any:
+    """A boto3 S3 client built from the Airflow connection ``aws_conn_id``."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    return S3Hook(aws_conn_id=aws_conn_id).get_conn()
+
+
+def store(uri: str, aws_conn_id: str = DEFAULT_AWS_CONN_ID) -> ObjectStore:
+    if uri.startswith("s3://"):
+        return S3Store(uri, client=s3_client(aws_conn_id))
+    return open_store(uri)
+
+
+def step_env(
+    partition: Partition,
+    aws_conn_id: str = DEFAULT_AWS_CONN_ID,
+    max_files: int = 250,
+    ai_ttl: timedelta = timedelta(hours=24),
+) -> StepEnv:
+    s = settings()
+    return StepEnv(
+        partition=partition,
+        events=store(s.events_uri, aws_conn_id),
+        state=store(s.state_uri, aws_conn_id),
+        archive=store(s.archive_uri, aws_conn_id),
+        rate=s.commission_rate,
+        ttl=ai_ttl,
+        max_files=max_files,
+    )

@@ -1,0 +1,214 @@
+"""The ingest DAGs in real Airflow 3 (``dag.test()``, SQLite metadata) against a moto S3 server."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from fractions import Fraction
+from typing import Any
+
+import pytest
+
+from openpool.ingest.discovery import key_start
+from openpool.ingest.generator import Mess, generate, write
+from openpool.partitions import ACTIVE_PARTITIONS, Partition
+from openpool.snapshots import SnapshotStore
+from openpool.storage import S3Store, make_s3_client
+from tests.helpers.ledger import balances_of, worker_oracle
+from tests.services import REPO
+
+PART = Partition("transcode", "us-west")
+RATE = Fraction(1, 4)
+START = datetime(2026, 10, 3, 8, 0, tzinfo=UTC)
+
+
+def test_dag_files_import_cleanly_without_network_or_config() -> None:
+    out = subprocess.run(
+        [sys.executable, str(REPO / "tests/helpers/import_dags.py"), str(REPO / "dags")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+        env=os.environ,
+    )
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["import_errors"] == {}
+    assert report["warnings"] == []
+    ingest = {d: t for d, t in report["dags"].items() if d.startswith("openpool_ingest__")}
+    expected = {
+        "openpool_ingest__" + Partition.parse(p).slug.replace("-", "_") for p in ACTIVE_PARTITIONS
+    }
+    assert set(ingest) == expected and len(ingest) == len(ACTIVE_PARTITIONS) == 5
+    for tasks in ingest.values():
+        assert tasks == sorted(["wait_for_events", "parse", "dedup", "accrue", "commit", "archive"])
+        assert not any("pay" in t for t in tasks)
+    assert report["payout_modules"] == []  # ingest DAGs never import payout code
+
+
+def test_the_dag_is_shaped_for_operators() -> None:
+    from openpool.airflow.factory import build_ingest_dag, dag_id
+
+    dag = build_ingest_dag(PART)
+    assert dag.dag_id == dag_id(PART) == "openpool_ingest__transcode__us_west"
+    assert dag.max_active_runs == 1 and dag.catchup is False
+    assert {"openpool", "ingest", "transcode", "us-west"} <= set(dag.tags)
+    assert "Backfill" in (dag.doc_md or "") and "skipped" in (dag.doc_md or "")
+    order = ["wait_for_events", "parse", "dedup", "accrue", "commit", "archive"]
+    for up, down in itertools.pairwise(order):
+        assert dag.get_task(up).downstream_task_ids == {down}
+    assert dag.get_task("wait_for_events").deferrable
+    assert dag.get_task("commit").outlets and dag.get_task("parse").retries == 3
+    assert set(dag.params) == {"from", "to"}
+
+
+@dataclass
+class World:
+    bucket: str
+    events: S3Store
+    archive: S3Store
+    state: S3Store
+
+
+@pytest.fixture
+def world(airflow_db: str, s3_bucket: str, moto_endpoint: str, monkeypatch) -> Iterator[World]:
+    client = make_s3_client()
+    w = World(
+        s3_bucket,
+        *(S3Store(f"s3://{s3_bucket}/{n}", client=client) for n in ("events", "archive", "state")),
+    )
+    monkeypatch.setenv("OPENPOOL_EVENTS_URI", w.events.uri)
+    monkeypatch.setenv("OPENPOOL_ARCHIVE_URI", w.archive.uri)
+    monkeypatch.setenv("OPENPOOL_STATE_URI", w.state.uri)
+    monkeypatch.setenv("POOL_COMMISSION_RATE", "0.25")
+    conn = {
+        "conn_type": "aws",
+        "login": os.environ["AWS_ACCESS_KEY_ID"],
+        "password": os.environ["AWS_SECRET_ACCESS_KEY"],
+        "extra": {"endpoint_url": moto_endpoint, "region_name": "us-east-1"},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(conn))
+    monkeypatch.delenv("AWS_ENDPOINT_URL")  # the DAG must reach S3 through the connection
+    yield w
+
+
+def _dag(**kw: Any):
+    from openpool.airflow.factory import build_ingest_dag
+
+    return build_ingest_dag(
+        PART,
+        wait_timeout=timedelta(seconds=4),
+        poke_interval=timedelta(seconds=1),
+        default_args={
+            "retries": 1,
+            "retry_delay": timedelta(seconds=0),
+            "retry_exponential_backoff": False,
+        },
+        **kw,
+    )
+
+
+def _run(dag, **conf: Any) -> dict[str, str]:
+    dr = dag.test(run_conf=conf or None)
+    return {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}
+
+
+def _files(span=timedelta(hours=1), start=START, seed=3):
+    return generate(
+        PART,
+        start,
+        span,
+        workers=4,
+        events_per_second=3,
+        flush_seconds=300,
+        seed=seed,
+        mess=Mess(duplicate_events=0.05, invalid_events=0.02, resets=1),
+    )
+
+
+def _version(w: World) -> int:
+    return SnapshotStore(w.state, PART).latest_version()
+
+
+def test_runs_ingest_exactly_skip_when_idle_and_pick_up_late_files(world: World) -> None:
+    files = _files()
+    late, early = files[0], files[1:]
+    write(early, world.events)
+    dag = _dag()
+
+    t0 = time.perf_counter()
+    states = _run(dag)
+    first_run_s = time.perf_counter() - t0
+    assert set(states.values()) == {"success"}, states
+    assert balances_of(world.state, PART) == worker_oracle(early, RATE)
+    archived = {i.key for i in world.archive.list(PART.path + "/")}
+    assert archived == {f.key for f in early}
+    assert not list(world.state.list("staging/"))  # staging cleaned after the run
+    v1 = _version(world)
+
+    states = _run(dag)  # nothing new: skipped at the sensor, nothing else runs
+    assert states["wait_for_events"] == "skipped", states
+    assert all(s == "skipped" for s in states.values()), states
+    assert _version(world) == v1
+
+    write([late], world.events)  # a late file whose key sorts before everything seen
+    states = _run(dag)
+    assert set(states.values()) == {"success"}, states
+    assert balances_of(world.state, PART) == worker_oracle(files, RATE)
+    assert _version(world) == v1 + 1
+    print(f"first dag.test() run: {first_run_s:.1f}s")
+
+
+@pytest.mark.parametrize("task_id", ["dedup", "commit"])
+def test_a_task_that_fails_once_is_retried_to_the_clean_state(
+    world: World, monkeypatch, task_id: str
+) -> None:
+    from openpool.ingest import steps
+
+    files = _files(span=timedelta(minutes=30))
+    write(files, world.events)
+    real = getattr(steps, task_id)
+    failures: list[str] = []
+
+    def flaky(*a: Any, **kw: Any) -> Any:
+        result = real(*a, **kw)  # the work is done (for commit: the snapshot is in) ...
+        if not failures:
+            failures.append(task_id)
+            raise RuntimeError(f"injected failure after {task_id} did its work")  # ... then lost
+        return result
+
+    monkeypatch.setattr(steps, task_id, flaky)
+    dr = _dag().test()
+    tis = {ti.task_id: ti for ti in dr.get_task_instances()}
+    assert failures == [task_id]
+    assert tis[task_id].try_number == 2 and str(tis[task_id].state) == "success"
+    assert all(str(ti.state) == "success" for ti in tis.values())
+    assert balances_of(world.state, PART) == worker_oracle(files, RATE)
+    assert _version(world) == 1  # one batch, one commit, even though commit ran twice
+
+
+def test_a_backfill_of_an_archived_interval_ingests_missing_files_once(world: World) -> None:
+    files = _files(span=timedelta(hours=2))
+    lo, hi = START + timedelta(hours=1), START + timedelta(hours=2)
+    in_window = [f for f in files if lo <= key_start(f.key) < hi]
+    before = [f for f in files if f not in in_window]
+    write(before, world.events)
+    write(files, world.archive)  # the archive holds the whole period
+    dag = _dag()
+    assert set(_run(dag).values()) == {"success"}
+    v = _version(world)
+    conf = {"from": lo.isoformat(), "to": hi.isoformat()}
+    states = _run(dag, **conf)
+    assert set(states.values()) == {"success"}, states
+    assert balances_of(world.state, PART) == worker_oracle(files, RATE)
+    assert _version(world) == v + 1
+    states = _run(dag, **conf)  # a repeat is a no-op
+    assert set(states.values()) == {"success"}, states
+    assert _version(world) == v + 1
+    assert balances_of(world.state, PART) == worker_oracle(files, RATE)
