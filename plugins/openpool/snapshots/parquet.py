@@ -28,7 +28,13 @@ def encode(table: pa.Table) -> bytes:
     return sink.getvalue()
 
 
-def decode(data: bytes, uri: str, size: int | None = None, sha256: str | None = None) -> pa.Table:
+def decode(
+    data: bytes,
+    uri: str,
+    size: int | None = None,
+    sha256: str | None = None,
+    columns: list[str] | None = None,
+) -> pa.Table:
     """Parse Parquet bytes after checking them against the manifest's size and hash."""
     if size is not None and len(data) != size:
         raise CorruptDataFile(uri, f"size is {len(data)} bytes, manifest says {size}")
@@ -37,7 +43,7 @@ def decode(data: bytes, uri: str, size: int | None = None, sha256: str | None = 
     try:
         # ParquetFile reads directly, without the dataset scanner's background threads
         # (which can outlive the call and abort the interpreter at exit).
-        return pq.ParquetFile(pa.BufferReader(data)).read()
+        return pq.ParquetFile(pa.BufferReader(data)).read(columns=columns)
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise CorruptDataFile(uri, f"not a readable Parquet file: {exc}") from None
 

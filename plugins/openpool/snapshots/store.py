@@ -206,8 +206,9 @@ class Snapshot:
         name: str,
         slices: Iterable[str] | None = None,
         schema: pa.Schema | None = None,
+        columns: list[str] | None = None,
     ) -> pa.Table:
-        """The table's rows (optionally only some slices).
+        """The table's rows (optionally only some slices, and only some columns).
 
         A table this version does not have is empty only if the caller supplies its
         schema; a file that is missing or damaged raises, naming the object.
@@ -215,7 +216,9 @@ class Snapshot:
         files = self.files(name, slices)
         if not self.has_table(name) and schema is None:
             raise KeyError(f"{self.snapshots.partition} v{self.version} has no table {name!r}")
-        tables = [self._read_file(f) for f in files]
+        if columns is not None and schema is not None:
+            schema = pa.schema([schema.field(c) for c in columns])
+        tables = [self._read_file(f, columns) for f in files]
         if not tables:
             if schema is None:
                 raise KeyError(f"{self.snapshots.partition} v{self.version}: {name!r} has no files")
@@ -228,14 +231,14 @@ class Snapshot:
         for f in self.files(name):
             yield self._read_file(f)
 
-    def _read_file(self, f: DataFile) -> pa.Table:
+    def _read_file(self, f: DataFile, columns: list[str] | None = None) -> pa.Table:
         store = self.snapshots.store
         key = self.snapshots._key(f.path)
         try:
             data = store.get(key)
         except ObjectNotFound:
             raise MissingDataFile(store.url(key), self.version) from None
-        return parquet.decode(data, store.url(key), size=f.size, sha256=f.sha256)
+        return parquet.decode(data, store.url(key), size=f.size, sha256=f.sha256, columns=columns)
 
 
 class Transaction:
