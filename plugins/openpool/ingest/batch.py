@@ -45,7 +45,9 @@ REPLACED = {
     "connections": conn.CONNECTIONS,
     "workers": conn.WORKERS,
 }
-APPENDED = {"unattributed": acc.UNATTRIBUTED, "tickets": None}
+# ai_credits keeps which worker each AI job was credited to (the ledger's AI job-processed
+# events carry no address), for per-worker AI performance.
+APPENDED = {"unattributed": acc.UNATTRIBUTED, "tickets": None, "ai_credits": acc.CREDITS}
 
 
 @dataclass
@@ -235,6 +237,7 @@ def accrue_batch(
         ),
         "unattributed": ai.unattributed,
         "tickets": tickets_from(fresh),
+        "ai_credits": ai.credited,
     }
     counts = batch_counts(parsed, deduped)
     for name in COUNTERS:

@@ -47,6 +47,7 @@ _TABLE_SCHEMAS: dict[str, pa.Schema | None] = {
     **REPLACED,
     "unattributed": acc.UNATTRIBUTED,
     "tickets": None,
+    "ai_credits": acc.CREDITS,
 }
 
 
