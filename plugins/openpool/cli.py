@@ -118,10 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--dry-run", action="store_true", help="report, delete nothing")
     p.set_defaults(handler=cmd_gc)
+    from openpool.analytics import commands as analytics_commands
     from openpool.ingest import commands as ingest_commands
     from openpool.ingest import generator
 
     ingest_commands.register(sub, _partition_args, _format_arg)
+    analytics_commands.register(sub, _partition_args, _format_arg)
     generator.register(sub)
     return parser
 

@@ -1,0 +1,1 @@
+"""Analytics: exact worker performance, summaries, and what is published for Athena."""

@@ -1,0 +1,117 @@
+"""CLI: ``openpool performance``, ``openpool summary`` and ``openpool analytics``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from openpool.analytics.exports import eth
+from openpool.analytics.performance import WINDOWS, performance
+from openpool.analytics.refresh import refresh
+from openpool.analytics.summary import Summary, pool_summary, worker_summary
+from openpool.config import Settings
+from openpool.partitions import Partition
+from openpool.snapshots import SnapshotStore
+from openpool.storage import open_store
+
+
+def _snap(settings: Settings, part: Partition):
+    return SnapshotStore(open_store(settings.state_uri), part).latest()
+
+
+def _json_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for r in rows:
+        out.append({k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()})
+    return out
+
+
+def cmd_performance(args: argparse.Namespace, settings: Settings) -> int:
+    from openpool.cli import emit
+
+    part = Partition(args.node_type, args.region)
+    snap = _snap(settings, part)
+    if snap is None:
+        emit([], args.format)
+        return 0
+    perf = performance(snap, windows=(args.window,))
+    table = perf.ai if part.node_type == "ai" else perf.transcode
+    rows = table.to_pylist()
+    for r in rows:
+        r["fees_wei"] = int(r["fees_wei"]) if r["fees_wei"] is not None else None
+    emit(rows, args.format)
+    return 0
+
+
+def _summary(args: argparse.Namespace, settings: Settings) -> Summary:
+    threshold = settings.payment_threshold_wei
+    if args.node_type:
+        part = Partition(args.node_type, args.region)
+        return worker_summary(_snap(settings, part), part, threshold)
+    parts, props = [], []
+    for part in settings.partitions:
+        snap = _snap(settings, part)
+        parts.append(worker_summary(snap, part, threshold))
+        props.append(snap.manifest.properties if snap else {})
+    return pool_summary(parts, props)
+
+
+def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
+    from openpool.cli import emit
+
+    s = _summary(args, settings)
+    if args.format == "json":
+        doc = {
+            "partition": str(s.partition) if s.partition else "pool",
+            "workers": _json_rows(s.workers),
+            "aggregates": s.aggregates,
+        }
+        print(json.dumps(doc, default=str))
+        return 0
+    emit(
+        [
+            {
+                "worker": r["eth_address"],
+                "earnings_eth": eth(r["worker_earnings_wei"]),
+                "paid_eth": eth(r["paid_wei"]),
+                "payable_eth": eth(r["payable_wei"]),
+                "jobs": r["job_count"],
+                "active": r["active"],
+                "due": r["payout_due"],
+            }
+            for r in s.workers
+        ],
+        "table",
+    )
+    emit([{"aggregate": k, "value": v} for k, v in s.aggregates.items()], "table")
+    return 0
+
+
+def cmd_analytics(args: argparse.Namespace, settings: Settings) -> int:
+    part = Partition(args.node_type, args.region)
+    done = refresh(
+        part,
+        open_store(settings.state_uri),
+        open_store(settings.metrics_uri),
+        settings.payment_threshold_wei,
+    )
+    print(json.dumps(done.report()))
+    return 0
+
+
+def register(sub: Any, partition_args: Any, format_arg: Any) -> None:
+    p = sub.add_parser("performance", help="exact worker performance of a partition")
+    partition_args(p)
+    p.add_argument("--window", choices=tuple(WINDOWS), default="all")
+    format_arg(p)
+    p.set_defaults(handler=cmd_performance)
+
+    p = sub.add_parser("summary", help="worker summary of a partition, or pool-wide")
+    partition_args(p, required=False)
+    format_arg(p)
+    p.set_defaults(handler=cmd_summary)
+
+    p = sub.add_parser("analytics", help="refresh a partition's analytics and JSON exports")
+    partition_args(p)
+    p.set_defaults(handler=cmd_analytics)

@@ -1,0 +1,70 @@
+"""One partition's analytics refresh: performance, summary, JSON exports (and publishing).
+
+A pure function of one snapshot version, so a retry or a late rerun rewrites the same
+outputs; exports are single PUTs (readers see the old or the new file, never half).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from openpool.analytics.exports import dumps, performance_json, summary_json
+from openpool.analytics.performance import Performance, performance
+from openpool.analytics.summary import Summary, worker_summary
+from openpool.ingest.batch import read_table
+from openpool.ingest.connections import CONNECTIONS
+from openpool.partitions import Partition
+from openpool.snapshots import Snapshot, SnapshotStore
+from openpool.storage import ObjectStore
+
+
+@dataclass
+class Refreshed:
+    snapshot_version: int
+    summary: Summary
+    performance: Performance
+
+    def report(self) -> dict[str, int | None]:
+        return {
+            "snapshot_version": self.snapshot_version,
+            "workers": self.summary.aggregates["workers"],
+            "active_workers": self.summary.aggregates["active_workers"],
+            "transcode_rows": self.performance.transcode.num_rows,
+            "ai_rows": self.performance.ai.num_rows,
+        }
+
+
+def export_keys(partition: Partition) -> tuple[str, str]:
+    return (
+        f"{partition.path}/worker_summary.json",
+        f"{partition.path}/worker_performance.json",
+    )
+
+
+def refresh(
+    partition: Partition,
+    state: ObjectStore,
+    metrics: ObjectStore,
+    threshold_wei: int,
+    snap: Snapshot | None = None,
+    now: datetime | None = None,
+) -> Refreshed:
+    """Compute and export the partition's analytics at ``snap`` (default: the latest)."""
+    snap = snap or SnapshotStore(state, partition).latest()
+    now = now or datetime.now(UTC)
+    summ = worker_summary(snap, partition, threshold_wei)
+    perf = performance(snap) if snap else Performance(*_empty())
+    summary_key, perf_key = export_keys(partition)
+    metrics.put(
+        summary_key,
+        dumps(summary_json(summ, partition, now, read_table(snap, "connections", CONNECTIONS))),
+    )
+    metrics.put(perf_key, dumps(performance_json(perf, partition, now)))
+    return Refreshed(snap.version if snap else 0, summ, perf)
+
+
+def _empty() -> tuple:
+    from openpool.analytics.performance import AI, TRANSCODE
+
+    return TRANSCODE.empty_table(), AI.empty_table(), None

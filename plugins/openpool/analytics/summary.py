@@ -1,0 +1,170 @@
+"""worker_summary: per worker money, payouts, connections and status; pool-wide aggregates.
+
+Per-worker rows are built first (exact ``int`` wei; worker counts are small) and every
+aggregate is computed from those final rows, so the totals always equal the sum of what is
+shown. Payable = earnings - paid - in flight. A pool-wide summary merges the partitions:
+a worker active in two regions appears once, with the per-partition detail beside it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pyarrow as pa
+
+from openpool.ingest.accrue import BALANCES
+from openpool.ingest.batch import read_table
+from openpool.ingest.connections import WORKERS
+from openpool.ingest.schema import TS, WEI
+from openpool.partitions import Partition
+from openpool.snapshots import Snapshot
+
+# What the payout side records per payment (its own issue writes the table); statuses in
+# IN_FLIGHT are sent or about to be and may not be paid again, CONFIRMED ones are paid.
+PAYOUTS = pa.schema(
+    [
+        ("payment_id", pa.string()),
+        ("eth_address", pa.string()),
+        ("amount_wei", WEI),
+        ("status", pa.string()),
+        ("tx_hash", pa.string()),
+        ("nonce", pa.int64()),
+        ("planned_at", TS),
+        ("confirmed_at", TS),
+    ]
+)
+CONFIRMED = ("confirmed",)
+IN_FLIGHT = ("signed", "sent", "unknown")
+
+SUMMARY = pa.schema(
+    [
+        ("eth_address", pa.string()),
+        ("total_fees_wei", WEI),
+        ("pool_commission_wei", WEI),
+        ("worker_earnings_wei", WEI),
+        ("paid_wei", WEI),
+        ("in_flight_wei", WEI),
+        ("payable_wei", WEI),
+        ("payment_count", pa.int64()),
+        ("last_payout_at", TS),
+        ("job_count", pa.int64()),
+        ("connection_count", pa.int64()),
+        ("active", pa.bool_()),
+        ("last_seen", TS),
+        ("payout_due", pa.bool_()),
+    ]
+)
+MONEY = (
+    "total_fees_wei",
+    "pool_commission_wei",
+    "worker_earnings_wei",
+    "paid_wei",
+    "in_flight_wei",
+    "payable_wei",
+)
+
+
+@dataclass
+class Summary:
+    partition: Partition | None  # None: pool-wide
+    workers: list[dict[str, Any]]
+    aggregates: dict[str, Any]
+    snapshot_version: int | None = None
+
+    def table(self) -> pa.Table:
+        return pa.Table.from_pylist(
+            [{k: r[k] for k in SUMMARY.names} for r in self.workers], schema=SUMMARY
+        )
+
+
+def _payouts(snap: Snapshot | None) -> dict[str, dict[str, Any]]:
+    table = read_table(snap, "payouts", PAYOUTS)
+    out: dict[str, dict[str, Any]] = {}
+    for r in table.select(["eth_address", "amount_wei", "status", "confirmed_at"]).to_pylist():
+        p = out.setdefault(r["eth_address"], {"paid": 0, "in_flight": 0, "count": 0, "last": None})
+        if r["status"] in CONFIRMED:
+            p["paid"] += int(r["amount_wei"])
+            p["count"] += 1
+            if r["confirmed_at"] and (p["last"] is None or r["confirmed_at"] > p["last"]):
+                p["last"] = r["confirmed_at"]
+        elif r["status"] in IN_FLIGHT:
+            p["in_flight"] += int(r["amount_wei"])
+    return out
+
+
+def _aggregates(rows: list[dict[str, Any]], props: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    props = list(props)
+    agg: dict[str, Any] = {
+        "workers": len(rows),
+        "active_workers": sum(1 for r in rows if r["active"]),
+        "payout_due_workers": sum(1 for r in rows if r["payout_due"]),
+        "job_count": sum(r["job_count"] for r in rows),
+    }
+    for m in MONEY:
+        agg[m] = sum(r[m] for r in rows)
+    agg["unattributed_fees_wei"] = sum(int(p.get("unattributed_fees_wei", "0")) for p in props)
+    agg["pending_ai_jobs"] = sum(int(p.get("pending_ai_jobs", 0)) for p in props)
+    return agg
+
+
+def worker_summary(snap: Snapshot | None, partition: Partition, threshold_wei: int) -> Summary:
+    """The partition's summary at ``snap`` (empty before the first ingest)."""
+    balances = {r["eth_address"]: r for r in read_table(snap, "balances", BALANCES).to_pylist()}
+    workers = {r["eth_address"]: r for r in read_table(snap, "workers", WORKERS).to_pylist()}
+    payouts = _payouts(snap)
+    rows = []
+    for addr in sorted(set(balances) | set(workers)):
+        b, w = balances.get(addr, {}), workers.get(addr, {})
+        p = payouts.get(addr, {"paid": 0, "in_flight": 0, "count": 0, "last": None})
+        earnings = int(b.get("worker_earnings_wei") or 0)
+        payable = earnings - p["paid"] - p["in_flight"]
+        rows.append(
+            {
+                "eth_address": addr,
+                "total_fees_wei": int(b.get("total_fees_wei") or 0),
+                "pool_commission_wei": int(b.get("pool_commission_wei") or 0),
+                "worker_earnings_wei": earnings,
+                "paid_wei": p["paid"],
+                "in_flight_wei": p["in_flight"],
+                "payable_wei": payable,
+                "payment_count": p["count"],
+                "last_payout_at": p["last"],
+                "job_count": int(b.get("job_count") or 0),
+                "connection_count": int(w.get("connection_count") or 0),
+                "active": bool(w.get("active") or False),
+                "last_seen": _latest(w.get("last_seen"), b.get("last_job_at")),
+                "payout_due": payable >= threshold_wei,
+            }
+        )
+    props = [snap.manifest.properties] if snap else []
+    return Summary(partition, rows, _aggregates(rows, props), snap.version if snap else None)
+
+
+def _latest(*times: datetime | None) -> datetime | None:
+    present = [t for t in times if t is not None]
+    return max(present) if present else None
+
+
+def pool_summary(parts: list[Summary], props: list[dict[str, Any]]) -> Summary:
+    """One row per worker across partitions, with ``partitions`` holding each one's row."""
+    merged: dict[str, dict[str, Any]] = {}
+    for s in parts:
+        for r in s.workers:
+            m = merged.get(r["eth_address"])
+            if m is None:
+                m = merged[r["eth_address"]] = {**r, "partitions": {}}
+                for k in (*MONEY, "payment_count", "job_count", "connection_count"):
+                    m[k] = 0
+                m["active"], m["last_seen"], m["last_payout_at"] = False, None, None
+            for k in (*MONEY, "payment_count", "job_count", "connection_count"):
+                m[k] += r[k]
+            m["active"] = m["active"] or r["active"]
+            m["last_seen"] = _latest(m["last_seen"], r["last_seen"])
+            m["last_payout_at"] = _latest(m["last_payout_at"], r["last_payout_at"])
+            m["payout_due"] = m.get("payout_due", False) or r["payout_due"]
+            m["partitions"][str(s.partition)] = r
+    rows = [merged[a] for a in sorted(merged)]
+    return Summary(None, rows, _aggregates(rows, props))
