@@ -47,8 +47,11 @@ def test_dag_files_import_cleanly_without_network_or_config() -> None:
     }
     assert set(ingest) == expected and len(ingest) == len(ACTIVE_PARTITIONS) == 5
     for tasks in ingest.values():
-        assert tasks == sorted(["wait_for_events", "parse", "dedup", "accrue", "commit", "archive"])
+        assert tasks == sorted(
+            ["wait_for_events", "parse", "dedup", "accrue", "commit", "analytics", "archive"]
+        )
         assert not any("pay" in t for t in tasks)
+    assert report["dags"]["openpool_summary"] == ["pool_summary"]
     assert report["payout_modules"] == []  # ingest DAGs never import payout code
 
 
@@ -60,9 +63,10 @@ def test_the_dag_is_shaped_for_operators() -> None:
     assert dag.max_active_runs == 1 and dag.catchup is False
     assert {"openpool", "ingest", "transcode", "us-west"} <= set(dag.tags)
     assert "Backfill" in (dag.doc_md or "") and "skipped" in (dag.doc_md or "")
-    order = ["wait_for_events", "parse", "dedup", "accrue", "commit", "archive"]
+    order = ["wait_for_events", "parse", "dedup", "accrue", "commit"]
     for up, down in itertools.pairwise(order):
         assert dag.get_task(up).downstream_task_ids == {down}
+    assert dag.get_task("commit").downstream_task_ids == {"analytics", "archive"}
     assert dag.get_task("wait_for_events").deferrable
     assert dag.get_task("commit").outlets and dag.get_task("parse").retries == 3
     assert set(dag.params) == {"from", "to"}
@@ -74,6 +78,7 @@ class World:
     events: S3Store
     archive: S3Store
     state: S3Store
+    metrics: S3Store
 
 
 @pytest.fixture
@@ -81,11 +86,15 @@ def world(airflow_db: str, s3_bucket: str, moto_endpoint: str, monkeypatch) -> I
     client = make_s3_client()
     w = World(
         s3_bucket,
-        *(S3Store(f"s3://{s3_bucket}/{n}", client=client) for n in ("events", "archive", "state")),
+        *(
+            S3Store(f"s3://{s3_bucket}/{n}", client=client)
+            for n in ("events", "archive", "state", "metrics")
+        ),
     )
     monkeypatch.setenv("OPENPOOL_EVENTS_URI", w.events.uri)
     monkeypatch.setenv("OPENPOOL_ARCHIVE_URI", w.archive.uri)
     monkeypatch.setenv("OPENPOOL_STATE_URI", w.state.uri)
+    monkeypatch.setenv("OPENPOOL_METRICS_URI", w.metrics.uri)
     monkeypatch.setenv("POOL_COMMISSION_RATE", "0.25")
     conn = {
         "conn_type": "aws",
@@ -162,6 +171,18 @@ def test_runs_ingest_exactly_skip_when_idle_and_pick_up_late_files(world: World)
     assert set(states.values()) == {"success"}, states
     assert balances_of(world.state, PART) == worker_oracle(files, RATE)
     assert _version(world) == v1 + 1
+    summary = json.loads(world.metrics.get(f"{PART.path}/worker_summary.json"))
+    assert summary["data"]["snapshot_version"] == v1 + 1
+    fees = {a: w["total_fees"] for a, w in summary["data"]["workers"].items()}
+    assert fees == {a: b["total_fees_wei"] for a, b in balances_of(world.state, PART).items()}
+
+    from openpool.airflow.factory import build_summary_dag
+
+    pool = build_summary_dag().test()
+    assert {str(ti.state) for ti in pool.get_task_instances()} == {"success"}
+    doc = json.loads(world.metrics.get("pool/worker_summary.json"))
+    assert doc["data"]["snapshot_versions"][str(PART)] == v1 + 1
+    assert doc["data"]["aggregates"]["total_fees_wei"] == sum(fees.values())
     read = SnapshotStore(world.state, PART).at(v1).manifest.properties["events_read"]
     print(f"\nfirst dag.test() run: {read} events in {first_run_s:.1f}s")
 

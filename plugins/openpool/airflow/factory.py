@@ -1,6 +1,6 @@
-"""The ingest DAG factory: one DAG per active partition, all from one config.
+"""The DAG factories: one ingest DAG per active partition, and the pool summary DAG.
 
-``wait_for_events → parse → dedup → accrue → commit → archive``. Tasks hand data on as
+``wait_for_events → parse → dedup → accrue → commit → (analytics, archive)``. Tasks hand data on as
 Parquet in a run-scoped staging area of the state bucket; XCom carries only small
 summaries. ``commit`` is the only task with a visible effect and updates the partition's
 state Asset. Building a DAG does no I/O and reads no Variable or connection.
@@ -40,6 +40,7 @@ Tasks, each safe to retry:
   is rejected as a conflict.
 - `accrue`: fees, commission and earnings per worker; AI jobs matched by request ID.
 - `commit`: the one visible step, one atomic snapshot; a repeat does nothing.
+- `analytics`: refreshes the partition's performance and summary, and the dashboard JSON.
 - `archive`: copies the processed files to the archive (same key) and verifies them.
 
 **Backfill / replay**: trigger with `from`/`to` (UTC) or run a backfill over a period; files
@@ -139,8 +140,20 @@ def build_ingest_dag(
         def archive(committed: dict[str, Any]) -> dict[str, Any]:
             return steps.archive(env(), _run_key())
 
+        @task
+        def analytics(committed: dict[str, Any]) -> dict[str, Any]:
+            from openpool.airflow.runtime import settings, store
+            from openpool.analytics.refresh import refresh
+
+            s = settings()
+            state = store(s.state_uri, aws_conn_id)
+            metrics = store(s.metrics_uri, aws_conn_id)
+            return refresh(partition, state, metrics, s.payment_threshold_wei).report()
+
         wait >> (parsed := parse())
-        archive(commit(accrue(dedup(parsed))))
+        committed = commit(accrue(dedup(parsed)))
+        analytics(committed)
+        archive(committed)
     return dag
 
 
@@ -148,3 +161,52 @@ def ingest_dags(partitions: tuple[str, ...] = ACTIVE_PARTITIONS, **kwargs: Any) 
     """Every active partition's ingest DAG, keyed by DAG id."""
     dags = (build_ingest_dag(Partition.parse(p), **kwargs) for p in partitions)
     return {d.dag_id: d for d in dags}
+
+
+SUMMARY_DAG_ID = "openpool_summary"
+SUMMARY_DOC = """\
+### Pool summary
+
+Runs whenever any partition's state Asset is updated (an ingest commit): merges every
+active partition's worker summary into one pool-wide view, where a worker active in two
+regions appears once with its per-partition detail, and writes it to
+`pool/worker_summary.json` under `OPENPOOL_METRICS_URI`. Read-only with respect to state.
+"""
+
+
+def build_summary_dag(
+    partitions: tuple[str, ...] = ACTIVE_PARTITIONS,
+    aws_conn_id: str = "aws_default",
+    start_date: datetime = datetime(2026, 1, 1, tzinfo=UTC),
+) -> DAG:
+    """The pool-wide summary DAG, scheduled on the partitions' state Assets."""
+    parts = [Partition.parse(p) for p in partitions]
+    schedule = state_asset(parts[0])
+    for p in parts[1:]:
+        schedule = schedule | state_asset(p)
+    with DAG(
+        dag_id=SUMMARY_DAG_ID,
+        schedule=schedule,
+        start_date=start_date,
+        catchup=False,
+        max_active_runs=1,
+        default_args=DEFAULT_ARGS,
+        tags=["openpool", "analytics"],
+        doc_md=SUMMARY_DOC,
+    ) as dag:
+
+        @task
+        def pool_summary() -> dict[str, Any]:
+            from openpool.airflow.runtime import settings, store
+            from openpool.analytics.pool import write_pool_summary
+
+            s = settings()
+            return write_pool_summary(
+                parts,
+                store(s.state_uri, aws_conn_id),
+                store(s.metrics_uri, aws_conn_id),
+                s.payment_threshold_wei,
+            )
+
+        pool_summary()
+    return dag

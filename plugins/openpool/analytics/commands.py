@@ -8,8 +8,9 @@ from typing import Any
 
 from openpool.analytics.exports import eth
 from openpool.analytics.performance import WINDOWS, performance
+from openpool.analytics.pool import build_pool_summary
 from openpool.analytics.refresh import refresh
-from openpool.analytics.summary import Summary, pool_summary, worker_summary
+from openpool.analytics.summary import Summary, worker_summary
 from openpool.config import Settings
 from openpool.partitions import Partition
 from openpool.snapshots import SnapshotStore
@@ -49,12 +50,10 @@ def _summary(args: argparse.Namespace, settings: Settings) -> Summary:
     if args.node_type:
         part = Partition(args.node_type, args.region)
         return worker_summary(_snap(settings, part), part, threshold)
-    parts, props = [], []
-    for part in settings.partitions:
-        snap = _snap(settings, part)
-        parts.append(worker_summary(snap, part, threshold))
-        props.append(snap.manifest.properties if snap else {})
-    return pool_summary(parts, props)
+    summary, _ = build_pool_summary(
+        list(settings.partitions), open_store(settings.state_uri), threshold
+    )
+    return summary
 
 
 def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
