@@ -88,6 +88,14 @@ class Settings(BaseSettings):
         tuple(Partition.parse(p) for p in ACTIVE_PARTITIONS),
         validation_alias=AliasChoices("OPENPOOL_PARTITIONS"),
     )
+    max_payment_wei: int = Field(10**18, validation_alias="MAX_PAYMENT_WEI")
+    max_run_wei: int = Field(10 * 10**18, validation_alias="MAX_RUN_WEI")
+    min_payout_interval_seconds: int = Field(
+        24 * 3600, ge=0, validation_alias="MIN_PAYOUT_INTERVAL_SECONDS"
+    )
+    hot_wallet_address: str | None = Field(None, validation_alias="HOT_WALLET_ADDRESS")
+    hot_wallet_keystore: str | None = Field(None, validation_alias="HOT_WALLET_KEYSTORE")
+    hot_wallet_password_file: str | None = Field(None, validation_alias="HOT_WALLET_PASSWORD_FILE")
     gc_grace_seconds: int = Field(24 * 3600, ge=0, validation_alias="OPENPOOL_GC_GRACE_SECONDS")
 
     @field_validator("events_uri", "archive_uri", "state_uri", "metrics_uri", mode="before")
@@ -100,7 +108,13 @@ class Settings(BaseSettings):
     def _rate(cls, v: Any) -> Fraction:
         return parse_rate(v)
 
-    @field_validator("payment_threshold_wei", "max_gas_price_wei", mode="before")
+    @field_validator(
+        "payment_threshold_wei",
+        "max_gas_price_wei",
+        "max_payment_wei",
+        "max_run_wei",
+        mode="before",
+    )
     @classmethod
     def _wei(cls, v: Any) -> int:
         return parse_wei(v)

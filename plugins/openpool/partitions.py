@@ -60,3 +60,29 @@ class Partition:
 
     def __str__(self) -> str:
         return self.key
+
+
+@dataclass(frozen=True)
+class WalletKey:
+    """Keys a hot wallet's payout ledger in the snapshot store, as a Partition keys state.
+
+    Stored under ``wallet/<address>``; the address is kept lower-case so the key read back
+    from a manifest equals the one written.
+    """
+
+    address: str
+    node_type: str = "wallet"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "address", self.address.lower())
+
+    @property
+    def region(self) -> str:
+        return self.address
+
+    @property
+    def path(self) -> str:
+        return f"wallet/{self.address}"
+
+    def __str__(self) -> str:
+        return f"wallet {self.address}"

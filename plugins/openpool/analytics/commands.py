@@ -13,6 +13,7 @@ from openpool.analytics.refresh import refresh
 from openpool.analytics.summary import Summary, worker_summary
 from openpool.config import Settings
 from openpool.partitions import Partition
+from openpool.payouts.ledger import payout_log
 from openpool.snapshots import SnapshotStore
 from openpool.storage import open_store
 
@@ -49,9 +50,11 @@ def _summary(args: argparse.Namespace, settings: Settings) -> Summary:
     threshold = settings.payment_threshold_wei
     if args.node_type:
         part = Partition(args.node_type, args.region)
-        return worker_summary(_snap(settings, part), part, threshold)
+        log = payout_log(open_store(settings.state_uri), settings, str(part))
+        return worker_summary(_snap(settings, part), part, threshold, log)
+    state = open_store(settings.state_uri)
     summary, _ = build_pool_summary(
-        list(settings.partitions), open_store(settings.state_uri), threshold
+        list(settings.partitions), state, threshold, payout_log(state, settings)
     )
     return summary
 
@@ -89,11 +92,13 @@ def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_analytics(args: argparse.Namespace, settings: Settings) -> int:
     part = Partition(args.node_type, args.region)
+    state = open_store(settings.state_uri)
     done = refresh(
         part,
-        open_store(settings.state_uri),
+        state,
         open_store(settings.metrics_uri),
         settings.payment_threshold_wei,
+        payouts=payout_log(state, settings, str(part)),
     )
     print(json.dumps(done.report()))
     return 0

@@ -5,9 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pyarrow as pa
+
 from openpool.analytics.exports import dumps
 from openpool.analytics.summary import Summary, pool_summary, worker_summary
 from openpool.partitions import Partition
+from openpool.payouts.ledger import partition_payouts
 from openpool.snapshots import SnapshotStore
 from openpool.storage import ObjectStore
 
@@ -15,13 +18,17 @@ POOL_SUMMARY_KEY = "pool/worker_summary.json"
 
 
 def build_pool_summary(
-    partitions: list[Partition], state: ObjectStore, threshold_wei: int
+    partitions: list[Partition],
+    state: ObjectStore,
+    threshold_wei: int,
+    payouts: pa.Table | None = None,
 ) -> tuple[Summary, dict[str, int]]:
     """The merged summary and the snapshot version of each partition it read."""
     parts, props, versions = [], [], {}
     for part in partitions:
         snap = SnapshotStore(state, part).latest()
-        parts.append(worker_summary(snap, part, threshold_wei))
+        mine = partition_payouts(payouts, str(part)) if payouts is not None else None
+        parts.append(worker_summary(snap, part, threshold_wei, mine))
         props.append(snap.manifest.properties if snap else {})
         versions[str(part)] = snap.version if snap else 0
     return pool_summary(parts, props), versions
@@ -36,9 +43,13 @@ def _jsonable(value: Any) -> Any:
 
 
 def write_pool_summary(
-    partitions: list[Partition], state: ObjectStore, metrics: ObjectStore, threshold_wei: int
+    partitions: list[Partition],
+    state: ObjectStore,
+    metrics: ObjectStore,
+    threshold_wei: int,
+    payouts: pa.Table | None = None,
 ) -> dict[str, Any]:
-    summary, versions = build_pool_summary(partitions, state, threshold_wei)
+    summary, versions = build_pool_summary(partitions, state, threshold_wei, payouts)
     now = datetime.now(UTC).isoformat()
     doc = {
         "export_timestamp": now,

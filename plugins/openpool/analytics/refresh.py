@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import pyarrow as pa
+
 from openpool.analytics.exports import dumps, performance_json, summary_json
 from openpool.analytics.performance import Performance, performance
 from openpool.analytics.summary import Summary, worker_summary
@@ -49,11 +51,12 @@ def refresh(
     threshold_wei: int,
     snap: Snapshot | None = None,
     now: datetime | None = None,
+    payouts: pa.Table | None = None,
 ) -> Refreshed:
     """Compute and export the partition's analytics at ``snap`` (default: the latest)."""
     snap = snap or SnapshotStore(state, partition).latest()
     now = now or datetime.now(UTC)
-    summ = worker_summary(snap, partition, threshold_wei)
+    summ = worker_summary(snap, partition, threshold_wei, payouts)
     perf = performance(snap) if snap else Performance(*_empty())
     summary_key, perf_key = export_keys(partition)
     metrics.put(

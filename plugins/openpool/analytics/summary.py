@@ -22,22 +22,8 @@ from openpool.ingest.schema import TS, WEI
 from openpool.partitions import Partition
 from openpool.snapshots import Snapshot
 
-# What the payout side records per payment (its own issue writes the table); statuses in
-# IN_FLIGHT are sent or about to be and may not be paid again, CONFIRMED ones are paid.
-PAYOUTS = pa.schema(
-    [
-        ("payment_id", pa.string()),
-        ("eth_address", pa.string()),
-        ("amount_wei", WEI),
-        ("status", pa.string()),
-        ("tx_hash", pa.string()),
-        ("nonce", pa.int64()),
-        ("planned_at", TS),
-        ("confirmed_at", TS),
-    ]
-)
 CONFIRMED = ("confirmed",)
-IN_FLIGHT = ("signed", "sent", "unknown")
+IN_FLIGHT = ("signed", "broadcast", "needs_investigation")
 
 SUMMARY = pa.schema(
     [
@@ -80,16 +66,19 @@ class Summary:
         )
 
 
-def _payouts(snap: Snapshot | None) -> dict[str, dict[str, Any]]:
-    table = read_table(snap, "payouts", PAYOUTS)
+def _payouts(log: pa.Table | None) -> dict[str, dict[str, Any]]:
+    """Per worker paid / in flight / count / last payout, from each payment's latest row."""
+    latest: dict[str, dict[str, Any]] = {}
+    for r in log.to_pylist() if log is not None else []:
+        latest[r["payment_id"]] = r
     out: dict[str, dict[str, Any]] = {}
-    for r in table.select(["eth_address", "amount_wei", "status", "confirmed_at"]).to_pylist():
+    for r in latest.values():
         p = out.setdefault(r["eth_address"], {"paid": 0, "in_flight": 0, "count": 0, "last": None})
         if r["status"] in CONFIRMED:
             p["paid"] += int(r["amount_wei"])
             p["count"] += 1
-            if r["confirmed_at"] and (p["last"] is None or r["confirmed_at"] > p["last"]):
-                p["last"] = r["confirmed_at"]
+            if p["last"] is None or r["recorded_at"] > p["last"]:
+                p["last"] = r["recorded_at"]
         elif r["status"] in IN_FLIGHT:
             p["in_flight"] += int(r["amount_wei"])
     return out
@@ -110,15 +99,20 @@ def _aggregates(rows: list[dict[str, Any]], props: Iterable[dict[str, Any]]) -> 
     return agg
 
 
-def worker_summary(snap: Snapshot | None, partition: Partition, threshold_wei: int) -> Summary:
-    """The partition's summary at ``snap`` (empty before the first ingest)."""
+def worker_summary(
+    snap: Snapshot | None,
+    partition: Partition,
+    threshold_wei: int,
+    payouts: pa.Table | None = None,
+) -> Summary:
+    """The partition's summary at ``snap``; ``payouts``: its rows of the payout ledger."""
     balances = {r["eth_address"]: r for r in read_table(snap, "balances", BALANCES).to_pylist()}
     workers = {r["eth_address"]: r for r in read_table(snap, "workers", WORKERS).to_pylist()}
-    payouts = _payouts(snap)
+    paid_by = _payouts(payouts)
     rows = []
     for addr in sorted(set(balances) | set(workers)):
         b, w = balances.get(addr, {}), workers.get(addr, {})
-        p = payouts.get(addr, {"paid": 0, "in_flight": 0, "count": 0, "last": None})
+        p = paid_by.get(addr, {"paid": 0, "in_flight": 0, "count": 0, "last": None})
         earnings = int(b.get("worker_earnings_wei") or 0)
         payable = earnings - p["paid"] - p["in_flight"]
         rows.append(

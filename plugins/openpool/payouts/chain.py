@@ -1,0 +1,104 @@
+"""The little of Ethereum JSON-RPC that payouts use, behind one class (web3.py underneath)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
+from web3 import Web3
+from web3.exceptions import TransactionNotFound, Web3RPCError
+
+_TRANSIENT = (ConnectionError, TimeoutError, OSError)
+_retry = retry(
+    retry=retry_if_exception_type(_TRANSIENT),
+    wait=wait_exponential(multiplier=0.2, max=5),
+    stop=stop_after_attempt(6),
+    reraise=True,
+)
+
+
+@dataclass
+class Receipt:
+    status: int
+    block_number: int
+    gas_used: int
+
+
+class Chain:
+    def __init__(self, rpc_url: str, timeout: float = 10.0) -> None:
+        self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
+
+    @_retry
+    def chain_id(self) -> int:
+        return int(self.w3.eth.chain_id)
+
+    @_retry
+    def balance(self, address: str) -> int:
+        return int(self.w3.eth.get_balance(Web3.to_checksum_address(address)))
+
+    @_retry
+    def nonce(self, address: str, block: str = "pending") -> int:
+        return int(self.w3.eth.get_transaction_count(Web3.to_checksum_address(address), block))
+
+    @_retry
+    def base_fee(self) -> int:
+        return int(self.w3.eth.get_block("latest")["baseFeePerGas"])
+
+    @_retry
+    def priority_fee(self) -> int:
+        return int(self.w3.eth.max_priority_fee)
+
+    @_retry
+    def estimate_gas(self, sender: str, to: str, value: int) -> int:
+        return int(
+            self.w3.eth.estimate_gas(
+                {
+                    "from": Web3.to_checksum_address(sender),
+                    "to": Web3.to_checksum_address(to),
+                    "value": value,
+                }
+            )
+        )
+
+    def send_raw(self, raw: bytes) -> str:
+        """Broadcast; returns "sent", "known" or "nonce_too_low" (the caller then looks up)."""
+        try:
+            self._send(raw)
+            return "sent"
+        except (Web3RPCError, ValueError) as exc:
+            text = str(exc).lower()
+            if "already known" in text or "already imported" in text:
+                return "known"
+            if "nonce too low" in text:
+                return "nonce_too_low"
+            raise
+
+    @_retry
+    def _send(self, raw: bytes) -> None:
+        self.w3.eth.send_raw_transaction(raw)
+
+    @_retry
+    def receipt(self, tx_hash: str) -> Receipt | None:
+        try:
+            r = self.w3.eth.get_transaction_receipt(tx_hash)
+        except TransactionNotFound:
+            return None
+        if r is None or r.get("blockNumber") is None:
+            return None
+        return Receipt(int(r["status"]), int(r["blockNumber"]), int(r["gasUsed"]))
+
+    @_retry
+    def known(self, tx_hash: str) -> bool:
+        """Whether the node knows the transaction (pending or mined)."""
+        try:
+            return self.w3.eth.get_transaction(tx_hash) is not None
+        except TransactionNotFound:
+            return False
+
+    def rpc(self, method: str, params: list[Any]) -> Any:
+        """A raw call (tests and the demo use anvil's own methods)."""
+        resp = self.w3.provider.make_request(method, params)
+        if "error" in resp:
+            raise RuntimeError(f"{method}: {resp['error']}")
+        return resp.get("result")

@@ -1,0 +1,162 @@
+"""The payout plan: who gets how much, written content-addressed so approval binds to it.
+
+Payable = earnings - paid - in-flight (from the ledger). A worker is planned when payable
+>= the threshold, it had no payout in the minimum interval, and it has no unresolved
+payment (open or under investigation: such a worker is blocked everywhere). Each payment
+is capped at ``MAX_PAYMENT_WEI``; the run at ``MAX_RUN_WEI``, largest balances first; the
+rest waits for the next run. The plan file's SHA-256 is its name and its identity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from openpool.errors import CorruptObject, ObjectExists, OpenPoolError
+from openpool.ingest.accrue import BALANCES
+from openpool.ingest.batch import read_table
+from openpool.partitions import Partition
+from openpool.payouts.ledger import CONFIRMED, IN_FLIGHT, INVESTIGATE, Ledger
+from openpool.snapshots import SnapshotStore
+from openpool.storage import ObjectStore
+
+
+class PlanRefused(OpenPoolError):
+    """A plan that may not be executed (tampered, unknown, or not approved)."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    threshold_wei: int
+    max_payment_wei: int
+    max_run_wei: int
+    min_interval: timedelta
+
+
+def canonical(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+
+def plan_key(plan_hash: str) -> str:
+    return f"plans/{plan_hash}.json"
+
+
+def payment_id(partition: str, worker: str, basis: str) -> str:
+    return hashlib.sha256(f"{partition}|{worker}|{basis}".encode()).hexdigest()[:32]
+
+
+def build_plan(
+    partitions: list[Partition],
+    state: ObjectStore,
+    ledger: Ledger,
+    limits: Limits,
+    chain_id: int,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The plan document (not yet saved)."""
+    now = now or datetime.now(UTC)
+    lsnap = ledger.latest()
+    log = ledger.current(ledger.log(lsnap))
+    paid: dict[tuple[str, str], int] = {}
+    flight: dict[tuple[str, str], int] = {}
+    last: dict[tuple[str, str], datetime] = {}
+    blocked: set[str] = set()
+    for r in log.values():
+        key = (r["partition"], r["eth_address"])
+        amount = int(r["amount_wei"])
+        if r["status"] == CONFIRMED:
+            paid[key] = paid.get(key, 0) + amount
+        elif r["status"] in IN_FLIGHT:
+            flight[key] = flight.get(key, 0) + amount
+            blocked.add(r["eth_address"])
+        if r["status"] == INVESTIGATE:
+            blocked.add(r["eth_address"])
+        if r["status"] in (CONFIRMED, *IN_FLIGHT):
+            last[key] = max(last.get(key, r["recorded_at"]), r["recorded_at"])
+    candidates, versions = [], {}
+    for part in partitions:
+        snap = SnapshotStore(state, part).latest()
+        versions[str(part)] = snap.version if snap else 0
+        for b in read_table(snap, "balances", BALANCES).to_pylist():
+            key = (str(part), b["eth_address"])
+            payable = int(b["worker_earnings_wei"]) - paid.get(key, 0) - flight.get(key, 0)
+            if payable < limits.threshold_wei or b["eth_address"] in blocked:
+                continue
+            if key in last and now - last[key] < limits.min_interval:
+                continue
+            candidates.append((payable, str(part), b["eth_address"]))
+    candidates.sort(key=lambda c: (-c[0], c[1], c[2]))
+    basis = f"ledger-v{lsnap.version if lsnap else 0}|" + ",".join(
+        f"{k}={v}" for k, v in sorted(versions.items())
+    )
+    payments, deferred, total = [], [], 0
+    for payable, part_key, addr in candidates:
+        amount = min(payable, limits.max_payment_wei)
+        if total + amount > limits.max_run_wei:
+            deferred.append({"partition": part_key, "eth_address": addr, "payable_wei": payable})
+            continue
+        total += amount
+        payments.append(
+            {
+                "payment_id": payment_id(part_key, addr, basis),
+                "partition": part_key,
+                "eth_address": addr,
+                "amount_wei": amount,
+            }
+        )
+    return {
+        "format": 1,
+        "created_at": now.isoformat(),
+        "chain_id": chain_id,
+        "wallet": ledger.wallet,
+        "basis": basis,
+        "limits": {
+            "threshold_wei": limits.threshold_wei,
+            "max_payment_wei": limits.max_payment_wei,
+            "max_run_wei": limits.max_run_wei,
+            "min_interval_s": int(limits.min_interval.total_seconds()),
+        },
+        "payments": payments,
+        "total_wei": total,
+        "deferred": deferred,
+    }
+
+
+def save_plan(state: ObjectStore, plan: dict[str, Any]) -> str:
+    """Write the plan under its SHA-256 (idempotent); returns the hash."""
+    data = canonical(plan)
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        state.put_if_absent(plan_key(digest), data)
+    except ObjectExists:
+        pass  # the same content, by construction of the name
+    return digest
+
+
+def load_plan(state: ObjectStore, plan_hash: str) -> dict[str, Any]:
+    """The plan named ``plan_hash``, refused unless its content still hashes to that name."""
+    data = state.get(plan_key(plan_hash))
+    if hashlib.sha256(data).hexdigest() != plan_hash:
+        raise PlanRefused(f"plan {plan_hash[:12]}…: content no longer matches its hash; refused")
+    try:
+        return json.loads(data)
+    except ValueError as exc:
+        raise CorruptObject(state.url(plan_key(plan_hash)), str(exc)) from None
+
+
+def describe(plan: dict[str, Any], plan_hash: str, wallet_balance_wei: int) -> dict[str, Any]:
+    """What the approver sees: count, total, the ten largest, the wallet balance, the hash."""
+    from openpool.analytics.exports import eth
+
+    top = sorted(plan["payments"], key=lambda p: -p["amount_wei"])[:10]
+    return {
+        "plan_hash": plan_hash,
+        "payments": len(plan["payments"]),
+        "total_eth": eth(plan["total_wei"]),
+        "largest": [{"eth_address": p["eth_address"], "eth": eth(p["amount_wei"])} for p in top],
+        "wallet_balance_eth": eth(wallet_balance_wei),
+        "deferred": len(plan["deferred"]),
+    }
