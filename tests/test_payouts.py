@@ -259,3 +259,45 @@ def test_a_tampered_plan_is_refused_and_the_key_never_leaks(pool: Pool, caplog) 
     assert key not in caplog.text and key not in repr(pool.wallet)
     for info in pool.state.list(""):
         assert key.encode() not in pool.state.get(info.key)
+
+
+def test_cli_plan_then_execute_requires_an_approval_bound_to_the_hash(pool: Pool) -> None:
+    import json
+    import os
+
+    env = dict(
+        os.environ,
+        OPENPOOL_STATE_URI=str(pool.state.root),
+        ETH_RPC_ENDPOINT=pool.rpc,
+        HOT_WALLET_KEYSTORE=str(pool.keystore),
+        HOT_WALLET_PASSWORD_FILE=str(pool.password),
+        OPENPOOL_PARTITIONS="transcode|us-west",
+        MAX_GAS_PRICE_WEI=str(CAP),
+    )
+    cli = str(Path(sys.executable).with_name("openpool"))
+
+    def run(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [cli, "payouts", *argv],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    planned = json.loads(run("plan").stdout)
+    h = planned["plan_hash"]
+    assert planned["payments"] == 6 and len(planned["largest"]) == 6
+    refused = run("execute", "--plan", h)
+    assert refused.returncode == 1 and "no recorded approval" in refused.stderr
+    assert pool.chain.nonce(pool.wallet.address) == 0
+    done = run("execute", "--plan", h, "--i-approve", h)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["confirmed"] == 6 and out["approved_by"].startswith("cli:")
+    status = json.loads(run("status", "--format", "json").stdout)
+    assert {r["status"] for r in status} == {"confirmed"} and len(status) == 6
+    assert json.loads(run("recover").stdout)["confirmed"] == 0
+    assert pool.private_key[2:] not in done.stdout + done.stderr
+    assert check_invariants(pool) == pool.earnings

@@ -118,13 +118,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--dry-run", action="store_true", help="report, delete nothing")
     p.set_defaults(handler=cmd_gc)
+    from openpool.analytics import athena
     from openpool.analytics import commands as analytics_commands
     from openpool.ingest import commands as ingest_commands
     from openpool.ingest import generator
+    from openpool.payouts import commands as payout_commands
 
     ingest_commands.register(sub, _partition_args, _format_arg)
     analytics_commands.register(sub, _partition_args, _format_arg)
+    athena.register(sub)
     generator.register(sub)
+    payout_commands.register(sub, _format_arg)
     return parser
 
 

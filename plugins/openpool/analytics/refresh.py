@@ -1,4 +1,4 @@
-"""One partition's analytics refresh: performance, summary, JSON exports (and publishing).
+"""One partition's analytics refresh: performance, summary, JSON exports, Athena tables.
 
 A pure function of one snapshot version, so a retry or a late rerun rewrites the same
 outputs; exports are single PUTs (readers see the old or the new file, never half).
@@ -13,6 +13,7 @@ import pyarrow as pa
 
 from openpool.analytics.exports import dumps, performance_json, summary_json
 from openpool.analytics.performance import Performance, performance
+from openpool.analytics.publish import PERFORMANCE, conform, payments, publish
 from openpool.analytics.summary import Summary, worker_summary
 from openpool.ingest.batch import read_table
 from openpool.ingest.connections import CONNECTIONS
@@ -64,6 +65,19 @@ def refresh(
         dumps(summary_json(summ, partition, now, read_table(snap, "connections", CONNECTIONS))),
     )
     metrics.put(perf_key, dumps(performance_json(perf, partition, now)))
+    if snap is not None:  # Athena sees this version's tables, all at once (see publish.py)
+        publish(
+            state,
+            partition,
+            snap,
+            {
+                "worker_summary": summ.table(),
+                "worker_performance": pa.concat_tables(
+                    [conform(perf.transcode, PERFORMANCE), conform(perf.ai, PERFORMANCE)]
+                ),
+                "payouts": payments(payouts),
+            },
+        )
     return Refreshed(snap.version if snap else 0, summ, perf)
 
 

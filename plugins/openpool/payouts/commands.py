@@ -1,0 +1,120 @@
+"""CLI: ``openpool payouts plan | execute --plan HASH | recover | status``."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import logging
+from datetime import timedelta
+from typing import Any
+
+from openpool.analytics.exports import eth
+from openpool.config import Settings
+from openpool.payouts.approvals import record_approval, require_approval
+from openpool.payouts.chain import Chain
+from openpool.payouts.execute import execute, recover
+from openpool.payouts.keys import load_wallet
+from openpool.payouts.ledger import Ledger, wallet_address
+from openpool.payouts.plan import Limits, PlanRefused, build_plan, describe, load_plan, save_plan
+from openpool.storage import open_store
+
+log = logging.getLogger(__name__)
+
+
+def limits(s: Settings) -> Limits:
+    return Limits(
+        threshold_wei=s.payment_threshold_wei,
+        max_payment_wei=s.max_payment_wei,
+        max_run_wei=s.max_run_wei,
+        min_interval=timedelta(seconds=s.min_payout_interval_seconds),
+    )
+
+
+def _ledger(s: Settings) -> Ledger:
+    addr = wallet_address(s)
+    if addr is None:
+        raise PlanRefused("set HOT_WALLET_ADDRESS or HOT_WALLET_KEYSTORE")
+    return Ledger(open_store(s.state_uri), addr)
+
+
+def cmd_plan(args: argparse.Namespace, s: Settings) -> int:
+    ledger = _ledger(s)
+    state = open_store(s.state_uri)
+    plan = build_plan(list(s.partitions), state, ledger, limits(s), s.chain_id)
+    h = save_plan(state, plan)
+    print(json.dumps(describe(plan, h, Chain(s.eth_rpc_endpoint).balance(ledger.wallet))))
+    return 0
+
+
+def cmd_execute(args: argparse.Namespace, s: Settings) -> int:
+    state = open_store(s.state_uri)
+    if args.i_approve:
+        if args.i_approve != args.plan:
+            raise PlanRefused("--i-approve must repeat the full plan hash")
+        who = f"cli:{getpass.getuser()}"
+        record_approval(state, args.plan, who, "openpool payouts execute --i-approve")
+        log.warning("plan %s approved on the command line by %s", args.plan, who)
+    approval = require_approval(state, args.plan)
+    plan = load_plan(state, args.plan)
+    wallet = load_wallet(s.hot_wallet_keystore, s.hot_wallet_password_file)
+    report = execute(
+        plan,
+        args.plan,
+        Ledger(state, wallet.address),
+        Chain(s.eth_rpc_endpoint),
+        wallet,
+        s.max_gas_price_wei,
+        receipt_timeout=args.receipt_timeout,
+    )
+    print(json.dumps({**report.as_dict(), "approved_by": approval["approver"]}))
+    return 0 if not report.investigate else 3
+
+
+def cmd_recover(args: argparse.Namespace, s: Settings) -> int:
+    ledger = _ledger(s)
+    report = recover(ledger, Chain(s.eth_rpc_endpoint), ledger.wallet)
+    print(json.dumps(report.as_dict()))
+    return 0 if not report.investigate else 3
+
+
+def cmd_status(args: argparse.Namespace, s: Settings) -> int:
+    from openpool.cli import emit
+
+    rows: list[dict[str, Any]] = []
+    for r in sorted(_ledger(s).payments().values(), key=lambda r: (r["status"], r["nonce"] or 0)):
+        rows.append(
+            {
+                "payment_id": r["payment_id"],
+                "status": r["status"],
+                "partition": r["partition"],
+                "eth_address": r["eth_address"],
+                "eth": eth(int(r["amount_wei"])),
+                "amount_wei": int(r["amount_wei"]),
+                "nonce": r["nonce"],
+                "tx_hash": r["tx_hash"],
+                "recorded_at": r["recorded_at"].isoformat() if r["recorded_at"] else None,
+            }
+        )
+    if args.format == "table":
+        for r in rows:
+            r.pop("amount_wei")
+    emit(rows, args.format)
+    return 0
+
+
+def register(sub: Any, format_arg: Any) -> None:
+    p = sub.add_parser("payouts", help="plan, execute, recover and inspect payouts")
+    ps = p.add_subparsers(dest="payouts_command", required=True)
+    q = ps.add_parser("plan", help="build and save a payout plan; prints its hash and summary")
+    q.set_defaults(handler=cmd_plan)
+    q = ps.add_parser("execute", help="pay an approved plan")
+    q.add_argument("--plan", required=True, help="the plan's SHA-256")
+    q.add_argument("--i-approve", metavar="HASH", help="approve it here (logged as approver)")
+    q.add_argument("--receipt-timeout", type=float, default=120.0)
+    q.set_defaults(handler=cmd_execute)
+    q = ps.add_parser("recover", help="resolve signed/broadcast payments by their tx hash")
+    q.set_defaults(handler=cmd_recover)
+    q = ps.add_parser("status", help="open, confirmed, failed and blocked payments")
+    format_arg(q)
+    q.set_defaults(handler=cmd_status)
