@@ -1,94 +1,236 @@
-"""``make demo``: run the system end to end on embedded defaults.
+"""``make demo``: the whole money path on embedded defaults, end to end, in a few minutes.
 
-Until ingest lands this exercises the snapshot store for every active partition on
-generated balances: atomic commits, a lost race and its rebase, time travel, and gc.
+Generates two hours of messy traffic for every active partition (duplicate and late
+files, a truncated file, invalid events, an orchestrator reset, AI jobs split across
+files), ingests it, refreshes analytics, plans payouts, approves the plan (logged as the
+demo's approval), pays the workers on a local anvil chain (chain id 42161) from a funded
+hot wallet, and prints what happened. Everything lives under ``var/demo/`` (file://).
 """
 
 from __future__ import annotations
 
-import random
+import os
+import secrets
+import shutil
+import subprocess
 import sys
 import time
-import uuid
-from decimal import Decimal
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from fractions import Fraction
+from pathlib import Path
 
-import pyarrow as pa
+from tabulate import tabulate
 
-from openpool.config import load_settings
-from openpool.errors import CommitConflict
-from openpool.snapshots import Snapshot, SnapshotStore, Transaction, collect, commit_with_retry
-from openpool.snapshots.store import utc_now
-from openpool.storage import open_store
+from openpool.analytics.exports import eth
+from openpool.analytics.refresh import refresh
+from openpool.ingest.generator import Mess, generate, write
+from openpool.ingest.run import ingest
+from openpool.partitions import ACTIVE_PARTITIONS, Partition
+from openpool.payouts.approvals import record_approval
+from openpool.payouts.chain import Chain
+from openpool.payouts.execute import execute, recover
+from openpool.payouts.keys import load_wallet, write_keystore
+from openpool.payouts.ledger import Ledger, partition_payouts
+from openpool.payouts.plan import Limits, build_plan, describe, load_plan, save_plan
+from openpool.storage import LocalStore
 
-WEI = pa.decimal128(38, 0)
+REPO = Path(__file__).resolve().parents[2]
+RATE = Fraction(1, 4)
+START = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
+MESS = Mess(
+    duplicate_events=0.02,
+    reupload_files=0.05,
+    late_files=0.05,
+    truncated_files=1,
+    invalid_events=0.005,
+    split_ai_jobs=0.2,
+    resets=1,
+    orphan_ai_jobs=0.01,
+)
+LIMITS = Limits(
+    threshold_wei=10**13,
+    max_payment_wei=10**18,
+    max_run_wei=10 * 10**18,
+    min_interval=timedelta(hours=24),
+)
 
 
-def _balances(rng: random.Random, workers: int, base: pa.Table | None) -> pa.Table:
-    prev = (
-        {}
-        if base is None
-        else dict(
-            zip(
-                base.column("eth_address").to_pylist(),
-                base.column("total_fees_wei").to_pylist(),
-                strict=True,
+def _table(rows: list[list[object]], headers: list[str]) -> str:
+    """Exact ETH strings must stay strings (tabulate would parse them as floats)."""
+    return tabulate(rows, headers=headers, disable_numparse=True)
+
+
+def _anvil(port: int, log: Path) -> subprocess.Popen[bytes]:
+    binary = os.environ.get("OPENPOOL_ANVIL_BIN", str(REPO / ".tools/bin/anvil"))
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--chain-id", "42161", "--block-time", "1", "--silent"],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    for _ in range(100):
+        try:
+            req = urllib.request.Request(
+                f"http://127.0.0.1:{port}",
+                data=b'{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}',
+                headers={"Content-Type": "application/json"},
             )
-        )
-    )
-    addrs = [f"0x{rng.getrandbits(160):040x}" for _ in range(workers)] if not prev else list(prev)
-    fees = [int(prev.get(a, 0)) + rng.randrange(10**15, 10**17) for a in addrs]
-    return pa.table(
-        {
-            "eth_address": pa.array(addrs),
-            "total_fees_wei": pa.array([Decimal(f) for f in fees], WEI),
-        }
-    )
+            urllib.request.urlopen(req, timeout=1).close()  # noqa: S310 - fixed http URL
+            return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("anvil did not start")
 
 
 def main() -> int:
-    settings = load_settings()
-    store = open_store(settings.state_uri)
-    rng = random.Random(42)  # noqa: S311 - demo data, not secrets
-    run = f"demo-{uuid.uuid4().hex[:8]}"
-    print(f"OpenPool demo: state in {settings.state_uri}\n")
-    for part in settings.partitions:
-        snaps = SnapshotStore(store, part)
-        t0 = time.perf_counter()
-        for i in range(3):
+    t0 = time.monotonic()
+    root = REPO / "var" / "demo"
+    shutil.rmtree(root, ignore_errors=True)
+    events, state, metrics = (LocalStore(root / n) for n in ("events", "state", "metrics"))
+    parts = [Partition.parse(p) for p in ACTIVE_PARTITIONS]
 
-            def build(base: Snapshot | None, txn: Transaction, i: int = i) -> None:
-                prev = base.read("balances") if base and base.has_table("balances") else None
-                txn.replace("balances", _balances(rng, 5, prev))
-                txn.set_properties(demo_step=i)
-
-            commit_with_retry(snaps, build, run_id=f"{run}-{i}")
-        # Two writers race from the same base: exactly one wins.
-        base = snaps.latest()
-        a, b = snaps.begin(base, f"{run}-a"), snaps.begin(base, f"{run}-b")
-        for txn in (a, b):
-            txn.replace("balances", _balances(rng, 5, base.read("balances") if base else None))
-        a.commit()
-        try:
-            b.commit()
-            raced = "both committed (BUG)"
-        except CommitConflict as exc:
-            raced = (
-                f"loser got CommitConflict(attempted={exc.attempted_version}, "
-                f"current={exc.current_version})"
-            )
-        latest = snaps.latest()
-        assert latest is not None
-        total = sum(int(x) for x in latest.read("balances").column("total_fees_wei").to_pylist())
-        first = snaps.at(max(1, latest.version - 3))
-        report = collect(snaps, now=utc_now(), dry_run=True)
-        print(
-            f"{part.key:22s} v{latest.version:<4d} workers={latest.manifest.rows('balances')} "
-            f"fees={total} wei (v{first.version}: "
-            f"{sum(int(x) for x in first.read('balances').column('total_fees_wei').to_pylist())})"
-            f"  race: {raced}; gc would delete {len(report.deleted)} file(s) "
-            f"[{(time.perf_counter() - t0) * 1000:.0f} ms]"
+    print(f"1. generating two hours of traffic for {len(parts)} partitions (with mess) ...")
+    for i, part in enumerate(parts):
+        write(
+            generate(
+                part,
+                START,
+                timedelta(hours=2),
+                workers=6,
+                events_per_second=4,
+                flush_seconds=300,
+                seed=100 + i,
+                mess=MESS,
+            ),
+            events,
         )
-    print("\nInspect with: .venv/bin/openpool snapshots --node-type transcode --region us-west")
+
+    print("2. ingesting each partition (exactly once) and refreshing analytics ...")
+    rows = []
+    for part in parts:
+        rep = ingest(part, events, state, RATE)
+        again = ingest(part, events, state, RATE)  # a rerun finds nothing new
+        assert again.counts.events_read == 0
+        refresh(part, state, metrics, LIMITS.threshold_wei)
+        c = rep.counts
+        rows.append(
+            [
+                str(part),
+                c.files_ingested,
+                c.files_quarantined,
+                c.events_read,
+                c.events_accepted,
+                c.events_duplicate,
+                c.events_rejected,
+                rep.snapshot_version,
+            ]
+        )
+    print(
+        _table(
+            rows,
+            headers=[
+                "partition",
+                "files",
+                "quarantined",
+                "read",
+                "accepted",
+                "duplicate",
+                "rejected",
+                "version",
+            ],
+        )
+    )
+
+    print("\n3. starting anvil (chain id 42161, 1 s blocks) and funding the hot wallet ...")
+    port = 18545
+    anvil = _anvil(port, root / "anvil.log")
+    try:
+        rpc = f"http://127.0.0.1:{port}"
+        chain = Chain(rpc)
+        pw = root / "hot-wallet.password"
+        pw.write_text(secrets.token_urlsafe(24))
+        keystore = root / "hot-wallet.json"
+        address = write_keystore(secrets.token_bytes(32), pw.read_text(), keystore)
+        chain.rpc("anvil_setBalance", [address, hex(100 * 10**18)])
+        wallet = load_wallet(str(keystore), str(pw))
+        ledger = Ledger(state, wallet.address)
+        recover(ledger, chain, wallet.address)
+
+        print("4. planning payouts ...")
+        plan = build_plan(parts, state, ledger, LIMITS, chain.chain_id())
+        h = save_plan(state, plan)
+        d = describe(plan, h, chain.balance(wallet.address))
+        print(
+            f"   plan {h}: {d['payments']} payments, {d['total_eth']} ETH, "
+            f"wallet {d['wallet_balance_eth']} ETH"
+        )
+        record_approval(state, h, "demo", "make demo")
+        print(f"   APPROVED BY THE DEMO (not a person): plan {h[:16]}…")
+
+        print("5. paying on anvil ...")
+        t_pay = time.monotonic()
+        rep = execute(load_plan(state, h), h, ledger, chain, wallet, 10**11, receipt_timeout=60)
+        print(
+            f"   {rep.confirmed} confirmed, {rep.failed} failed, {rep.pending} pending in "
+            f"{time.monotonic() - t_pay:.1f}s"
+        )
+        log = Ledger.log(ledger.latest())
+        pays = [
+            [r["partition"], r["eth_address"], eth(int(r["amount_wei"])), r["status"], r["tx_hash"]]
+            for r in ledger.payments().values()
+        ]
+        print(
+            _table(
+                pays,
+                headers=["partition", "worker", "ETH", "status", "tx hash"],
+            )
+        )
+
+        print("\n6. per partition, after payouts:")
+        rows = []
+        for part in parts:
+            s = refresh(
+                part,
+                state,
+                metrics,
+                LIMITS.threshold_wei,
+                payouts=partition_payouts(log, str(part)),
+            ).summary.aggregates
+            snap_props = s
+            rows.append(
+                [
+                    str(part),
+                    snap_props["workers"],
+                    eth(s["total_fees_wei"]),
+                    eth(s["pool_commission_wei"]),
+                    eth(s["paid_wei"]),
+                    eth(s["payable_wei"]),
+                    eth(s["unattributed_fees_wei"]),
+                ]
+            )
+        print(
+            _table(
+                rows,
+                headers=[
+                    "partition",
+                    "workers",
+                    "fees ETH",
+                    "commission ETH",
+                    "paid ETH",
+                    "pending ETH",
+                    "unattributed ETH",
+                ],
+            )
+        )
+    finally:
+        anvil.terminate()
+    print(f"\nDone in {time.monotonic() - t0:.0f}s. State, exports and plans are under {root}.")
+    print(
+        "Inspect with: .venv/bin/openpool status|balances|summary|performance "
+        f"(OPENPOOL_STATE_URI={root / 'state'})."
+    )
+    print("The Airflow DAGs are in dags/; see README 'Running in Airflow'.")
     return 0
 
 
