@@ -47,7 +47,9 @@ def test_no_pickle_anywhere_in_the_product() -> None:
 def test_console_script_is_installed_and_lists_snapshots(tmp_path: Path) -> None:
     script = Path(sys.executable).parent / "openpool"
     assert script.exists(), "pip install -e . must expose .venv/bin/openpool"
-    env = dict(os.environ, OPENPOOL_STATE_URI=str(tmp_path / "state"))
+    env = dict(
+        os.environ, OPENPOOL_DEMO_DIR=str(tmp_path), OPENPOOL_STATE_URI=str(tmp_path / "state")
+    )
     demo = subprocess.run(
         [sys.executable, "-m", "openpool.demo"],
         env=env,
@@ -57,7 +59,8 @@ def test_console_script_is_installed_and_lists_snapshots(tmp_path: Path) -> None
         check=False,
     )
     assert demo.returncode == 0, demo.stderr[-2000:]
-    assert "CommitConflict(attempted=4, current=4)" in demo.stdout
+    assert "APPROVED BY THE DEMO" in demo.stdout and " confirmed" in demo.stdout
+    assert "0 confirmed" not in demo.stdout and "0 failed, 0 pending" in demo.stdout
     proc = subprocess.run(
         [
             str(script),
@@ -76,8 +79,8 @@ def test_console_script_is_installed_and_lists_snapshots(tmp_path: Path) -> None
         check=True,
     )
     rows = json.loads(proc.stdout)
-    assert [r["version"] for r in rows] == [4, 3, 2, 1]
-    assert all(r["rows"] == {"balances": 5} for r in rows)
+    assert [r["version"] for r in rows] == [1]  # the demo's rerun committed nothing
+    assert rows[0]["rows"]["balances"] == 6
 
 
 @pytest.mark.parametrize(

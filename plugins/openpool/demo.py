@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -64,7 +65,18 @@ def _table(rows: list[list[object]], headers: list[str]) -> str:
 def _anvil(port: int, log: Path) -> subprocess.Popen[bytes]:
     binary = os.environ.get("OPENPOOL_ANVIL_BIN", str(REPO / ".tools/bin/anvil"))
     proc = subprocess.Popen(
-        [binary, "--port", str(port), "--chain-id", "42161", "--block-time", "1", "--silent"],
+        [
+            binary,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--chain-id",
+            "42161",
+            "--block-time",
+            "1",
+            "--silent",
+        ],
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )
@@ -85,7 +97,7 @@ def _anvil(port: int, log: Path) -> subprocess.Popen[bytes]:
 
 def main() -> int:
     t0 = time.monotonic()
-    root = REPO / "var" / "demo"
+    root = Path(os.environ.get("OPENPOOL_DEMO_DIR", REPO / "var" / "demo"))
     shutil.rmtree(root, ignore_errors=True)
     events, state, metrics = (LocalStore(root / n) for n in ("events", "state", "metrics"))
     parts = [Partition.parse(p) for p in ACTIVE_PARTITIONS]
@@ -143,7 +155,9 @@ def main() -> int:
     )
 
     print("\n3. starting anvil (chain id 42161, 1 s blocks) and funding the hot wallet ...")
-    port = 18545
+    with socket.socket() as sock:  # a free loopback port for this run's chain
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     anvil = _anvil(port, root / "anvil.log")
     try:
         rpc = f"http://127.0.0.1:{port}"
