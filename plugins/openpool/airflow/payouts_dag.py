@@ -1,0 +1,385 @@
+"""The ``openpool_payouts`` DAG: plan, wait for a person to approve, pay exactly that plan.
+
+``recover → plan → approve → execute → confirm → report``. Never triggered by ingest: run it
+by hand, or let its schedule (default every 4 h) plan and then wait for approval. ``approve``
+is the standard provider's Human-in-the-loop :class:`ApprovalOperator`; its result is bound
+to the plan's SHA-256, and ``execute`` pays only a plan whose stored content still hashes to
+it. Building the DAG does no I/O, reads no Variable or connection, and imports no payout
+code (``openpool.payouts`` and web3 are imported inside the tasks), so parsing stays cheap.
+
+The hot wallet's key is decrypted only inside ``execute`` (and never returned, logged or
+pushed to XCom: :class:`~openpool.payouts.keys.HotWallet` cannot even be pickled). Every
+other task needs only the wallet's public address (``HOT_WALLET_ADDRESS`` or the keystore's
+public ``address`` field).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.standard.operators.hitl import ApprovalOperator
+from airflow.sdk import DAG, get_current_context, task
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+if TYPE_CHECKING:
+    from openpool.config import Settings
+    from openpool.payouts.ledger import Ledger
+    from openpool.storage import ObjectStore
+
+log = logging.getLogger(__name__)
+
+DAG_ID = "openpool_payouts"
+TASKS = ("recover", "plan", "approve", "execute", "confirm", "report")
+
+# Settings a same-named Airflow Variable may override, on top of openpool.airflow.runtime's.
+PAYOUT_VARIABLES = (
+    "HOT_WALLET_ADDRESS",
+    "HOT_WALLET_KEYSTORE",
+    "HOT_WALLET_PASSWORD_FILE",
+    "ETH_RPC_ENDPOINT",
+    "CHAIN_ID",
+    "OPENPOOL_PARTITIONS",
+    "PAYMENT_THRESHOLD_WEI",
+    "MAX_PAYMENT_WEI",
+    "MAX_RUN_WEI",
+    "MIN_PAYOUT_INTERVAL_SECONDS",
+    "MAX_GAS_PRICE_WEI",
+)
+
+DEFAULT_ARGS: dict[str, Any] = {
+    "owner": "openpool",
+    "retries": 3,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=10),
+}
+# execute: fewer retries, and only for transient trouble (RPC down, gas above the cap, wallet
+# short). It is idempotent -- every payment's nonce and signed bytes are committed to the
+# ledger before anything is broadcast, so a retry rebroadcasts the same bytes and never signs
+# a recorded payment again. A refused plan or bad configuration fails at once, unretried.
+EXECUTE_RETRIES = 2
+
+DOC = """\
+### Payouts
+
+Pays workers their earnings from the hot wallet, **only after a person approves the exact
+plan**. Never triggered by ingest. Runs by manual trigger, or on its schedule ({schedule}),
+which plans and then waits for approval. One run at a time, no catch-up.
+
+Tasks:
+- `recover`: settles payments a previous run left `signed`/`broadcast` (by tx hash;
+  rebroadcasts the recorded bytes, never re-signs). A nonce taken by another transaction is
+  marked **needs_investigation** and the worker is blocked until someone looks.
+- `plan`: payable = earnings - paid - in flight, per worker and partition, over the
+  threshold and the minimum interval, capped per payment and per run. Written
+  content-addressed to `plans/<sha256>.json` in the state bucket. Nothing to pay: the
+  rest of the run is *skipped*.
+- `approve`: Human-in-the-loop. Open **Required Actions** (or the task) and read the
+  plan: number of payments, total ETH, the ten largest, the hot wallet's balance and the
+  plan hash. **Approve** pays exactly that plan. **Reject** sends nothing (the rest is
+  skipped). No answer within {timeout} fails the task and sends nothing.
+- `execute`: loads the plan by the approved hash and refuses it if its content no longer
+  hashes to that name (tampering), records the approval (`approvals/<hash>.json`), checks
+  the gas price cap and the wallet balance, signs and records every payment before
+  broadcasting it, and waits up to {receipt}s for receipts. Retried only for transient
+  trouble (RPC, gas above the cap, wallet short); safe to retry, it never pays twice.
+- `confirm`: recovers again (up to {confirm}) to settle receipts that came late.
+- `report`: confirmed / failed / pending / needs_investigation for the plan, logged at
+  ERROR if anything needs investigation.
+
+Configuration (environment, each overridable by a same-named Variable):
+`OPENPOOL_STATE_URI`, `ETH_RPC_ENDPOINT`, `CHAIN_ID`, `OPENPOOL_PARTITIONS`,
+`HOT_WALLET_KEYSTORE` + `HOT_WALLET_PASSWORD_FILE` (files on the workers; the key is
+decrypted only inside `execute`), `PAYMENT_THRESHOLD_WEI`, `MAX_PAYMENT_WEI`,
+`MAX_RUN_WEI`, `MIN_PAYOUT_INTERVAL_SECONDS`, `MAX_GAS_PRICE_WEI`.
+"""
+
+_PLAN = "{% set d = ti.xcom_pull(task_ids='plan') %}"
+SUBJECT = (
+    _PLAN + "Pay {{ d.payments }} workers {{ d.total_eth }} ETH? (plan {{ d.plan_hash[:12] }})"
+)
+BODY = (
+    _PLAN
+    + """\
+**Payout plan** `{{ d.plan_hash }}`
+
+| | |
+|---|---|
+| Payments | {{ d.payments }} |
+| Total | {{ d.total_eth }} ETH |
+| Hot wallet balance | {{ d.wallet_balance_eth }} ETH |
+| Deferred to a later run (run cap) | {{ d.deferred }} |
+
+**The {{ d.largest | length }} largest payments**
+
+| # | Address | ETH |
+|---|---|---|
+{% for p in d.largest %}| {{ loop.index }} | `{{ p.eth_address }}` | {{ p.eth }} |
+{% endfor %}
+**Approve** pays exactly this plan: `execute` refuses it if the stored plan no longer hashes
+to `{{ d.plan_hash }}`. **Reject**, or no answer within __TIMEOUT__, sends nothing.
+"""
+)
+
+
+def payout_settings() -> Settings:
+    """Environment settings with same-named Variables laid over them (runtime + payouts)."""
+    from airflow.sdk import Variable
+
+    from openpool.airflow.runtime import VARIABLES
+    from openpool.config import load_settings
+
+    overrides: dict[str, Any] = {}
+    for name in (*VARIABLES, *PAYOUT_VARIABLES):
+        value = Variable.get(name, default=None)
+        if value is not None:
+            overrides[name] = value
+    return load_settings(**overrides)
+
+
+def _run_key(step: str) -> str:
+    ctx = get_current_context()
+    return f"{ctx['dag'].dag_id}/{ctx['run_id']}/{step}/try{ctx['ti'].try_number}"
+
+
+def _refusing(fn: Any) -> Any:
+    """Run ``fn``; a refused plan or bad configuration fails the task without retries."""
+    from openpool.errors import ConfigError
+    from openpool.payouts.plan import PlanRefused
+
+    try:
+        return fn()
+    except (PlanRefused, ConfigError) as exc:
+        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from None
+
+
+def _ledger(s: Settings, aws_conn_id: str) -> tuple[ObjectStore, Ledger]:
+    from openpool.airflow.runtime import store
+    from openpool.errors import ConfigError
+    from openpool.payouts.ledger import Ledger, wallet_address
+
+    address = wallet_address(s)
+    if address is None:
+        raise ConfigError(
+            "the hot wallet's address is unknown: set HOT_WALLET_KEYSTORE (its public address "
+            "field is read) or HOT_WALLET_ADDRESS"
+        )
+    state = store(s.state_uri, aws_conn_id)
+    return state, Ledger(state, address)
+
+
+def _plan_summary(ledger: Ledger, plan_hash: str) -> dict[str, Any]:
+    """Each payment of ``plan_hash`` by its latest status, plus wallet-wide investigations."""
+    from openpool.analytics.exports import eth
+    from openpool.payouts.ledger import CONFIRMED, FAILED, INVESTIGATE, OPEN
+
+    rows = ledger.payments().values()
+    mine = [r for r in rows if r["plan_hash"] == plan_hash]
+    paid = sum(int(r["amount_wei"]) for r in mine if r["status"] == CONFIRMED)
+    return {
+        "plan_hash": plan_hash,
+        "confirmed": sum(1 for r in mine if r["status"] == CONFIRMED),
+        "failed": sum(1 for r in mine if r["status"] == FAILED),
+        "pending": sum(1 for r in mine if r["status"] in OPEN),
+        "needs_investigation": sum(1 for r in mine if r["status"] == INVESTIGATE),
+        "confirmed_eth": eth(paid),
+        "wallet_needs_investigation": sorted(
+            r["payment_id"] for r in rows if r["status"] == INVESTIGATE
+        ),
+    }
+
+
+class PlanApprovalOperator(ApprovalOperator):
+    """The standard ApprovalOperator; on Approve its result also names the plan it approved.
+
+    ``plan_hash`` is rendered from the ``plan`` task's XCom, the same value the subject and
+    body show the approver; ``execute`` pays the plan of that hash or nothing.
+    """
+
+    template_fields = (*ApprovalOperator.template_fields, "plan_hash")
+
+    def __init__(self, *, plan_hash: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.plan_hash = plan_hash
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        ret = super().execute_complete(context=context, event=event)
+        return {**ret, "plan_hash": self.plan_hash}
+
+
+def build_payouts_dag(
+    schedule: timedelta | str | None = timedelta(hours=4),
+    approval_timeout: timedelta = timedelta(hours=12),
+    aws_conn_id: str = "aws_default",
+    receipt_timeout: timedelta = timedelta(minutes=2),
+    confirm_timeout: timedelta = timedelta(minutes=10),
+    confirm_poll: timedelta = timedelta(seconds=15),
+    approvers: list[dict[str, str]] | None = None,
+    start_date: datetime = datetime(2026, 1, 1, tzinfo=UTC),
+    default_args: dict[str, Any] | None = None,
+) -> DAG:
+    """The payouts DAG (see the module docstring). ``approvers``: HITL users ({id, name})
+    allowed to respond; by default anyone with access to the DAG's HITL details."""
+    args = {**DEFAULT_ARGS, **(default_args or {})}
+    with DAG(
+        dag_id=DAG_ID,
+        schedule=schedule,
+        start_date=start_date,
+        catchup=False,
+        max_active_runs=1,
+        default_args=args,
+        tags=["openpool", "payouts", "human-in-the-loop"],
+        doc_md=DOC.format(
+            schedule=schedule or "manual only",
+            timeout=approval_timeout,
+            receipt=int(receipt_timeout.total_seconds()),
+            confirm=confirm_timeout,
+        ),
+    ) as dag:
+
+        @task
+        def recover() -> dict[str, Any]:
+            def run() -> dict[str, Any]:
+                from openpool.payouts.chain import Chain
+                from openpool.payouts.execute import recover as recover_open
+
+                s = payout_settings()
+                _, ledger = _ledger(s, aws_conn_id)
+                rep = recover_open(
+                    ledger, Chain(s.eth_rpc_endpoint), ledger.wallet, run_id=_run_key("recover")
+                )
+                if rep.investigate:
+                    log.error("PAYMENTS NEED INVESTIGATION (workers blocked): %s", rep.investigate)
+                return rep.as_dict()
+
+            return _refusing(run)
+
+        @task
+        def plan(recovered: dict[str, Any]) -> dict[str, Any]:
+            def run() -> dict[str, Any]:
+                from openpool.payouts.chain import Chain
+                from openpool.payouts.commands import limits
+                from openpool.payouts.plan import PlanRefused, build_plan, describe, save_plan
+
+                s = payout_settings()
+                state, ledger = _ledger(s, aws_conn_id)
+                chain = Chain(s.eth_rpc_endpoint)
+                if chain.chain_id() != s.chain_id:
+                    raise PlanRefused(f"the node at ETH_RPC_ENDPOINT is not chain {s.chain_id}")
+                doc = build_plan(list(s.partitions), state, ledger, limits(s), s.chain_id)
+                if not doc["payments"]:
+                    raise AirflowSkipException(
+                        f"nothing to pay ({len(doc['deferred'])} deferred); no plan written"
+                    )
+                plan_hash = save_plan(state, doc)
+                described = describe(doc, plan_hash, chain.balance(ledger.wallet))
+                log.info("plan %s written: %s", plan_hash, described)
+                return described
+
+            return _refusing(run)
+
+        approve = PlanApprovalOperator(
+            task_id="approve",
+            subject=SUBJECT,
+            body=BODY.replace("__TIMEOUT__", str(approval_timeout)),
+            plan_hash="{{ ti.xcom_pull(task_ids='plan')['plan_hash'] }}",
+            response_timeout=approval_timeout,
+            assigned_users=approvers,
+            # Reject skips everything after it, whatever its trigger rules; a timeout (no
+            # defaults) fails the task. Never retried: a retry would ask again.
+            ignore_downstream_trigger_rules=True,
+            retries=0,
+        )
+
+        @task(retries=EXECUTE_RETRIES)
+        def execute(described: dict[str, Any], decision: dict[str, Any] | None) -> dict[str, Any]:
+            def run() -> dict[str, Any]:
+                from openpool.payouts.approvals import record_approval
+                from openpool.payouts.chain import Chain
+                from openpool.payouts.execute import execute as pay
+                from openpool.payouts.keys import load_wallet
+                from openpool.payouts.ledger import Ledger
+                from openpool.payouts.plan import PlanRefused, load_plan
+
+                plan_hash = described["plan_hash"]
+                if not decision or decision.get("chosen_options") != [ApprovalOperator.APPROVE]:
+                    raise PlanRefused(f"plan {plan_hash[:12]}… was not approved; nothing sent")
+                if decision.get("plan_hash") != plan_hash:
+                    raise PlanRefused(
+                        f"the approval names plan {str(decision.get('plan_hash'))[:12]}…, "
+                        f"not {plan_hash[:12]}…; nothing sent"
+                    )
+                s = payout_settings()
+                state, _ = _ledger(s, aws_conn_id)
+                who = (decision.get("responded_by_user") or {}).get("name") or "?"
+                ctx = get_current_context()
+                record_approval(
+                    state, plan_hash, f"airflow:{who}", f"HITL {ctx['dag'].dag_id}/{ctx['run_id']}"
+                )
+                doc = load_plan(state, plan_hash)  # refuses content that no longer hashes to it
+                wallet = load_wallet(s.hot_wallet_keystore, s.hot_wallet_password_file)
+                rep = pay(
+                    doc,
+                    plan_hash,
+                    Ledger(state, wallet.address),
+                    Chain(s.eth_rpc_endpoint),
+                    wallet,
+                    s.max_gas_price_wei,
+                    receipt_timeout=receipt_timeout.total_seconds(),
+                    run_id=_run_key("execute"),
+                )
+                return {**rep.as_dict(), "approved_by": who}
+
+            return _refusing(run)
+
+        @task
+        def confirm(executed: dict[str, Any]) -> dict[str, Any]:
+            def run() -> dict[str, Any]:
+                from openpool.payouts.chain import Chain
+                from openpool.payouts.execute import recover as recover_open
+
+                s = payout_settings()
+                _, ledger = _ledger(s, aws_conn_id)
+                chain = Chain(s.eth_rpc_endpoint)
+                deadline = time.monotonic() + confirm_timeout.total_seconds()
+                rounds = 0
+                while True:
+                    rounds += 1
+                    rep = recover_open(ledger, chain, ledger.wallet, run_id=_run_key("confirm"))
+                    if rep.pending == 0 or time.monotonic() >= deadline:
+                        break
+                    time.sleep(confirm_poll.total_seconds())
+                return {**rep.as_dict(), "rounds": rounds}
+
+            return _refusing(run)
+
+        @task
+        def report(described: dict[str, Any], confirmed: dict[str, Any]) -> dict[str, Any]:
+            def run() -> dict[str, Any]:
+                s = payout_settings()
+                _, ledger = _ledger(s, aws_conn_id)
+                summary = _plan_summary(ledger, described["plan_hash"])
+                if summary["needs_investigation"] or summary["wallet_needs_investigation"]:
+                    log.error(
+                        "PAYOUTS NEED INVESTIGATION: %s payment(s) of plan %s, %s in the wallet "
+                        "(workers blocked until resolved): %s",
+                        summary["needs_investigation"],
+                        described["plan_hash"],
+                        len(summary["wallet_needs_investigation"]),
+                        summary["wallet_needs_investigation"],
+                    )
+                elif summary["pending"] or summary["failed"]:
+                    log.warning("payout run incomplete: %s", summary)
+                else:
+                    log.info("payout run complete: %s", summary)
+                return summary
+
+            return _refusing(run)
+
+        described = plan(recover())
+        described >> approve
+        report(described, confirm(execute(described, approve.output)))
+    return dag

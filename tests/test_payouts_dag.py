@@ -1,0 +1,304 @@
+"""The ``openpool_payouts`` DAG in real Airflow 3 (``dag.test()``, SQLite) against real anvil.
+
+The human-in-the-loop step is answered the way a person answers it: through Airflow's public
+REST API (``PATCH .../taskInstances/approve/-1/hitlDetails``) of the api-server's FastAPI
+app, run in-process with ``TestClient`` and logged in as a SimpleAuthManager user (see
+tests/helpers/hitl_api.py). ``dag.test()`` parks ``approve`` in ``awaiting_input`` and waits;
+the response, written to the shared metadata DB by the endpoint, resumes it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account import Account
+
+from openpool.analytics.exports import eth
+from openpool.payouts.approvals import approval_key
+from openpool.payouts.chain import Chain
+from openpool.payouts.keys import write_keystore
+from openpool.payouts.ledger import CONFIRMED, Ledger
+from openpool.payouts.plan import plan_key
+from openpool.storage import LocalStore
+from tests.helpers.hitl_api import AirflowAPI, Responder, fail_awaiting
+from tests.services import REPO, anvil
+from tests.test_payouts import ETH, _balances
+
+DAG_ID = "openpool_payouts"
+APPROVER, APPROVER_PASSWORD = "treasurer", "approver-" + secrets.token_hex(8)
+WALLET_PASSWORD = "correct horse battery staple"
+
+
+@dataclass
+class World:
+    chain: Chain
+    state: LocalStore
+    wallet: str
+    private_key: str
+    earnings: dict[str, int]
+
+    def ledger(self) -> Ledger:
+        return Ledger(self.state, self.wallet)
+
+    def plans(self) -> list[str]:
+        keys = (i.key for i in self.state.list("plans/"))
+        return [k.removeprefix("plans/").removesuffix(".json") for k in keys]
+
+    def nothing_sent(self) -> None:
+        assert self.chain.nonce(self.wallet, "latest") == 0
+        assert self.chain.nonce(self.wallet, "pending") == 0
+        assert self.ledger().latest() is None  # not one ledger row
+        assert all(self.chain.balance(a) == 0 for a in self.earnings)
+
+
+@pytest.fixture
+def world(airflow_db: str, tmp_path: Path, monkeypatch) -> Iterator[World]:
+    fail_awaiting(DAG_ID)  # a request left parked by an earlier failed test is not ours
+    with anvil(tmp_path / "logs") as rpc:
+        chain = Chain(rpc)
+        key = secrets.token_hex(32)
+        (tmp_path / "wallet-password").write_text(WALLET_PASSWORD)
+        address = write_keystore(bytes.fromhex(key), WALLET_PASSWORD, tmp_path / "keystore.json")
+        chain.rpc("anvil_setBalance", [address, hex(50 * ETH)])
+        # 12 workers, so the approver sees the ten largest and not the two smallest
+        earnings = {Account.create().address: (i + 2) * 10**16 for i in range(12)}
+        state = LocalStore(tmp_path / "state")
+        _balances(state, earnings)
+        env = {
+            "OPENPOOL_STATE_URI": f"file://{tmp_path / 'state'}",
+            "ETH_RPC_ENDPOINT": rpc,
+            "CHAIN_ID": "42161",
+            "HOT_WALLET_KEYSTORE": str(tmp_path / "keystore.json"),
+            "HOT_WALLET_PASSWORD_FILE": str(tmp_path / "wallet-password"),
+            "PAYMENT_THRESHOLD_WEI": str(10**16),
+            "MAX_GAS_PRICE_WEI": str(10**12),
+            "OPENPOOL_PARTITIONS": "transcode|us-west",
+            # the approver: a SimpleAuthManager user who logs in to the api-server
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{APPROVER}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(tmp_path / "approvers.json"),
+        }
+        (tmp_path / "approvers.json").write_text(json.dumps({APPROVER: APPROVER_PASSWORD}))
+        monkeypatch.delenv("HOT_WALLET_ADDRESS", raising=False)
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        yield World(chain, state, address, key, earnings)
+
+
+def _dag(**kw: Any):
+    from openpool.airflow.payouts_dag import build_payouts_dag
+
+    return build_payouts_dag(
+        schedule=None,
+        receipt_timeout=timedelta(seconds=30),
+        confirm_timeout=timedelta(seconds=5),
+        confirm_poll=timedelta(seconds=1),
+        default_args={"retries": 0, "retry_delay": timedelta(seconds=0)},
+        **kw,
+    )
+
+
+def _run(responder: Responder, **kw: Any) -> tuple[Any, dict[str, str], dict[str, Any]]:
+    """``dag.test()`` here, the person answering through the REST API in another thread."""
+    responder.start()
+    dr = _dag(**kw).test()
+    detail = responder.check()
+    return dr, {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}, detail
+
+
+def _responder(option: str, **kw: Any) -> Responder:
+    return Responder(DAG_ID, option, APPROVER, APPROVER_PASSWORD, **kw)
+
+
+def test_the_dag_is_shaped_for_operators() -> None:
+    from openpool.airflow.payouts_dag import build_payouts_dag
+
+    dag = build_payouts_dag()
+    assert dag.dag_id == DAG_ID and dag.max_active_runs == 1 and dag.catchup is False
+    assert {"openpool", "payouts"} <= set(dag.tags)
+    assert dag.schedule == timedelta(hours=4)
+    doc = dag.doc_md or ""
+    assert "Approve" in doc and "Reject" in doc and "12:00:00" in doc
+    order = ["recover", "plan", "approve", "execute", "confirm", "report"]
+    for up, down in itertools.pairwise(order):
+        assert down in dag.get_task(up).downstream_task_ids
+    approve = dag.get_task("approve")
+    assert approve.response_timeout == timedelta(hours=12)
+    assert approve.options == ["Approve", "Reject"] and approve.retries == 0
+    assert approve.defaults is None  # a timeout is never taken as an approval
+    assert dag.get_task("plan").retries == 3 and dag.get_task("execute").retries == 2
+
+
+def test_dag_files_parse_without_payout_code_and_ingest_never_loads_it() -> None:
+    def parse(path: Path) -> dict[str, Any]:
+        out = subprocess.run(
+            [sys.executable, str(REPO / "tests/helpers/import_dags.py"), str(path)],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=300,
+            env=os.environ,
+        )
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    everything = parse(REPO / "dags")
+    assert everything["import_errors"] == {} and everything["warnings"] == []
+    assert everything["dags"][DAG_ID] == sorted(
+        ["recover", "plan", "approve", "execute", "confirm", "report"]
+    )
+    # parsing the payouts DAG loads its Airflow adapter, never the payout library (or web3)
+    assert not [m for m in everything["payout_modules"] if m.startswith("openpool.payouts")]
+    for ingest_file in ("openpool_ingest.py", "openpool_summary.py"):
+        alone = parse(REPO / "dags" / ingest_file)
+        assert alone["import_errors"] == {} and DAG_ID not in alone["dags"]
+        assert alone["payout_modules"] == [], ingest_file
+
+
+def test_an_approved_plan_is_paid_exactly_and_the_key_never_leaks(
+    world: World, capfd, caplog
+) -> None:
+    """Approve path, answered via the public REST API (in-process api-server, TestClient)."""
+    caplog.set_level(logging.DEBUG)  # every log record of every task, down to DEBUG
+    dr, states, detail = _run(_responder("Approve"))
+    assert set(states.values()) == {"success"}, states
+
+    api = AirflowAPI(APPROVER, APPROVER_PASSWORD)
+    described = api.xcom(DAG_ID, dr.run_id, "plan")
+    (plan_hash,) = world.plans()
+    assert described["plan_hash"] == plan_hash
+    assert described["payments"] == 12
+    assert described["total_eth"] == eth(sum(world.earnings.values()))
+    assert described["wallet_balance_eth"] == "50"
+    largest = sorted(world.earnings.items(), key=lambda kv: -kv[1])
+    assert [p["eth_address"] for p in described["largest"]] == [a for a, _ in largest[:10]]
+
+    # what the approver was shown: the hash, count, total, balance and the ten largest only
+    assert plan_hash in detail["body"] and plan_hash[:12] in detail["subject"]
+    assert described["total_eth"] in detail["subject"]
+    for addr, wei in largest[:10]:
+        assert f"`{addr}` | {eth(wei)}" in detail["body"]
+    assert not any(addr in detail["body"] for addr, _ in largest[10:])
+    assert detail["options"] == ["Approve", "Reject"]
+
+    # paid on chain exactly as planned, confirmed in the ledger, approval bound to the hash
+    assert {a: world.chain.balance(a) for a in world.earnings} == world.earnings
+    rows = world.ledger().payments().values()
+    assert len(rows) == 12
+    assert all(r["status"] == CONFIRMED and r["plan_hash"] == plan_hash for r in rows)
+    approval = json.loads(world.state.get(approval_key(plan_hash)))
+    assert approval["approver"] == f"airflow:{APPROVER}" and dr.run_id in approval["via"]
+
+    executed = api.xcom(DAG_ID, dr.run_id, "execute")
+    assert executed["confirmed"] == 12 and executed["approved_by"] == APPROVER
+    report = api.xcom(DAG_ID, dr.run_id, "report")
+    assert report["confirmed"] == 12
+    assert report["failed"] == report["pending"] == report["needs_investigation"] == 0
+    assert report["confirmed_eth"] == described["total_eth"]
+
+    # the key and its password appear in no XCom, no HITL text and no output
+    xcoms = json.dumps([api.xcom(DAG_ID, dr.run_id, t) for t in ("recover", "plan", "approve")])
+    xcoms += json.dumps([executed, report, detail])
+    out = capfd.readouterr()
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert f"plan {plan_hash} written" in logged and "payout run complete" in logged
+    for secret in (world.private_key, WALLET_PASSWORD):
+        assert secret not in xcoms and secret not in logged
+        assert secret not in out.out and secret not in out.err
+
+    # a second run finds nothing to pay and skips the rest without asking anyone
+    again = _dag().test()
+    states = {ti.task_id: str(ti.state) for ti in again.get_task_instances()}
+    assert states["recover"] == "success" and states["plan"] == "skipped", states
+    assert {states[t] for t in ("approve", "execute", "confirm", "report")} == {"skipped"}
+
+
+def test_a_rejected_plan_sends_nothing(world: World) -> None:
+    """Reject path, answered via the public REST API (in-process api-server, TestClient)."""
+    _, states, _ = _run(_responder("Reject"))
+    assert states["plan"] == states["approve"] == "success", states
+    assert {states[t] for t in ("execute", "confirm", "report")} == {"skipped"}, states
+    (plan_hash,) = world.plans()
+    assert not world.state.exists(approval_key(plan_hash))
+    world.nothing_sent()
+
+
+def test_a_plan_tampered_with_before_approval_is_refused(world: World, capfd) -> None:
+    """The plan file is rewritten after `plan`, then approved via the public REST API."""
+    attacker = Account.create().address
+    seen: dict[str, str] = {}
+
+    def tamper(detail: dict[str, Any]) -> None:
+        (plan_hash,) = world.plans()
+        doc = json.loads(world.state.get(plan_key(plan_hash)))
+        doc["payments"][0]["eth_address"] = attacker
+        path = Path(world.state.root) / plan_key(plan_hash)
+        path.write_bytes(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode())
+        seen["hash"] = plan_hash
+
+    _, states, _ = _run(_responder("Approve", before=tamper))
+    assert states["approve"] == "success" and states["execute"] == "failed", states
+    assert states["confirm"] == states["report"] == "upstream_failed", states
+    out = capfd.readouterr()
+    refused = f"PlanRefused: plan {seen['hash'][:12]}…: content no longer matches its hash; refused"
+    assert refused in out.out + out.err
+    world.nothing_sent()
+    assert world.chain.balance(attacker) == 0
+
+
+def test_no_answer_before_the_timeout_sends_nothing(world: World) -> None:
+    """Nobody answers: the scheduler's own AWAITING_INPUT timeout sweep resolves the task."""
+    import threading
+    import time
+
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from airflow.utils.state import TaskInstanceState
+    from sqlalchemy import select
+
+    errors: list[BaseException] = []
+
+    def sweep() -> None:
+        from airflow.jobs.job import Job
+        from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
+
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                with create_session() as session:
+                    parked = session.scalars(
+                        select(TaskInstance).where(
+                            TaskInstance.dag_id == DAG_ID,
+                            TaskInstance.state == TaskInstanceState.AWAITING_INPUT,
+                        )
+                    ).all()
+                    due = [t for t in parked if t.trigger_timeout is not None]
+                if due:
+                    time.sleep(2.5)  # past the 1 s response timeout
+                    SchedulerJobRunner(job=Job()).check_awaiting_input_timeouts()
+                    return
+                time.sleep(0.5)
+            raise TimeoutError("approve never parked")
+        except BaseException as exc:
+            errors.append(exc)
+            fail_awaiting(DAG_ID)
+
+    t = threading.Thread(target=sweep, daemon=True)
+    t.start()
+    dr = _dag(approval_timeout=timedelta(seconds=1)).test()
+    t.join(timeout=30)
+    assert not errors, errors
+    states = {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}
+    assert states["plan"] == "success" and states["approve"] == "failed", states
+    assert {states[t] for t in ("execute", "confirm", "report")} == {"upstream_failed"}, states
+    world.nothing_sent()
