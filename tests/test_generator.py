@@ -34,7 +34,7 @@ from openpool.partitions import Partition
 from openpool.storage import LocalStore
 from tests.services import REPO
 
-FIXTURES = REPO.parent / "shared" / "fixtures" / "events"
+FIXTURES = REPO / "tests" / "fixtures" / "events"
 AI = Partition("ai", "us-central")
 TC = Partition("transcode", "eu-central")
 START = datetime(2026, 10, 3, 8, 0, tzinfo=UTC)

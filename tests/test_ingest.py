@@ -26,7 +26,7 @@ from tests.services import REPO
 OPENPOOL = str(Path(sys.executable).with_name("openpool"))
 
 RATE = Fraction(1, 4)
-FIXTURES = REPO.parent / "shared" / "fixtures" / "events"
+FIXTURES = REPO / "tests" / "fixtures" / "events"
 AI = Partition("ai", "us-central")
 TC = Partition("transcode", "us-west")
 START = datetime(2026, 10, 3, 8, 0, tzinfo=UTC)
