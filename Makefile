@@ -47,8 +47,11 @@ test: setup lint
 demo: setup
 	$(BIN)/python -m openpool.demo
 
+# Speed and memory figures (table on stdout, reports/bench.json). The ingest part pins one
+# CPU; BENCH_ARGS=--quick runs everything small, e.g. `make bench BENCH_ARGS=--quick`.
+BENCH_ARGS ?=
 bench: setup
-	$(BIN)/python -m tests.bench.run
+	$(BIN)/python -m tests.bench.run $(BENCH_ARGS)
 
 # Re-resolve and re-pin every transitive dependency from requirements.txt.
 lock:

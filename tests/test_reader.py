@@ -6,16 +6,26 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pytest
+import xxhash
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from openpool.ingest.reader import RAW_JSON_LIMIT, FileResult, read_file
+from openpool.ingest import reader
+from openpool.ingest.dedup import ID_INDEX, dedup
+from openpool.ingest.reader import (
+    RAW_JSON_LIMIT,
+    FileResult,
+    content_digest,
+    legacy_content_sha256,
+    read_file,
+)
 from openpool.ingest.schema import EVENTS, REJECTED
 
 FIXTURES = Path(__file__).parent / "fixtures" / "events"
@@ -31,6 +41,11 @@ WIN_PROB = 578960446186580977117854925043439539266349923328202820197287920039565
 
 def canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def digest(value: Any) -> str:
+    """content_sha256 of an event: XXH3-128 (hex) of its canonical JSON text."""
+    return xxhash.xxh3_128_hexdigest(canonical(value).encode())
 
 
 def body(events: list[Any]) -> bytes:
@@ -173,10 +188,10 @@ def test_transcode_sample_exact_values() -> None:
     assert payload["faceValue"] == 25000000000000000000
     assert payload["winProb"] == WIN_PROB
     assert payload["pricePerPixel"] == "1200/1"
-    # payload_json and content_sha256 are the canonical forms of what the file holds.
+    # payload_json is the canonical form of what the file holds; content_sha256 its digest.
     for raw, row in zip(json.loads(data), rows, strict=True):
         assert row["payload_json"] == canonical(raw["Payload"])
-        expected = hashlib.sha256(canonical(raw).encode()).hexdigest()
+        expected = digest(raw)
         assert row["content_sha256"] == expected
 
 
@@ -202,7 +217,7 @@ def test_ai_sample_exact_values() -> None:
     assert orphan["response_time_ns"] == 911004562
     assert orphan["fees_wei"] == Decimal(1249902592)
     for raw, row in zip(json.loads(data), r.events.to_pylist(), strict=True):
-        assert row["content_sha256"] == hashlib.sha256(canonical(raw).encode()).hexdigest()
+        assert row["content_sha256"] == digest(raw)
 
 
 def test_sample_read_with_a_bad_neighbour_gives_identical_rows() -> None:
@@ -696,7 +711,7 @@ def test_extra_top_level_key_is_tolerated_and_hashed() -> None:
     r = read_tc(sandwich(ok))
     assert r.rejected.num_rows == 0
     sha = r.events.column("content_sha256")[1].as_py()
-    assert sha == hashlib.sha256(canonical(ok).encode()).hexdigest()
+    assert sha == digest(ok)
 
 
 def test_non_ascii_text_is_canonicalised_like_json_dumps() -> None:
@@ -705,7 +720,84 @@ def test_non_ascii_text_is_canonicalised_like_json_dumps() -> None:
     row = r.events.to_pylist()[0]
     assert row["model_id"] == "m\u00f6del/\U0001f600"
     assert row["payload_json"] == canonical(ok["Payload"])
-    assert row["content_sha256"] == hashlib.sha256(canonical(ok).encode()).hexdigest()
+    assert row["content_sha256"] == digest(ok)
+
+
+def test_content_digest_is_xxh3_128_of_the_canonical_text() -> None:
+    r = read_file(TRANSCODE_FILE.read_bytes(), "k", "transcode", "eu-central")
+    for raw, sha in zip(
+        json.loads(TRANSCODE_FILE.read_bytes()),
+        r.events.column("content_sha256").to_pylist(),
+        strict=True,
+    ):
+        assert sha == content_digest(canonical(raw).encode()) == digest(raw)
+        assert len(sha) == 32 and sha == sha.lower()
+
+
+def tricky_events() -> list[Any]:
+    """Valid events whose texts contain the markers the whole-file path looks for."""
+    return [
+        event("orchestrator-reset", {}),  # "{}": a 2-byte payload
+        event("orchestrator-reset", {"fees": 123}),  # 12 bytes: the longest inline view
+        event("orchestrator-reset", {"fees": 1234}),  # 13 bytes: the shortest out-of-line one
+        event("worker-connected", {"connection": '},"Region":"x', "ethAddress": ADDR}),
+        event("worker-connected", {"connection": '{"DT":"{', "ethAddress": ADDR2}),
+        event("worker-disconnected", {"connection": '"Payload":{', "ethAddress": ADDR}),
+        tc_job(ethAddress=ADDR.lower()),
+        event("node-reset", {"connection": 'a\\b"c\n\u0001'}),
+        tc_job(),
+    ]
+
+
+def test_whole_file_and_row_by_row_canonical_forms_agree(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    events = tricky_events()
+    fast = read_tc(events)
+    assert fast.rejected.num_rows == 0
+    for raw, row in zip(events, fast.events.to_pylist(), strict=True):
+        assert row["payload_json"] == canonical(raw["Payload"])
+        assert row["content_sha256"] == digest(raw)
+    decoder, _ = reader._decoders("transcode", "eu-central")
+    assert reader._canonical_whole(decoder.decode(body(events))) is not None  # fast path taken
+    monkeypatch.setattr(reader, "_canonical_whole", lambda _events: None)
+    slow = read_tc(events)
+    assert slow.events.equals(fast.events)
+
+
+def test_dedup_recognises_sha256_digests_indexed_before_xxh3() -> None:
+    events = tricky_events()
+    table = read_tc(events).events
+    legacy = [hashlib.sha256(canonical(e).encode()).hexdigest() for e in events]
+    assert legacy_content_sha256(table) == legacy
+    known = pa.table({"event_id": table.column("event_id"), "content_sha256": legacy})
+    r = dedup(table, known.cast(ID_INDEX))
+    assert r.duplicates == len(events) and r.fresh.num_rows == r.conflicts.num_rows == 0
+    other = [("0" * 63 + "1"), *legacy[1:]]  # a different SHA-256: a conflict
+    r = dedup(table, pa.table({"event_id": table.column("event_id"), "content_sha256": other}))
+    assert r.duplicates == len(events) - 1
+    assert r.conflicts.column("event_id").to_pylist() == [events[0]["ID"]]
+
+
+DT_CHARS = "0123456789-T:Z x"
+UUID_CHARS = "0123456789abcdefABCDEFg-"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.text(DT_CHARS, min_size=20, max_size=20), min_size=1, max_size=20),
+    st.lists(st.text(UUID_CHARS, min_size=36, max_size=36), min_size=1, max_size=20),
+)
+def test_vectorised_shape_checks_match_the_regexes(dts: list[str], ids: list[str]) -> None:
+    """Fixed-width columns are checked byte-wise; the verdicts equal the regexes'."""
+    dts += ["2026-10-03T08:00:02Z", "2026-13-03T08:00:02Z", "2026-02-30T23:59:59Z"]
+    dts += ["0026-10-03T08:00:02Z", "2026-10-00T08:00:02Z", "2026-10-31T24:00:00Z"]
+    ids += ["0123abcd-0123-4abc-8def-0123456789AB", "0123abcd-0123-4abc-8def-0123456789Ag"]
+    want_dt = [re.fullmatch(reader._DT_RE.strip("^$"), d) is not None for d in dts]
+    want_id = [re.fullmatch(reader._UUID_RE.strip("^$"), i) is not None for i in ids]
+    assert reader._dt_shaped(pa.array(dts)).tolist() == want_dt
+    assert reader._uuid_shaped(pa.array(ids)).tolist() == want_id
+    assert reader._dt_shaped(pa.array(dts).slice(1)).tolist() == want_dt[1:]
 
 
 def test_raw_json_is_truncated() -> None:
@@ -752,7 +844,7 @@ def reconcile(data: bytes, result: FileResult) -> None:
     for row in result.events.select(["source_index", "payload_json", "content_sha256"]).to_pylist():
         element = expected[row["source_index"]]
         assert row["payload_json"] == canonical(element["Payload"])
-        assert row["content_sha256"] == hashlib.sha256(canonical(element).encode()).hexdigest()
+        assert row["content_sha256"] == digest(element)
 
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

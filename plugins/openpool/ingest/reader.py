@@ -13,11 +13,17 @@ Design, because the reader sits on the hot path of every ingest run:
   Python to produce a specific reason (or accepted, e.g. unknown event types whose payload
   the typed structs cannot describe). The column-wise checks are shared by both paths, so
   a given element gets the same verdict whichever path it takes.
-* ``payload_json`` and ``content_sha256`` use the canonical form
-  ``json.dumps(obj, sort_keys=True, separators=(",", ":"))``. On the fast path msgspec
-  produces those exact bytes (struct fields are declared in sorted order, values are only
-  ints and strings); when a file contains non-ASCII text or DEL the affected events are
-  re-serialised with ``json.dumps`` so the bytes (and hashes) are the same either way.
+* ``payload_json`` is the canonical form ``json.dumps(obj, sort_keys=True,
+  separators=(",", ":"))`` of the payload; ``content_sha256`` is the XXH3-128 digest (32
+  hex digits, :func:`content_digest`) of the event's canonical form. (The column keeps its
+  name from when it held SHA-256, whose per-event cost dominated the reader; dedup still
+  recognises SHA-256 digests stored before the change, see :func:`legacy_content_sha256`.)
+  On the fast path msgspec encodes the whole file's typed events once, which gives those
+  exact bytes (struct fields are declared in sorted order, values are only ints and
+  strings); the events and payloads are then located in that one buffer with vectorised
+  byte comparisons, so no Python code runs per event. When a file contains non-ASCII text
+  or DEL the events are re-serialised row by row with ``json.dumps`` so the bytes (and
+  digests) are the same either way.
 
 Choices: a UTF-8 byte-order mark is stripped and the file accepted (Go never writes one, but
 re-uploads through other tools may add it; it carries no data). IDs must have UUID shape
@@ -34,7 +40,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from hashlib import sha256
@@ -46,10 +53,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from eth_utils import to_checksum_address
+from xxhash import xxh3_128_digest, xxh3_128_hexdigest
 
 from openpool.ingest.schema import EVENTS, REJECTED, TS, WEI
 
-__all__ = ["RAW_JSON_LIMIT", "FileResult", "read_file"]
+__all__ = [
+    "RAW_JSON_LIMIT",
+    "FileResult",
+    "content_digest",
+    "legacy_content_sha256",
+    "read_file",
+]
 
 RAW_JSON_LIMIT = 10_000  # characters of an element's text kept with its rejection
 
@@ -66,6 +80,13 @@ _DT_RE = (
 )
 _UUID_RE = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 _ADDR_RE = re.compile(r"0x[0-9a-fA-F]{40}")
+# The same shapes, as byte positions for the vectorised checks of fixed-width columns.
+_IS_HEX = np.zeros(256, dtype=bool)
+_IS_HEX[np.frombuffer(b"0123456789abcdefABCDEF", dtype=np.uint8)] = True
+_UUID_DASHES = [8, 13, 18, 23]
+_UUID_HEX = [i for i in range(36) if i not in _UUID_DASHES]
+_DT_PUNCT = ((4, "-"), (7, "-"), (10, "T"), (13, ":"), (16, ":"), (19, "Z"))
+_DT_DIGITS = [i for i in range(19) if i not in (4, 7, 10, 13, 16)]
 _TOP_KEYS = ("DT", "EventType", "ID", "NodeType", "Payload", "Region", "Version")
 
 # ---------------------------------------------------------------------------------------
@@ -148,7 +169,33 @@ def _decoders(node_type: str, region: str) -> tuple[msgspec.json.Decoder, msgspe
 _RAW_LIST_DECODER = msgspec.json.Decoder(list[msgspec.Raw])
 _RAW_DECODER = msgspec.json.Decoder(msgspec.Raw)
 _ANY_DECODER = msgspec.json.Decoder()
-_ENCODE = msgspec.json.Encoder().encode
+_ENCODER = msgspec.json.Encoder()
+_ENCODE = _ENCODER.encode
+
+
+class _Scratch(threading.local):
+    """Per-thread buffers reused from file to file by the whole-file path.
+
+    Fresh multi-megabyte buffers cost a page fault per 4 KiB on first touch, which is a
+    noticeable share of the per-event cost; these are allocated once per thread.
+    """
+
+    def __init__(self) -> None:
+        self.text = bytearray()
+        self._mask = np.empty(0, dtype=bool)
+
+    def mask(self, n: int) -> np.ndarray:
+        if len(self._mask) < n:
+            self._mask = np.empty(max(n, 2 * len(self._mask)), dtype=bool)
+        return self._mask[:n]
+
+
+_scratch = _Scratch()
+# Byte value -> its two hex digits, as one little-endian uint16 (first digit in the low byte).
+_HEX_PAIRS = np.array(
+    [ord(hi) | ord(lo) << 8 for hi in "0123456789abcdef" for lo in "0123456789abcdef"],
+    dtype="<u2",
+)
 
 # ---------------------------------------------------------------------------------------
 # Per-type payload rules: which payload keys an event type owns (required, validated and
@@ -483,14 +530,14 @@ def _build(
     checks.append((pc.equal(pc.binary_length(et_arr), 0), lambda i: "field 'EventType' is empty"))
     checks.append(
         (
-            pc.invert(pc.match_substring_regex(id_arr, _UUID_RE)),
+            ~_uuid_shaped(id_arr),
             lambda i: "field 'ID' is empty" if not ids[i] else f"ID {ids[i]!r} is not a UUID",
         )
     )
     ts, dt_ok = _parse_times(dt_arr)
     checks.append(
         (
-            pc.invert(dt_ok),
+            ~dt_ok,
             lambda i: (
                 f"DT {dts[i]!r} is not RFC 3339 UTC with second precision (YYYY-MM-DDTHH:MM:SSZ)"
             ),
@@ -500,7 +547,8 @@ def _build(
     # Which known event type (of this partition's node type) each row is; null = unknown.
     types = _TYPES_BY_NODE.get(node_type, _COMMON_TYPES)
     type_idx = pc.index_in(et_arr, value_set=pa.array(list(types), pa.string()))
-    owned_by: dict[tuple[int, ...], pa.Array] = {}
+    type_codes = pc.fill_null(type_idx, -1).to_numpy(zero_copy_only=False)
+    owned_by: dict[tuple[int, ...], np.ndarray] = {}
     values: dict[str, list[Any]] = {}
     columns: dict[str, pa.Array] = {}
     for key in _CHECKED_FIELDS:
@@ -510,18 +558,23 @@ def _build(
                 columns[key] = pa.nulls(n, _COLUMNS[key][1])
             continue
         if owners not in owned_by:
-            owned_by[owners] = pc.fill_null(
-                pc.is_in(type_idx, value_set=pa.array(owners, pa.int32())), False
-            )
+            lookup = np.zeros(len(types) + 1, dtype=bool)  # last entry: unknown types (-1)
+            lookup[list(owners)] = True
+            owned_by[owners] = lookup[type_codes]
         owned = owned_by[owners]
         values[key] = vals = list(map(attrgetter(key), payloads))
-        if key == "faceValue":
-            missing = pc.and_(owned, pa.array([v is None for v in vals], pa.bool_()))
+        if key == "faceValue":  # no column (it may exceed decimal128); only presence
+            missing = np.zeros(n, dtype=bool)
+            missing[[i for i in np.flatnonzero(owned).tolist() if vals[i] is None]] = True
         else:
             arr = _to_arrow(vals, _COLUMNS[key][1])
-            missing = pc.and_(owned, pc.is_null(arr))
-            columns[key] = pc.if_else(owned, arr, pa.nulls(n, arr.type))
-        if pc.any(missing).as_py():
+            present = _valid(arr)
+            missing = owned & ~present
+            # Values on rows whose type does not own the key stay only in payload_json.
+            if (present & ~owned).any():
+                arr = pc.if_else(pa.array(owned), arr, pa.nulls(n, arr.type))
+            columns[key] = arr
+        if missing.any():
             checks.append((missing, lambda i, key=key: f"{node_type} {etypes[i]} missing {key}"))
     checks.append(
         (
@@ -556,10 +609,14 @@ def _build(
         for pos in np.flatnonzero(bad_mask).tolist()
     ]
 
-    payload_json, event_json = _canonical(
-        payloads, canon, dt_arr, et_arr, id_arr, ver_arr, node_type, region
-    )
-    hashes = [sha256(b).hexdigest() for b in event_json]
+    whole = _canonical_whole(events) if canon is None else None
+    if whole is not None:
+        payload_json, hashes = whole
+    else:
+        payload_json, event_json = _canonical(
+            payloads, canon, dt_arr, et_arr, id_arr, ver_arr, node_type, region
+        )
+        hashes = _content_hashes(event_json, n)
     table = pa.table(
         {
             "event_id": id_arr,
@@ -574,13 +631,160 @@ def _build(
             ),
             **{_COLUMNS[key][0]: columns[key] for key in _COLUMNS},
             "payload_json": payload_json,
-            "content_sha256": pa.array(hashes, pa.string()),
+            "content_sha256": hashes,
         },
         schema=EVENTS,
     )
     if bad:
         table = table.filter(pa.array(~bad_mask))
     return table, bad
+
+
+def _canonical_whole(events: Sequence[Any]) -> tuple[pa.Array, pa.Array] | None:
+    """(payload_json column, content_sha256 column) from ONE encode of the whole file.
+
+    msgspec writes the typed events as ``[{...},{...}]`` in canonical form (fields in
+    sorted order, absent payload keys omitted, no spaces): byte for byte what
+    ``_canonical`` assembles row by row, without a Python call per event. Each event
+    starts with ``{"DT":"``, its payload with ``"Payload":{`` and ends with
+    ``},"Region":"``; none of these can occur inside a JSON string (the quote would be
+    escaped) and fast-path payloads hold only scalars, so the spans are found with a
+    few vectorised byte comparisons. The payload texts are cut out through a string-view
+    array over the encoded bytes; each event's span is hashed in place.
+
+    Returns None (caller takes the row-by-row path) when the text holds non-ASCII bytes
+    or DEL, which ``json.dumps`` escapes and msgspec does not, or if the spans do not
+    line up one-to-one with the events.
+    """
+    n = len(events)
+    whole = _scratch.text
+    try:
+        _ENCODER.encode_into(events, whole)
+    except BufferError:  # a view of the previous text is still alive somewhere
+        whole = _scratch.text = bytearray()
+        _ENCODER.encode_into(events, whole)
+    if not whole.isascii() or b"\x7f" in whole or len(whole) >= 2**31:
+        return None
+    buf = np.frombuffer(whole, dtype=np.uint8)
+    if len(buf) < 16:
+        return None
+    # words[i] = the 8 bytes at i as one integer: a pattern is compared 8 bytes at a time.
+    words = np.ndarray((len(buf) - 7,), dtype="<u8", buffer=whole, strides=(1,))
+    found = _scratch.mask(len(buf))
+    opens = np.flatnonzero(np.equal(buf, ord("{"), out=found))
+    starts = opens[_matches(words, opens, b'{"DT":"')]
+    p_open = opens[_matches(words, opens - 10, b'"Payload":{')]
+    closes = np.flatnonzero(np.equal(buf, ord("}"), out=found))
+    p_close = closes[_matches(words, closes, b'},"Region":"')]
+    del words  # release its view of the scratch buffer
+    if not len(starts) == len(p_open) == len(p_close) == n:
+        return None
+    # Event i is [starts[i], ends[i]): up to the comma before the next event, or the "]".
+    ends = np.empty(n, dtype=np.int64)
+    ends[:-1] = starts[1:] - 1
+    ends[-1] = len(whole) - 1
+    if not (
+        np.all(starts < p_open)
+        and np.all(p_open < p_close)
+        and np.all(p_close < ends)
+        and np.all(buf[ends - 1] == ord("}"))
+        and np.all(buf[ends] == np.where(np.arange(n) == n - 1, ord("]"), ord(",")))
+    ):
+        return None
+    payload_json = _views(buf, whole, p_open, p_close + 1).cast(pa.string())
+    spans = map(slice, starts.tolist(), ends.tolist())
+    return payload_json, _content_hashes(map(whole.__getitem__, spans), n)
+
+
+def _matches(words: np.ndarray, at: np.ndarray, pattern: bytes) -> np.ndarray:
+    """Mask of positions ``at`` where the text (``words``: 8-byte windows) holds ``pattern``.
+
+    Positions too close to either end to hold a whole multiple of 8 bytes count as no match
+    (no marker sits there: the text ends with the last event's Region and Version).
+    """
+    chunks = -(-len(pattern) // 8)
+    ok = (at >= 0) & (at + 8 * (chunks - 1) < len(words))
+    last = len(words) - 1
+    for j in range(chunks):
+        part = pattern[8 * j : 8 * j + 8]
+        mask = (1 << (8 * len(part))) - 1
+        word = words[np.clip(at + 8 * j, 0, last)]
+        ok &= (word & np.uint64(mask)) == np.uint64(int.from_bytes(part, "little"))
+    return ok
+
+
+def _views(buf: np.ndarray, data: bytes | bytearray, lo: np.ndarray, hi: np.ndarray) -> pa.Array:
+    """A string-view array of ``data[lo[i]:hi[i]]`` (``buf`` is ``data`` as uint8).
+
+    Arrow's view layout, 16 bytes a row: int32 length, then either the value itself when
+    it has at most 12 bytes (zero-padded), or its first 4 bytes, the data buffer's index
+    (0) and the value's int32 offset in that buffer.
+    """
+    n = len(lo)
+    lens = (hi - lo).astype(np.int32)
+    views = np.zeros((n, 4), dtype=np.int32)
+    views[:, 0] = lens
+    at = lo[:, None] + np.arange(12)
+    head = buf[np.minimum(at, len(buf) - 1)]
+    head[np.arange(12)[None, :] >= lens[:, None]] = 0
+    views.view(np.uint8)[:, 4:] = head
+    long = lens > 12
+    views[long, 2] = 0
+    views[long, 3] = lo[long].astype(np.int32)
+    return pa.Array.from_buffers(
+        pa.string_view(), n, [None, pa.py_buffer(views), pa.py_buffer(data)]
+    )
+
+
+def _content_hashes(texts: Iterable[bytes | bytearray], n: int) -> pa.Array:
+    """The ``content_sha256`` column: XXH3-128 of each canonical event text, in hex.
+
+    One C-level pass (map over the texts, no Python frame per event), the digests
+    joined and turned into hex digits vectorised; equal to ``content_digest(text)``.
+    """
+    digests = b"".join(map(xxh3_128_digest, texts))
+    text = _HEX_PAIRS[np.frombuffer(digests, dtype=np.uint8)]
+    width = 2 * len(digests) // n if n else 0
+    offsets = np.arange(n + 1, dtype=np.int32) * width
+    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(text)])
+
+
+def content_digest(canonical_event: bytes) -> str:
+    """The ``content_sha256`` value of an event, given its canonical JSON text."""
+    return xxh3_128_hexdigest(canonical_event)
+
+
+def legacy_content_sha256(events: pa.Table) -> list[str]:
+    """SHA-256 (hex) of each accepted event's canonical text, rebuilt from its columns.
+
+    The digest ``content_sha256`` held before it became XXH3-128, so that dedup can compare
+    a newcomer with an index entry written by an older version. The canonical text is
+    rebuilt from the EVENTS columns, which is exact for every event the reader accepts
+    except those with unknown top-level keys (not kept in any column): such an event
+    re-sent after the change counts as a conflict instead of a duplicate.
+    """
+    cols = ["event_time", "event_type", "event_id", "node_type", "payload_json", "region"]
+    out = []
+    for r in events.select([*cols, "schema_version"]).to_pylist():
+        text = (
+            b'{"DT":'
+            + _dumps(r["event_time"].strftime(_DT_FORMAT))
+            + b',"EventType":'
+            + _dumps(r["event_type"])
+            + b',"ID":'
+            + _dumps(r["event_id"])
+            + b',"NodeType":'
+            + _dumps(r["node_type"])
+            + b',"Payload":'
+            + r["payload_json"].encode()
+            + b',"Region":'
+            + _dumps(r["region"])
+            + b',"Version":'
+            + str(r["schema_version"]).encode()
+            + b"}"
+        )
+        out.append(sha256(text).hexdigest())
+    return out
 
 
 def _canonical(
@@ -641,23 +845,77 @@ def _dumps(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
 
 
-def _parse_times(dt_arr: pa.Array) -> tuple[pa.Array, pa.Array]:
+def _valid(arr: pa.Array) -> np.ndarray:
+    """Row mask of the non-null values of ``arr``, read from its validity bitmap."""
+    n = len(arr)
+    if arr.null_count == 0:
+        return np.ones(n, dtype=bool)
+    if arr.null_count == n or arr.buffers()[0] is None:
+        return np.zeros(n, dtype=bool)
+    bits = np.frombuffer(arr.buffers()[0], dtype=np.uint8)
+    return np.unpackbits(bits, count=arr.offset + n, bitorder="little")[arr.offset :].astype(bool)
+
+
+def _fixed_width(arr: pa.Array, width: int) -> np.ndarray | None:
+    """The strings of ``arr`` as an (n, width) byte matrix, if each has ``width`` bytes."""
+    n = len(arr)
+    if arr.null_count or arr.type != pa.string() or n == 0:
+        return None
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset : arr.offset + n + 1]
+    lo, hi = int(offsets[0]), int(offsets[-1])
+    if hi - lo != width * n or not np.all(np.diff(offsets) == width):
+        return None
+    return np.frombuffer(arr.buffers()[2], dtype=np.uint8)[lo:hi].reshape(n, width)
+
+
+def _uuid_shaped(ids: pa.Array) -> np.ndarray:
+    """Row mask: the ID matches ``_UUID_RE`` (vectorised when all IDs have 36 bytes)."""
+    m = _fixed_width(ids, 36)
+    if m is None:
+        return pc.match_substring_regex(ids, _UUID_RE).to_numpy(zero_copy_only=False)
+    return _IS_HEX[m[:, _UUID_HEX]].all(axis=1) & (m[:, _UUID_DASHES] == ord("-")).all(axis=1)
+
+
+def _dt_shaped(dts: pa.Array) -> np.ndarray:
+    """Row mask: the DT matches ``_DT_RE`` (vectorised when all DTs have 20 bytes)."""
+    m = _fixed_width(dts, 20)
+    if m is None:
+        return pc.match_substring_regex(dts, _DT_RE).to_numpy(zero_copy_only=False)
+    d = m.astype(np.int16) - ord("0")
+    digits = d[:, _DT_DIGITS]
+    ok = ((digits >= 0) & (digits <= 9)).all(axis=1) & (d[:, 0] >= 1)
+    for pos, char in _DT_PUNCT:
+        ok &= m[:, pos] == ord(char)
+
+    def two(at: int) -> np.ndarray:
+        return d[:, at] * 10 + d[:, at + 1]
+
+    month, day, hour, minute, second = two(5), two(8), two(11), two(14), two(17)
+    ok &= (month >= 1) & (month <= 12) & (day >= 1) & (day <= 31) & (hour <= 23)
+    return ok & (minute <= 59) & (second <= 59)
+
+
+def _parse_times(dt_arr: pa.Array) -> tuple[pa.Array, np.ndarray]:
     """(timestamps, valid mask) for DT strings; invalid ones are null / False.
 
     The regex pins the exact shape and field ranges; Arrow's ISO 8601 cast then rejects
     days past a month's end. The cast fails as a whole on such a day, so that rare case
     re-parses row-wise with strptime (which rolls Feb 30 over) and compares the day.
     """
-    shape_ok = pc.match_substring_regex(dt_arr, _DT_RE)
-    masked = pc.if_else(shape_ok, dt_arr, "1970-01-01T00:00:00Z")
+    shape_ok = _dt_shaped(dt_arr)
+    masked = dt_arr
+    if not shape_ok.all():
+        masked = pc.if_else(pa.array(shape_ok), dt_arr, "1970-01-01T00:00:00Z")
     try:
         return pc.cast(masked, TS), shape_ok
     except pa.ArrowInvalid:
         pass
     ts = pc.strptime(masked, format=_DT_FORMAT, unit="s", error_is_null=True)
     day = pc.cast(pc.utf8_slice_codeunits(masked, 8, 10), pa.int64())
-    ok = pc.fill_null(pc.and_(shape_ok, pc.equal(pc.day(ts), day)), False)
-    return pc.cast(pc.if_else(ok, ts, pa.scalar(None, ts.type)), TS), ok
+    ok = pc.fill_null(pc.and_(pa.array(shape_ok), pc.equal(pc.day(ts), day)), False)
+    return pc.cast(pc.if_else(ok, ts, pa.scalar(None, ts.type)), TS), ok.to_numpy(
+        zero_copy_only=False
+    )
 
 
 def _to_arrow(values: list[Any], typ: pa.DataType) -> pa.Array:

@@ -1,0 +1,671 @@
+"""Ingest benchmark (issue 3): throughput, memory and history-independence of one run.
+
+Figures, all on generated transcode data and local files:
+
+* end-to-end rate of ``ingest()`` (read, validate, dedup, accrue, commit) on one core for
+  one ~1,000,000-event batch, next to the rate of merely ``json.loads``-ing the same
+  files with the standard library, measured in the same run (best of several repeats,
+  interleaved, so a busy neighbour core moves both alike);
+* peak RSS of the process that ran that ingest;
+* the time of one run of a ~100,000-event batch (one hour of new events) on top of a
+  ledger that already holds ~1M and ~20M events.
+
+Every measurement runs in a fresh subprocess pinned to one CPU (``sched_setaffinity``),
+with ``OMP_NUM_THREADS=1`` and Arrow's CPU and I/O pools at one thread, so figures do not
+mix: each process's ``ru_maxrss`` is its own peak. Before timing, each process warms up
+with a tiny ingest elsewhere (imports, lazily loaded backends), so the figure is the
+ingest's, not the interpreter's start-up.
+
+The history is built synthetically and fast: one hour of generated traffic (~100k events)
+is parsed once, then replayed hour after hour with fresh event IDs and shifted times and
+written straight into the snapshot tables with the file layout hourly production runs
+would leave (see :func:`child_history`); its last hour goes through the real batch steps.
+The measured runs then ingest real generated files for the hours after the history, each
+run one more hour (~100k events in ~60 files, as an orchestrator flushing every minute
+writes them).
+
+Generated input files are cached under ``var/bench/inputs/`` (keyed by the generator's
+source and the sizes); states are built under ``var/bench/work/`` and deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from tests.services import REPO
+
+VAR = REPO / "var" / "bench"
+RATE = Fraction(1, 4)
+NODE_TYPE, REGION = "transcode", "us-west"
+WORKERS = 100
+# The throughput batch: files as busy orchestrators flush them (10,000 events each).
+BATCH_START = datetime(2026, 10, 1, 0, 0, tzinfo=UTC)
+BATCH_EVENTS_PER_SECOND = 1000.0
+# History ends (and the measured hourly runs begin) here; history lies in the hours before.
+T0 = datetime(2026, 11, 2, 0, 0, tzinfo=UTC)
+TEMPLATE_START = datetime(2026, 9, 1, 0, 0, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Sizes:
+    batch: int = 1_000_000  # events in the throughput batch
+    run: int = 100_000  # events per measured run (one hour of traffic)
+    histories: tuple[int, ...] = (1_000_000, 20_000_000)
+    runs: int = 3  # measured runs per history (consecutive hours)
+    repeats: int = 3  # interleaved repeats of the json.loads / ingest pair
+
+    def scaled(self, factor: float) -> Sizes:
+        return Sizes(
+            batch=max(1000, int(self.batch * factor)),
+            run=max(1000, int(self.run * factor)),
+            histories=tuple(max(1000, int(h * factor)) for h in self.histories),
+            runs=self.runs,
+            repeats=self.repeats,
+        )
+
+
+QUICK = Sizes(batch=100_000, run=20_000, histories=(100_000, 2_000_000), runs=2, repeats=2)
+
+
+# ---------------------------------------------------------------------------------------
+# Subprocess plumbing
+
+
+def _cpu() -> int:
+    """The CPU measurements are pinned to: the last one this process may use."""
+    return max(os.sched_getaffinity(0))
+
+
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(REPO), str(REPO / "plugins"), env.get("PYTHONPATH", "")) if p
+    )
+    return env
+
+
+def _spawn(task: str, **args: Any) -> dict[str, Any]:
+    """Run ``task`` in a fresh pinned interpreter; its last stdout line is a JSON result."""
+    payload = json.dumps({"task": task, "cpu": _cpu(), **args})
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.bench.ingest", "--child", payload],
+        cwd=REPO,
+        env=_child_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr)
+        raise RuntimeError(f"bench child {task!r} failed with exit code {proc.returncode}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _pin(cpu: int) -> None:
+    os.sched_setaffinity(0, {cpu})
+    import pyarrow as pa
+
+    pa.set_cpu_count(1)
+    pa.set_io_thread_count(1)
+
+
+def _peak_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+
+
+# ---------------------------------------------------------------------------------------
+# Inputs (generated once, cached)
+
+
+def _partition() -> Any:
+    from openpool.partitions import Partition
+
+    return Partition(NODE_TYPE, REGION)
+
+
+def _inputs_dir(sizes: Sizes) -> Path:
+    from openpool.ingest import generator
+
+    h = hashlib.sha256(Path(generator.__file__).read_bytes())
+    h.update(json.dumps([sizes.batch, sizes.run, sizes.runs, WORKERS]).encode())
+    return VAR / "inputs" / h.hexdigest()[:16]
+
+
+def _generate(
+    root: Path,
+    start: datetime,
+    events: int,
+    events_per_second: float,
+    seed: int,
+) -> dict[str, Any]:
+    from openpool.ingest.generator import count_events, generate, write
+    from openpool.storage import LocalStore
+
+    seconds = max(1, round(events / events_per_second))
+    files = generate(
+        _partition(),
+        start,
+        timedelta(seconds=seconds),
+        workers=WORKERS,
+        events_per_second=events_per_second,
+        seed=seed,
+    )
+    write(files, LocalStore(root))
+    return {
+        "files": len(files),
+        "events": sum(count_events(f.body) for f in files),
+        "bytes": sum(len(f.body) for f in files),
+    }
+
+
+def child_generate(args: dict[str, Any]) -> dict[str, Any]:
+    """Every input file: the throughput batch, the history template hour, the run hours."""
+    root = Path(args["root"])
+    run, hour = int(args["run"]), 3600
+    out = {
+        "batch": _generate(
+            root / "batch", BATCH_START, int(args["batch"]), BATCH_EVENTS_PER_SECOND, seed=11
+        ),
+        "template": _generate(root / "template", TEMPLATE_START, run, run / hour, seed=12),
+    }
+    for k in range(int(args["runs"])):
+        out[f"run{k}"] = _generate(
+            root / f"run{k}", T0 + timedelta(hours=k), run, run / hour, seed=13 + k
+        )
+    return out
+
+
+def prepare_inputs(sizes: Sizes) -> tuple[Path, dict[str, Any]]:
+    root = _inputs_dir(sizes)
+    marker = root / "inputs.json"
+    if marker.exists():
+        return root, json.loads(marker.read_text())
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    print(f"generating input files under {root.relative_to(REPO)} (once; cached) ...", flush=True)
+    t0 = time.perf_counter()
+    info = _spawn("generate", root=str(root), batch=sizes.batch, run=sizes.run, runs=sizes.runs)
+    marker.write_text(json.dumps(info, indent=2))
+    print(f"  done in {time.perf_counter() - t0:.0f} s", flush=True)
+    return root, info
+
+
+def _event_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*.json") if p.is_file())
+
+
+# ---------------------------------------------------------------------------------------
+# Measurements (each in its own process)
+
+
+def _warm_up(scratch: Path) -> None:
+    """A tiny ingest elsewhere: imports, lazily chosen backends, cached decoders."""
+    from openpool.ingest.generator import generate, write
+    from openpool.ingest.run import ingest
+    from openpool.storage import LocalStore
+
+    files = generate(
+        _partition(),
+        datetime(2026, 1, 1, tzinfo=UTC),
+        timedelta(seconds=30),
+        workers=3,
+        events_per_second=20,
+        seed=99,
+    )
+    events, state = LocalStore(scratch / "events"), LocalStore(scratch / "state")
+    write(files, events)
+    ingest(_partition(), events, state, RATE)
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
+def child_json(args: dict[str, Any]) -> dict[str, Any]:
+    """Read every file and ``json.loads`` it (the standard-library baseline)."""
+    paths = _event_files(Path(args["root"]))
+    t0, c0 = time.perf_counter(), time.process_time()
+    n = 0
+    for p in paths:
+        n += len(json.loads(p.read_bytes()))
+    return {
+        "seconds": time.perf_counter() - t0,
+        "cpu_seconds": time.process_time() - c0,
+        "events": n,
+    }
+
+
+def child_ingest(args: dict[str, Any]) -> dict[str, Any]:
+    """One ``ingest()`` of every file under ``events`` into ``state``, timed."""
+    from openpool.ingest.run import ingest
+    from openpool.storage import LocalStore
+
+    events_root, state_root = Path(args["events"]), Path(args["state"])
+    for src in args.get("add", []):  # a run's new files arrive in the bucket (not timed)
+        for p in _event_files(Path(src)):
+            dst = events_root / p.relative_to(src)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(p, dst)
+    _warm_up(Path(args["scratch"]))
+    rss_before = _peak_rss_bytes()
+    t0, c0 = time.perf_counter(), time.process_time()
+    report = ingest(_partition(), LocalStore(events_root), LocalStore(state_root), RATE)
+    seconds = time.perf_counter() - t0
+    return {
+        "seconds": seconds,
+        "cpu_seconds": time.process_time() - c0,
+        "counts": report.summary(),
+        "batches": report.batches,
+        "peak_rss_bytes": _peak_rss_bytes(),
+        "peak_rss_before_bytes": rss_before,
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# Synthetic history
+
+
+def _random_hex(rng: Any, n: int, width: int) -> Any:
+    """``n`` random lower-case hex strings of ``width`` digits, as an Arrow string array."""
+    import numpy as np
+    import pyarrow as pa
+
+    digits = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)[
+        rng.integers(0, 16, size=n * width, dtype=np.uint8)
+    ]
+    offsets = np.arange(n + 1, dtype=np.int32) * width
+    return pa.Array.from_buffers(
+        pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(digits.tobytes())]
+    )
+
+
+def _uuid4s(rng: Any, n: int) -> Any:
+    """``n`` random version-4 UUID strings (8-4-4-4-12), vectorised."""
+    import numpy as np
+    import pyarrow as pa
+
+    hexd = np.frombuffer(_random_hex(rng, n, 32).buffers()[2], dtype=np.uint8)[: n * 32]
+    hexd = hexd.reshape(n, 32).copy()
+    hexd[:, 12] = ord("4")  # version
+    hexd[:, 16] = np.frombuffer(b"89ab", dtype=np.uint8)[rng.integers(0, 4, size=n)]  # variant
+    out = np.full((n, 36), ord("-"), dtype=np.uint8)
+    cols = [i for i in range(36) if i not in (8, 13, 18, 23)]
+    out[:, cols] = hexd
+    offsets = np.arange(n + 1, dtype=np.int32) * 36
+    return pa.Array.from_buffers(
+        pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(out.tobytes())]
+    )
+
+
+def child_history(args: dict[str, Any]) -> dict[str, Any]:
+    """Build a ledger of about ``events`` events ending at T0, laid out as hourly runs.
+
+    The template hour (real generated files, parsed by the real reader) is replayed into
+    each history hour with fresh IDs, content digests and ETags and times shifted by whole
+    hours. The bulk of the hours is written straight into snapshot tables, file for file
+    as hourly runs would have left them (per hour: one ``events`` file in its day's slice,
+    one ``event_ids`` hour slice, one ``ingested_files`` and one ``tickets`` file; the
+    connections table replays every connection event of the history), a day per commit.
+    The last history hour then goes through the real dedup, accrual and staging, which
+    also writes the derived tables (balances, workers, ...) and the counters.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from openpool.ingest import connections as conn
+    from openpool.ingest.batch import Parsed, apply_batch, parse_batch, with_version
+    from openpool.ingest.dedup import ID_INDEX
+    from openpool.ingest.discovery import Candidate
+    from openpool.ingest.generator import object_key, parse_key
+    from openpool.ingest.tickets import tickets_from
+    from openpool.snapshots import SnapshotStore
+    from openpool.storage import LocalStore
+
+    store = LocalStore(Path(args["template"]))
+    cands = [
+        Candidate(i.key, i.etag, i.size, None)
+        for i in store.list(_partition().path + "/")
+        if i.key.endswith(".json")
+    ]
+    tmpl = parse_batch(_partition(), [(c, store.get(c.key)) for c in cands], lambda c, d: "")
+    ev = tmpl.events.combine_chunks()
+    n = ev.num_rows
+    hours = max(1, round(int(args["events"]) / n))
+    snaps = SnapshotStore(LocalStore(Path(args["state"])), _partition())
+    rng = np.random.default_rng(int(args.get("seed", 5)))
+    keys = tmpl.files.column("source_key").to_pylist()
+    key_idx = pc.index_in(ev.column("source_key"), value_set=tmpl.files.column("source_key"))
+    digest_width = len(ev.column("content_sha256")[0].as_py())
+    kinds = pa.array(["worker-connected", "worker-disconnected", "orchestrator-reset"])
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+
+    def replay(h: int) -> tuple[datetime, Parsed]:
+        start = T0 - timedelta(hours=hours - h)
+        delta = start - TEMPLATE_START
+        new_keys = []
+        for k in keys:
+            _, first, last = parse_key(k)
+            new_keys.append(
+                object_key(
+                    _partition(), (first + delta).strftime(fmt), (last + delta).strftime(fmt)
+                )
+            )
+        new_keys_arr = pa.array(new_keys, pa.string())
+        times = pc.add(ev.column("event_time"), pa.scalar(delta, pa.duration("s")))
+        events = (
+            ev.set_column(0, "event_id", _uuid4s(rng, n))
+            .set_column(1, "event_time", times.cast(ev.schema.field("event_time").type))
+            .set_column(
+                ev.schema.get_field_index("source_key"),
+                "source_key",
+                pc.take(new_keys_arr, key_idx),
+            )
+            .set_column(
+                ev.schema.get_field_index("content_sha256"),
+                "content_sha256",
+                _random_hex(rng, n, digest_width),
+            )
+        )
+        files = tmpl.files.set_column(0, "source_key", new_keys_arr).set_column(
+            1, "etag", _random_hex(rng, len(keys), 20)
+        )
+        return start, Parsed(events, tmpl.rejected, tmpl.quarantined, files)
+
+    t0 = time.perf_counter()
+    base = None
+    connection_events = []
+    totals = {"files_ingested": 0, "events_read": 0, "events_accepted": 0}
+    bulk = list(range(hours - 1))
+    days = [bulk[i : i + 24] for i in range(0, len(bulk), 24)]
+    for d, group in enumerate(days):
+        txn = snaps.begin(base, f"bench-history-day-{d}")
+        version = (base.version if base else 0) + 1
+        for h in group:
+            start, parsed = replay(h)
+            events = parsed.events
+            txn.append("events", events, slice_=start.strftime("%Y-%m-%d"))
+            txn.replace_slice(
+                "event_ids",
+                start.strftime("%Y%m%d%H"),
+                events.select(["event_id", "content_sha256"]).cast(ID_INDEX),
+            )
+            txn.append("ingested_files", with_version(parsed.files, "snapshot_version", version))
+            txn.append("tickets", tickets_from(events))
+            connection_events.append(events.filter(pc.is_in(events.column("event_type"), kinds)))
+            totals["files_ingested"] += parsed.files.num_rows
+            totals["events_read"] += events.num_rows
+            totals["events_accepted"] += events.num_rows
+        if d == len(days) - 1:
+            txn.replace(
+                "connections",
+                conn.apply_connections(
+                    conn.CONNECTIONS.empty_table(), pa.concat_tables(connection_events)
+                ),
+            )
+            mark = pc.max(connection_events[-1].column("event_time")).as_py()
+            txn.set_properties(
+                **totals,
+                files_quarantined=0,
+                events_duplicate=0,
+                events_rejected=0,
+                unattributed_fees_wei="0",
+                pending_ai_jobs=0,
+                watermark=mark.isoformat() if mark else None,
+            )
+        base = txn.commit()
+    _, parsed = replay(hours - 1)
+    txn = snaps.begin(base, "bench-history-last-hour")
+    apply_batch(base, txn, parsed, RATE, timedelta(hours=24))
+    base = txn.commit()
+    props = base.manifest.properties
+    return {
+        "seconds": time.perf_counter() - t0,
+        "hours": hours,
+        "commits": base.version,
+        "events": int(props.get("events_accepted", 0)),
+        "data_files": sum(len(v) for v in base.manifest.tables.values()),
+        "disk_bytes": sum(p.stat().st_size for p in Path(args["state"]).rglob("*") if p.is_file()),
+    }
+
+
+CHILDREN = {
+    "generate": child_generate,
+    "json": child_json,
+    "ingest": child_ingest,
+    "history": child_history,
+}
+
+
+def child_main(payload: str) -> int:
+    args = json.loads(payload)
+    _pin(int(args["cpu"]))
+    result = CHILDREN[args["task"]](args)
+    print(json.dumps(result))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------
+# The benchmark
+
+
+def _rate(events: int, seconds: float) -> float:
+    return events / seconds if seconds > 0 else float("nan")
+
+
+def _mb(n: float) -> str:
+    return f"{n / 2**20:,.0f} MiB"
+
+
+def bench_throughput(root: Path, info: dict[str, Any], sizes: Sizes, work: Path) -> dict[str, Any]:
+    batch = root / "batch"
+    loads, ingests = [], []
+    for k in range(sizes.repeats):
+        loads.append(_spawn("json", root=str(batch)))
+        state = work / f"throughput-{k}"
+        ingests.append(
+            _spawn(
+                "ingest",
+                events=str(batch),
+                state=str(state),
+                scratch=str(work / f"scratch-{k}"),
+            )
+        )
+        shutil.rmtree(state, ignore_errors=True)
+        print(
+            f"  repeat {k + 1}/{sizes.repeats}: json.loads {loads[-1]['seconds']:.2f} s "
+            f"(CPU {loads[-1]['cpu_seconds']:.2f} s), ingest {ingests[-1]['seconds']:.2f} s "
+            f"(CPU {ingests[-1]['cpu_seconds']:.2f} s)",
+            flush=True,
+        )
+    events = ingests[0]["counts"]["events_read"]
+    if any(i["counts"]["events_read"] != events for i in ingests) or any(
+        j["events"] != events for j in loads
+    ):
+        raise RuntimeError("repeats did not all see the same events")
+    best_load = min(j["seconds"] for j in loads)
+    best_ingest = min(i["seconds"] for i in ingests)
+    median_load = statistics.median(j["seconds"] for j in loads)
+    median_ingest = statistics.median(i["seconds"] for i in ingests)
+    cpu_load = min(j["cpu_seconds"] for j in loads)
+    cpu_ingest = min(i["cpu_seconds"] for i in ingests)
+    return {
+        "events": events,
+        "files": info["batch"]["files"],
+        "bytes": info["batch"]["bytes"],
+        "commits": ingests[0]["batches"],
+        "counts": ingests[0]["counts"],
+        "json_loads_seconds": [j["seconds"] for j in loads],
+        "ingest_seconds": [i["seconds"] for i in ingests],
+        "json_loads_events_per_s": _rate(events, best_load),
+        "ingest_events_per_s": _rate(events, best_ingest),
+        "ingest_events_per_s_median": _rate(
+            events, statistics.median(i["seconds"] for i in ingests)
+        ),
+        "ratio_to_json_loads": best_load / best_ingest,
+        "ratio_to_json_loads_medians": median_load / median_ingest,
+        "json_loads_cpu_seconds": [j["cpu_seconds"] for j in loads],
+        "ingest_cpu_seconds": [i["cpu_seconds"] for i in ingests],
+        "ratio_to_json_loads_cpu": cpu_load / cpu_ingest,
+        "peak_rss_bytes": max(i["peak_rss_bytes"] for i in ingests),
+    }
+
+
+def bench_history(root: Path, sizes: Sizes, work: Path) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for h in sizes.histories:
+        state, events = work / f"history-{h}" / "state", work / f"history-{h}" / "events"
+        events.mkdir(parents=True, exist_ok=True)
+        print(f"  building a ledger of ~{h:,} events ...", flush=True)
+        built = _spawn("history", template=str(root / "template"), state=str(state), events=h)
+        print(
+            f"    {built['events']:,} events, laid out as {built['hours']} hourly runs "
+            f"({built['data_files']} data files), built in {built['seconds']:.0f} s, "
+            f"{_mb(built['disk_bytes'])} on disk",
+            flush=True,
+        )
+        runs = []
+        for k in range(sizes.runs):
+            r = _spawn(
+                "ingest",
+                events=str(events),
+                state=str(state),
+                scratch=str(work / f"scratch-h{h}-{k}"),
+                add=[str(root / f"run{k}")],
+            )
+            runs.append(r)
+            print(
+                f"    run {k + 1}: {r['counts']['events_accepted']:,} new events "
+                f"in {r['seconds']:.2f} s",
+                flush=True,
+            )
+        shutil.rmtree(work / f"history-{h}", ignore_errors=True)
+        secs = [r["seconds"] for r in runs]
+        out[str(h)] = {
+            "history_events": built["events"],
+            "history_commits": built["commits"],
+            "history_data_files": built["data_files"],
+            "history_build_seconds": built["seconds"],
+            "history_disk_bytes": built["disk_bytes"],
+            "run_events": [r["counts"]["events_read"] for r in runs],
+            "run_seconds": secs,
+            "run_seconds_best": min(secs),
+            "run_seconds_median": statistics.median(secs),
+            "peak_rss_bytes": max(r["peak_rss_bytes"] for r in runs),
+        }
+    return out
+
+
+def run(sizes: Sizes) -> dict[str, Any]:
+    """The whole ingest benchmark; prints progress and returns the figures."""
+    root, info = prepare_inputs(sizes)
+    VAR.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="work-", dir=VAR))
+    try:
+        print(f"throughput: {info['batch']['events']:,} events in {info['batch']['files']} files")
+        throughput = bench_throughput(root, info, sizes, work)
+        print("per-run time on top of history:")
+        history = bench_history(root, sizes, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return {
+        "sizes": asdict(sizes),
+        "cpu": _cpu(),
+        "throughput": throughput,
+        "history": history,
+    }
+
+
+def targets(fig: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    """(target, measured, met) per target of issue 3."""
+    t = fig["throughput"]
+    hist = fig["history"]
+    small, large = (hist[k] for k in sorted(hist, key=int)[:1] + sorted(hist, key=int)[-1:])
+    ratio = large["run_seconds_best"] / small["run_seconds_best"]
+    return [
+        (
+            ">= 250,000 events/s end to end",
+            f"{t['ingest_events_per_s']:,.0f} events/s",
+            t["ingest_events_per_s"] >= 250_000,
+        ),
+        (
+            ">= 0.7 x json.loads",
+            f"{t['ratio_to_json_loads']:.2f} x",
+            t["ratio_to_json_loads"] >= 0.7,
+        ),
+        ("peak RSS <= 1.5 GB", _mb(t["peak_rss_bytes"]), t["peak_rss_bytes"] <= 1.5e9),
+        (
+            "run at large history <= 1.25 x at small",
+            f"{ratio:.2f} x",
+            ratio <= 1.25,
+        ),
+    ]
+
+
+def print_table(fig: dict[str, Any]) -> None:
+    t = fig["throughput"]
+    rows = [
+        ("events in the batch", f"{t['events']:,} ({t['files']} files, {_mb(t['bytes'])})"),
+        ("json.loads (stdlib), best", f"{t['json_loads_events_per_s']:,.0f} events/s"),
+        ("ingest end to end, best", f"{t['ingest_events_per_s']:,.0f} events/s"),
+        ("ingest end to end, median", f"{t['ingest_events_per_s_median']:,.0f} events/s"),
+        ("ingest / json.loads, best wall times", f"{t['ratio_to_json_loads']:.2f} x"),
+        ("ingest / json.loads, median wall times", f"{t['ratio_to_json_loads_medians']:.2f} x"),
+        ("ingest / json.loads, best CPU times", f"{t['ratio_to_json_loads_cpu']:.2f} x"),
+        ("peak RSS of the ingest process", _mb(t["peak_rss_bytes"])),
+    ]
+    hist = fig["history"]
+    for h in sorted(hist, key=int):
+        r = hist[h]
+        runs = ", ".join(f"{s:.2f}" for s in r["run_seconds"])
+        rows.append(
+            (
+                f"run of ~{r['run_events'][0]:,} events, history {r['history_events']:,}",
+                f"best {r['run_seconds_best']:.2f} s, median {r['run_seconds_median']:.2f} s "
+                f"(runs: {runs} s)",
+            )
+        )
+    keys = sorted(hist, key=int)
+    if len(keys) >= 2:
+        a, b = hist[keys[0]], hist[keys[-1]]
+        rows.append(
+            (
+                "history large / small",
+                f"best {b['run_seconds_best'] / a['run_seconds_best']:.2f} x, "
+                f"median {b['run_seconds_median'] / a['run_seconds_median']:.2f} x",
+            )
+        )
+    width = max(len(r[0]) for r in rows)
+    print(f"\ningest (one core: CPU {fig['cpu']})")
+    for name, value in rows:
+        print(f"  {name:<{width}}  {value}")
+    if len(keys) >= 2:
+        print("targets (issue 3):")
+        for name, got, ok in targets(fig):
+            print(f"  [{'met' if ok else 'MISSED'}] {name}: {got}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "--child":
+        return child_main(argv[1])
+    fig = run(QUICK if "--quick" in argv else Sizes())
+    print_table(fig)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
