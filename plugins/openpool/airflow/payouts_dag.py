@@ -24,6 +24,8 @@ from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from openpool.airflow.factory import DEFAULT_ARGS
+
 if TYPE_CHECKING:
     from openpool.config import Settings
     from openpool.payouts.ledger import Ledger
@@ -49,13 +51,6 @@ PAYOUT_VARIABLES = (
     "MAX_GAS_PRICE_WEI",
 )
 
-DEFAULT_ARGS: dict[str, Any] = {
-    "owner": "openpool",
-    "retries": 3,
-    "retry_delay": timedelta(seconds=30),
-    "retry_exponential_backoff": True,
-    "max_retry_delay": timedelta(minutes=10),
-}
 # execute: fewer retries, and only for transient trouble (RPC down, gas above the cap, wallet
 # short). It is idempotent -- every payment's nonce and signed bytes are committed to the
 # ledger before anything is broadcast, so a retry rebroadcasts the same bytes and never signs
@@ -127,17 +122,9 @@ to `{{ d.plan_hash }}`. **Reject**, or no answer within __TIMEOUT__, sends nothi
 
 def payout_settings() -> Settings:
     """Environment settings with same-named Variables laid over them (runtime + payouts)."""
-    from airflow.sdk import Variable
+    from openpool.airflow.runtime import settings
 
-    from openpool.airflow.runtime import VARIABLES
-    from openpool.config import load_settings
-
-    overrides: dict[str, Any] = {}
-    for name in (*VARIABLES, *PAYOUT_VARIABLES):
-        value = Variable.get(name, default=None)
-        if value is not None:
-            overrides[name] = value
-    return load_settings(**overrides)
+    return settings(extra=PAYOUT_VARIABLES)
 
 
 def _run_key(step: str) -> str:

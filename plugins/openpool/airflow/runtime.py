@@ -27,12 +27,15 @@ VARIABLES = (
 DEFAULT_AWS_CONN_ID = "aws_default"
 
 
-def settings() -> Settings:
-    """Environment settings with any same-named Airflow Variables laid over them."""
+def settings(extra: tuple[str, ...] = ()) -> Settings:
+    """Environment settings with any same-named Airflow Variables laid over them.
+
+    ``extra`` names further settings a DAG lets Variables override (the payout DAG's).
+    """
     from airflow.sdk import Variable
 
     overrides: dict[str, Any] = {}
-    for name in VARIABLES:
+    for name in (*VARIABLES, *extra):
         value = Variable.get(name, default=None)
         if value is not None:
             overrides[name] = value
