@@ -76,15 +76,15 @@ def correlate_ai(
     older than ``ttl`` behind the partition's event-time watermark it becomes unattributed
     (the pool's), listed with its reason, never dropped.
     """
-    received = fresh.filter(_is(fresh, "job-received")).select(
-        ["request_id", "eth_address", "event_time"]
+    received = fresh.select(["request_id", "eth_address", "event_time"]).filter(
+        _is(fresh, "job-received")
     )
     all_requests = pa.concat_tables([requests.cast(AI_REQUESTS), received.cast(AI_REQUESTS)])
     # One worker per request: the earliest received wins (a re-sent request is ignored).
     all_requests = _first_by(all_requests, "request_id", "event_time")
-    processed = fresh.filter(
+    processed = fresh.select(PENDING_AI.names).filter(
         pc.and_(_is(fresh, "job-processed"), pc.equal(fresh.column("node_type"), "ai"))
-    ).select(PENDING_AI.names)
+    )
     waiting = pa.concat_tables([pending.cast(PENDING_AI), processed.cast(PENDING_AI)])
     joined = waiting.join(
         all_requests.select(["request_id", "eth_address"]),
@@ -115,10 +115,10 @@ def correlate_ai(
 
 def transcode_credits(fresh: pa.Table) -> pa.Table:
     """Transcode jobs name their worker directly."""
-    jobs = fresh.filter(
+    jobs = fresh.select(CREDITS.names).filter(
         pc.and_(_is(fresh, "job-processed"), pc.equal(fresh.column("node_type"), "transcode"))
     )
-    return jobs.select(CREDITS.names).cast(CREDITS)
+    return jobs.cast(CREDITS)
 
 
 def accrue(balances: pa.Table, credits: pa.Table, rate: Fraction) -> pa.Table:

@@ -38,9 +38,14 @@ _KINDS = ("worker-connected", "worker-disconnected", "orchestrator-reset")
 def apply_connections(connections: pa.Table, fresh: pa.Table) -> pa.Table:
     """Replay connection events onto the connection rows."""
     ev = fresh.filter(pc.is_in(fresh.column("event_type"), pa.array(_KINDS)))
-    rows = connections.cast(CONNECTIONS).to_pylist()
     if ev.num_rows == 0:
         return connections.cast(CONNECTIONS)
+    # Closed rows never change again: only the open ones go through Python (the table
+    # keeps every connection ever made, so it grows with history).
+    connections = connections.cast(CONNECTIONS)
+    is_open = pc.is_null(connections.column("disconnected_at"))
+    closed = connections.filter(pc.invert(is_open))
+    rows = connections.filter(is_open).to_pylist()
     ev = ev.sort_by(
         [("event_time", "ascending"), ("source_key", "ascending"), ("source_index", "ascending")]
     )
@@ -71,13 +76,13 @@ def apply_connections(connections: pa.Table, fresh: pa.Table) -> pa.Table:
             open_rows[key]["disconnected_at"] = at
             open_rows[key]["close_reason"] = "worker-disconnected"
             del open_rows[key]
-    return pa.Table.from_pylist(rows, schema=CONNECTIONS)
+    return pa.concat_tables([closed, pa.Table.from_pylist(rows, schema=CONNECTIONS)])
 
 
 def update_workers(workers: pa.Table, fresh: pa.Table, connections: pa.Table) -> pa.Table:
     """First/last seen over every event naming a worker; connection count; active flag."""
-    seen = fresh.filter(pc.is_valid(fresh.column("eth_address"))).select(
-        ["eth_address", "event_time"]
+    seen = fresh.select(["eth_address", "event_time"]).filter(
+        pc.is_valid(fresh.column("eth_address"))
     )
     prev = workers.cast(WORKERS).select(["eth_address", "first_seen", "last_seen"])
     both = pa.concat_tables(

@@ -934,11 +934,17 @@ def _checksum_column(addrs: pa.Array) -> tuple[pa.Array, pa.Array]:
     Work is per distinct address (a file names few workers), so it stays cheap.
     """
     distinct = pc.unique(addrs.drop_null())
-    verdicts = [_checksum(a) for a in distinct.to_pylist()]
+    names = distinct.to_pylist()
+    verdicts = [_checksum(a) for a in names]
+    reasons = [v[1] for v in verdicts]
+    if all(v[0] == a for v, a in zip(verdicts, names, strict=True)):
+        # The usual file: every address already checksummed, none bad; no per-row gather.
+        return addrs, pa.nulls(len(addrs), pa.string())
     where = pc.index_in(addrs, value_set=distinct)
     good = pc.take(pa.array([v[0] for v in verdicts], pa.string()), where)
-    bad = pc.take(pa.array([v[1] for v in verdicts], pa.string()), where)
-    return good, bad
+    if not any(reasons):
+        return good, pa.nulls(len(addrs), pa.string())
+    return good, pc.take(pa.array(reasons, pa.string()), where)
 
 
 @lru_cache(maxsize=65_536)

@@ -11,14 +11,21 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from fractions import Fraction
 
 from openpool.errors import ObjectNotFound
-from openpool.ingest.batch import Counts, Parsed, apply_batch, parse_batch, read_table
-from openpool.ingest.discovery import INGESTED, Candidate, list_partition, pending_files
+from openpool.ingest.batch import (
+    Counts,
+    Parsed,
+    apply_batch,
+    ingested_keys,
+    parse_batch,
+    read_table,
+)
+from openpool.ingest.discovery import Candidate, list_partition, pending_files
 from openpool.partitions import Partition
 from openpool.snapshots import Snapshot, SnapshotStore, Transaction, commit_with_retry
 from openpool.storage import ObjectStore
@@ -99,23 +106,23 @@ def ingest(
     snaps = SnapshotStore(state, partition)
     report = IngestReport(str(partition))
     copy = quarantine_copier(state, partition)
-    listing = list_partition(events, partition)
-    while True:
-        base = snaps.latest()
-        todo = pending_files(listing, read_table(base, "ingested_files", INGESTED), start, end)
-        if not todo:
-            report.snapshot_version = base.version if base else 0
-            return report
-        files = []
-        for c in todo[:max_files]:
-            try:
-                files.append((c, events.get(c.key)))
-            except ObjectNotFound:  # expired or deleted since the listing: not ours to count
-                log.warning("%s vanished before it was read; skipping", events.url(c.key))
-                listing = [i for i in listing if i.key != c.key]
-        if not files:
+    base = snaps.latest()
+    report.snapshot_version = base.version if base else 0
+    # Files committed meanwhile by another writer are dropped again by commit_parsed.
+    todo = pending_files(list_partition(events, partition), ingested_keys(base), start, end)
+    while todo:
+        batch, todo = todo[:max_files], todo[max_files:]
+
+        def fetch(batch: list[Candidate] = batch) -> Iterator[tuple[Candidate, bytes]]:
+            for c in batch:  # one file's bytes at a time: read, parse, let go
+                try:
+                    yield c, events.get(c.key)
+                except ObjectNotFound:  # expired or deleted since the listing: not ours
+                    log.warning("%s vanished before it was read; skipping", events.url(c.key))
+
+        parsed = parse_batch(partition, fetch(), copy)
+        if parsed.files.num_rows == 0:
             continue
-        parsed = parse_batch(partition, files, copy)
         snap, counts = commit_parsed(snaps, parsed, rate, ttl, run_id=f"{run_id}-{report.batches}")
         report.counts.add(counts)
         report.snapshot_version = snap.version if snap else 0
@@ -123,3 +130,4 @@ def ingest(
         report.batches += 1
         if progress is not None:
             progress(report)
+    return report

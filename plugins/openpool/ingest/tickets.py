@@ -28,9 +28,11 @@ TICKETS = pa.schema(
 
 def tickets_from(fresh: pa.Table) -> pa.Table:
     """Rows for the fresh ``ticket-redeemed`` events (few per file: parsed one by one)."""
-    ev = fresh.filter(pc.equal(fresh.column("event_type"), "ticket-redeemed"))
+    ev = fresh.select(["event_id", "event_time", "payload_json"]).filter(
+        pc.equal(fresh.column("event_type"), "ticket-redeemed")
+    )
     rows = []
-    for e in ev.select(["event_id", "event_time", "payload_json"]).to_pylist():
+    for e in ev.to_pylist():
         p = json.loads(e["payload_json"])
         tx = str(p.get("txHash", ""))
         rows.append(

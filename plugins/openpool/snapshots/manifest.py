@@ -105,7 +105,9 @@ class Manifest:
             },
             "properties": self.properties,
         }
-        return json.dumps(doc, sort_keys=True, indent=1).encode()
+        # Compact: the C encoder; an indented dump goes through json's pure-Python encoder, whose
+        # cost grows with every data file the manifest names.
+        return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
     @classmethod
     def from_bytes(cls, data: bytes, uri: str, expect_version: int | None = None) -> Manifest:
