@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 
 export OPENPOOL_ANVIL_BIN := $(CURDIR)/$(ANVIL)
 
-.PHONY: all setup test lint demo bench lock clean
+.PHONY: all setup browser test lint demo up down bench lock clean
 
 all: test
 
@@ -41,11 +41,32 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: setup lint
+test: setup browser lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The dashboard's browser test drives Debian's chromium through chromedriver: installed
+# from Debian's packages when missing (sudo only when not root).
+browser:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  command -v apt-get >/dev/null || { echo "make test needs chromium and chromedriver \
+	  at /usr/bin (Debian packages chromium, chromium-driver)"; exit 1; }; \
+	  SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO="sudo"; \
+	  $$SUDO apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium chromium-driver; \
+	fi
 
 demo: setup
 	$(BIN)/python -m openpool.demo
+
+# Airflow 3 (api-server, scheduler, dag-processor, triggerer), a moto S3 server with events
+# and anvil with a funded hot wallet, in the background on 127.0.0.1 (state in var/up/).
+# Prints the URL, user and password. `make down` stops what `make up` started.
+up: setup
+	$(BIN)/python -m openpool.devstack up
+
+down:
+	@if test -x $(BIN)/python; then $(BIN)/python -m openpool.devstack down; \
+	  else echo "nothing to stop"; fi
 
 # Speed and memory figures (table on stdout, reports/bench.json). The ingest part pins one
 # CPU; BENCH_ARGS=--quick runs everything small, e.g. `make bench BENCH_ARGS=--quick`.

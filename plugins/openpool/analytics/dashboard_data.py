@@ -1,0 +1,289 @@
+"""The pool dashboard's read model: everything the OpenPool page shows, without Airflow.
+
+Money comes live from the snapshot store and the hot wallet's payout ledger (the same
+``worker_summary``/``pool_summary`` the CLI and the exports use, so the page can never
+disagree with them); performance ranks come from the published ``worker_performance.json``
+exports; fees over time are summed exactly (decimal128) from the events ledger's recent
+day slices. Nothing here writes anything.
+
+A plan is *awaiting approval* when it is the newest plan in the state store, it has no
+approval record and no ledger row, and it is younger than the approval window: the payout
+DAG runs one at a time and writes a fresh plan each run, so only the newest plan can still
+have an open approval; an older one was approved, rejected or timed out.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from openpool.analytics.refresh import export_keys
+from openpool.analytics.summary import Summary, pool_summary, worker_summary
+from openpool.errors import ObjectNotFound, OpenPoolError
+from openpool.ingest.schema import EVENTS, TS
+from openpool.partitions import Partition
+from openpool.payouts.approvals import approval_key
+from openpool.payouts.ledger import CONFIRMED, INVESTIGATE, Ledger, partition_payouts
+from openpool.payouts.plan import load_plan
+from openpool.snapshots import Snapshot, SnapshotStore
+from openpool.storage import ObjectStore
+
+EXPLORERS = {42161: "https://arbiscan.io", 421614: "https://sepolia.arbiscan.io"}
+RECENT_PAYMENTS = 50
+
+
+def tx_url(chain_id: int, tx_hash: str | None) -> str | None:
+    """The block explorer page of ``tx_hash`` (Arbiscan on Arbitrum), if the chain has one."""
+    base = EXPLORERS.get(chain_id)
+    return f"{base}/tx/{tx_hash}" if base and tx_hash else None
+
+
+def address_url(chain_id: int, address: str | None) -> str | None:
+    base = EXPLORERS.get(chain_id)
+    return f"{base}/address/{address}" if base and address else None
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Where the page reads from, and the settings that shape what it shows."""
+
+    state: ObjectStore
+    metrics: ObjectStore
+    partitions: tuple[Partition, ...]
+    threshold_wei: int
+    chain_id: int
+    wallet: str | None
+    approval_window: timedelta = timedelta(hours=12)
+    fee_hours: int = 48
+
+
+@dataclass
+class PartitionView:
+    partition: Partition
+    snapshot_version: int
+    summary: Summary
+    transcode_ranks: list[dict[str, Any]]  # all-time, best first
+    ai_ranks: dict[str, list[dict[str, Any]]]  # "pipeline|model" -> best first
+    performance_as_of: str | None
+
+
+@dataclass
+class Dashboard:
+    generated_at: datetime
+    chain_id: int
+    wallet: str | None
+    threshold_wei: int
+    pool: Summary
+    partitions: list[PartitionView]
+    awaiting: list[dict[str, Any]]
+    payments: list[dict[str, Any]]
+    fee_hours: list[datetime]
+    fees: dict[str, list[int]]  # partition key -> wei per hour, aligned with fee_hours
+    warnings: list[str] = field(default_factory=list)
+
+
+def worker_status(row: dict[str, Any], investigating: set[str]) -> list[str]:
+    """Labels for a worker row: connection, then where its money stands."""
+    labels = ["online" if row["active"] else "offline"]
+    if row["eth_address"] in investigating:
+        labels.append("needs investigation")
+    elif row["in_flight_wei"] > 0:
+        labels.append("payment in flight")
+    elif row["payout_due"]:
+        labels.append("payout due")
+    return labels
+
+
+class DashboardReader:
+    """Builds a :class:`Dashboard`; caches per-snapshot-version work between page loads."""
+
+    def __init__(self) -> None:
+        # (store, partition) -> (snapshot version, window start, fees): the newest only
+        self._fees: dict[tuple[str, str], tuple[int, datetime, dict[datetime, int]]] = {}
+        self._lock = threading.Lock()
+
+    def read(self, src: Sources, now: datetime | None = None) -> Dashboard:
+        now = now or datetime.now(UTC)
+        warnings: list[str] = []
+        log = _ledger_log(src)
+        current = Ledger.current(log)
+        investigating = {r["eth_address"] for r in current.values() if r["status"] == INVESTIGATE}
+        views, parts, props, snaps = [], [], [], {}
+        for part in src.partitions:
+            snap = SnapshotStore(src.state, part).latest()
+            snaps[part] = snap
+            summ = worker_summary(snap, part, src.threshold_wei, partition_payouts(log, str(part)))
+            for row in summ.workers:
+                row["status"] = worker_status(row, investigating)
+            parts.append(summ)
+            props.append(snap.manifest.properties if snap else {})
+            tc, ai, as_of = _ranks(src.metrics, part, warnings)
+            views.append(PartitionView(part, snap.version if snap else 0, summ, tc, ai, as_of))
+        pool = pool_summary(parts, props)
+        for row in pool.workers:
+            row["status"] = worker_status(row, investigating)
+        hours, fees = self._fee_series(src, snaps)
+        return Dashboard(
+            generated_at=now,
+            chain_id=src.chain_id,
+            wallet=src.wallet,
+            threshold_wei=src.threshold_wei,
+            pool=pool,
+            partitions=views,
+            awaiting=_awaiting(src, current, now, warnings),
+            payments=_recent_payments(current, src.chain_id),
+            fee_hours=hours,
+            fees=fees,
+            warnings=warnings,
+        )
+
+    def _fee_series(
+        self, src: Sources, snaps: dict[Partition, Snapshot | None]
+    ) -> tuple[list[datetime], dict[str, list[int]]]:
+        """Fees per event hour over the last ``fee_hours`` before the newest watermark."""
+        marks = [_watermark(s) for s in snaps.values() if s is not None]
+        marks = [m for m in marks if m is not None]
+        if not marks:
+            return [], {}
+        end = max(marks).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        start = end - timedelta(hours=src.fee_hours)
+        per: dict[str, dict[datetime, int]] = {}
+        for part, snap in snaps.items():
+            if snap is None:
+                continue
+            key = (src.state.uri, str(part))
+            with self._lock:
+                hit = self._fees.get(key)
+            if hit is None or hit[:2] != (snap.version, start):
+                hit = (snap.version, start, hourly_fees(snap, start, end))
+                with self._lock:
+                    self._fees[key] = hit
+            per[str(part)] = hit[2]
+        first = min((h for series in per.values() for h in series), default=end)
+        hours = []
+        h = first
+        while h < end:
+            hours.append(h)
+            h += timedelta(hours=1)
+        return hours, {k: [v.get(h, 0) for h in hours] for k, v in per.items()}
+
+
+def _watermark(snap: Snapshot) -> datetime | None:
+    mark = snap.manifest.properties.get("watermark")
+    return datetime.fromisoformat(mark) if mark else None
+
+
+def hourly_fees(snap: Snapshot, start: datetime, end: datetime) -> dict[datetime, int]:
+    """Exact fees (wei) of processed jobs per event hour in ``[start, end)``."""
+    first = start.date()
+    days = {(first + timedelta(days=i)).isoformat() for i in range((end.date() - first).days + 1)}
+    slices = sorted(days & snap.slices("events"))
+    if not slices:
+        return {}
+    ev = snap.read(
+        "events", slices=slices, schema=EVENTS, columns=["event_time", "event_type", "fees_wei"]
+    )
+    keep = pc.and_(
+        pc.equal(ev.column("event_type"), "job-processed"),
+        pc.and_(
+            pc.greater_equal(ev.column("event_time"), pa.scalar(start, TS)),
+            pc.less(ev.column("event_time"), pa.scalar(end, TS)),
+        ),
+    )
+    ev = ev.filter(pc.and_(pc.fill_null(keep, False), pc.is_valid(ev.column("fees_wei"))))
+    hour = pc.floor_temporal(ev.column("event_time"), unit="hour")
+    agg = (
+        pa.table({"hour": hour, "fees_wei": ev.column("fees_wei")})
+        .group_by("hour", use_threads=False)
+        .aggregate([("fees_wei", "sum")])
+    )
+    return {
+        h.replace(tzinfo=UTC) if h.tzinfo is None else h: int(w)
+        for h, w in zip(
+            agg.column("hour").to_pylist(), agg.column("fees_wei_sum").to_pylist(), strict=True
+        )
+    }
+
+
+def _ledger_log(src: Sources) -> pa.Table:
+    if src.wallet is None:
+        return Ledger.log(None)
+    return Ledger.log(Ledger(src.state, src.wallet).latest())
+
+
+def _recent_payments(current: dict[str, dict[str, Any]], chain_id: int) -> list[dict[str, Any]]:
+    rows = sorted(current.values(), key=lambda r: (r["recorded_at"], r["payment_id"]), reverse=True)
+    return [
+        {
+            "payment_id": r["payment_id"],
+            "recorded_at": r["recorded_at"],
+            "partition": r["partition"],
+            "eth_address": r["eth_address"],
+            "amount_wei": int(r["amount_wei"]),
+            "status": r["status"],
+            "tx_hash": r["tx_hash"],
+            "tx_url": tx_url(chain_id, r["tx_hash"]),
+            "block_number": r["block_number"],
+            "plan_hash": r["plan_hash"],
+            "confirmed": r["status"] == CONFIRMED,
+        }
+        for r in rows[:RECENT_PAYMENTS]
+    ]
+
+
+def _awaiting(
+    src: Sources, current: dict[str, dict[str, Any]], now: datetime, warnings: list[str]
+) -> list[dict[str, Any]]:
+    """The newest plan, if it is young, unapproved and unpaid (see the module docstring)."""
+    cutoff = now - src.approval_window
+    recent = [i for i in src.state.list("plans/") if i.last_modified >= cutoff - timedelta(hours=1)]
+    plans = []
+    for info in recent:
+        plan_hash = info.key.removeprefix("plans/").removesuffix(".json")
+        try:
+            plans.append((plan_hash, load_plan(src.state, plan_hash)))
+        except (OpenPoolError, ValueError) as exc:
+            warnings.append(f"plan {plan_hash[:12]}… is unreadable: {exc}")
+    if not plans:
+        return []
+    plan_hash, plan = max(plans, key=lambda p: (p[1]["created_at"], p[0]))
+    created = datetime.fromisoformat(plan["created_at"])
+    executed = any(r["plan_hash"] == plan_hash for r in current.values())
+    if created < cutoff or executed or src.state.exists(approval_key(plan_hash)):
+        return []
+    return [
+        {
+            "plan_hash": plan_hash,
+            "created_at": created,
+            "expires_at": created + src.approval_window,
+            "total_wei": int(plan["total_wei"]),
+            "payments": [{**p, "amount_wei": int(p["amount_wei"])} for p in plan["payments"]],
+            "deferred": len(plan["deferred"]),
+        }
+    ]
+
+
+def _ranks(
+    metrics: ObjectStore, part: Partition, warnings: list[str]
+) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]], str | None]:
+    """All-time ranks from the partition's published ``worker_performance.json``."""
+    try:
+        doc = json.loads(metrics.get(export_keys(part)[1]))
+    except ObjectNotFound:
+        return [], {}, None
+    except ValueError as exc:
+        warnings.append(f"{part}: worker_performance.json is not valid JSON ({exc})")
+        return [], {}, None
+    tc = [
+        r
+        for r in doc.get("transcode_performance", [])
+        if r.get("window") == "all" and r.get("rank") is not None
+    ]
+    tc.sort(key=lambda r: (r["rank"], r["eth_address"]))
+    return tc, dict(sorted(doc.get("ai_model_pipeline_rankings", {}).items())), doc.get("as_of")

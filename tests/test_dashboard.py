@@ -1,0 +1,457 @@
+"""The OpenPool page: its read model, and the real page in Airflow's api-server and Chromium.
+
+One pool is built as the demo builds it, with the real pieces: generated messy traffic for a
+transcode and an AI partition, ingested and refreshed; a hot wallet on a real anvil chain
+(chain id 42161) pays the transcode workers through an approved plan; a second plan, for the
+AI workers, is saved and left waiting for approval. Expected figures are read back from the
+snapshot tables, the payout ledger and the chain, never from the dashboard's own code.
+
+The browser test starts the real ``airflow api-server`` (SQLite, SimpleAuthManager) with the
+plugin folder, signs in through Airflow's login page in headless Debian Chromium driven by
+chromedriver, checks the numbers on the page, and saves ``reports/dashboard.png`` and
+``reports/dashboard-in-airflow.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import pyarrow.compute as pc
+import pytest
+
+from openpool.airflow.dashboard.charts import nice_step
+from openpool.analytics.dashboard_data import DashboardReader, Sources, tx_url
+from openpool.analytics.exports import eth
+from openpool.analytics.refresh import refresh
+from openpool.ingest.accrue import BALANCES
+from openpool.ingest.generator import Mess, generate, write
+from openpool.ingest.run import ingest
+from openpool.ingest.schema import EVENTS
+from openpool.partitions import Partition
+from openpool.payouts.approvals import record_approval
+from openpool.payouts.chain import Chain
+from openpool.payouts.execute import execute
+from openpool.payouts.keys import load_wallet, write_keystore
+from openpool.payouts.ledger import CONFIRMED, Ledger, partition_payouts
+from openpool.payouts.plan import Limits, build_plan, load_plan, save_plan
+from openpool.snapshots import SnapshotStore
+from openpool.storage import LocalStore
+from tests.services import REPO, anvil, free_port
+
+CHROMIUM = os.environ.get("OPENPOOL_CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("OPENPOOL_CHROMEDRIVER", "/usr/bin/chromedriver")
+TRANSCODE, AI = Partition.parse("transcode|us-west"), Partition.parse("ai|us-central")
+START = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
+MESS = Mess(duplicate_events=0.02, late_files=0.05, invalid_events=0.005, split_ai_jobs=0.2)
+LIMITS = Limits(10**12, 10**18, 10 * 10**18, timedelta(hours=24))
+USER, PASSWORD = "operator", "op-" + secrets.token_hex(8)
+
+
+@dataclass
+class Pool:
+    root: Path
+    state: LocalStore
+    metrics: LocalStore
+    wallet: str
+    paid_plan: str
+    waiting_plan: str
+
+    def sources(self, **kw: Any) -> Sources:
+        return Sources(
+            state=self.state,
+            metrics=self.metrics,
+            partitions=(TRANSCODE, AI),
+            threshold_wei=LIMITS.threshold_wei,
+            chain_id=42161,
+            wallet=self.wallet,
+            **kw,
+        )
+
+    def earnings(self, part: Partition) -> dict[str, int]:
+        snap = SnapshotStore(self.state, part).latest()
+        rows = snap.read("balances", schema=BALANCES).to_pylist()
+        return {r["eth_address"]: int(r["worker_earnings_wei"]) for r in rows}
+
+    def payments(self) -> list[dict[str, Any]]:
+        return list(Ledger(self.state, self.wallet).payments().values())
+
+    def paid(self, part: Partition) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for p in self.payments():
+            if p["partition"] == str(part) and p["status"] == CONFIRMED:
+                out[p["eth_address"]] = out.get(p["eth_address"], 0) + int(p["amount_wei"])
+        return out
+
+
+@pytest.fixture(scope="module")
+def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pool]:
+    root = tmp_path_factory.mktemp("dashboard")
+    events, state, metrics = (LocalStore(root / n) for n in ("events", "state", "metrics"))
+    for seed, part in enumerate((TRANSCODE, AI)):
+        files = generate(
+            part,
+            START,
+            timedelta(hours=3),
+            workers=5,
+            events_per_second=1,
+            flush_seconds=300,
+            seed=40 + seed,
+            mess=MESS,
+        )
+        write(files, events)
+        ingest(part, events, state, Fraction(1, 4))
+    with anvil(root / "logs") as rpc:
+        chain = Chain(rpc)
+        (root / "wallet-password").write_text(secrets.token_urlsafe(16))
+        wallet = write_keystore(
+            secrets.token_bytes(32), (root / "wallet-password").read_text(), root / "wallet.json"
+        )
+        chain.rpc("anvil_setBalance", [wallet, hex(100 * 10**18)])
+        hot = load_wallet(str(root / "wallet.json"), str(root / "wallet-password"))
+        ledger = Ledger(state, wallet)
+        paid_plan = save_plan(state, build_plan([TRANSCODE], state, ledger, LIMITS, 42161))
+        record_approval(state, paid_plan, "dashboard-test", "tests/test_dashboard.py")
+        report = execute(load_plan(state, paid_plan), paid_plan, ledger, chain, hot, 10**11, 60)
+        assert report.confirmed > 0 and report.failed == 0 and report.pending == 0
+        # the transcode workers were just paid; the AI workers wait for a person's approval
+        waiting_plan = save_plan(state, build_plan([TRANSCODE, AI], state, ledger, LIMITS, 42161))
+    log = Ledger.log(ledger.latest())
+    for part in (TRANSCODE, AI):
+        refresh(
+            part, state, metrics, LIMITS.threshold_wei, payouts=partition_payouts(log, str(part))
+        )
+    yield Pool(root, state, metrics, wallet, paid_plan, waiting_plan)
+
+
+# ---------------------------------------------------------------- the read model, no browser
+
+
+def test_read_model_shows_the_state_ledger_and_plans(pool: Pool) -> None:
+    d = DashboardReader().read(pool.sources())
+    assert [str(v.partition) for v in d.partitions] == [str(TRANSCODE), str(AI)]
+    for view in d.partitions:
+        earnings, paid = pool.earnings(view.partition), pool.paid(view.partition)
+        rows = {r["eth_address"]: r for r in view.summary.workers}
+        assert set(rows) == set(earnings) and len(rows) == 5
+        for addr, wei in earnings.items():
+            assert rows[addr]["worker_earnings_wei"] == wei
+            assert rows[addr]["paid_wei"] == paid.get(addr, 0)
+            assert rows[addr]["payable_wei"] == wei - paid.get(addr, 0)
+            assert rows[addr]["status"][0] in ("online", "offline")
+    # every transcode worker was paid in full; every AI worker is due and not yet paid
+    tc = {r["eth_address"]: r for r in d.partitions[0].summary.workers}
+    assert all(r["payable_wei"] == 0 and r["paid_wei"] > 0 for r in tc.values())
+    assert all("payout due" in r["status"] for r in d.partitions[1].summary.workers)
+    # pool-wide totals are the sums of what each partition shows
+    agg = d.pool.aggregates
+    for m in ("worker_earnings_wei", "paid_wei", "payable_wei", "total_fees_wei"):
+        assert agg[m] == sum(v.summary.aggregates[m] for v in d.partitions)
+
+    ledger = {p["payment_id"]: p for p in pool.payments()}
+    assert len(d.payments) == len(ledger) == 5
+    for p in d.payments:
+        assert p["status"] == CONFIRMED and p["tx_hash"].startswith("0x")
+        assert p["tx_url"] == f"https://arbiscan.io/tx/{p['tx_hash']}"
+        assert p["amount_wei"] == int(ledger[p["payment_id"]]["amount_wei"])
+        assert p["plan_hash"] == pool.paid_plan
+
+    [waiting] = d.awaiting
+    plan = load_plan(pool.state, pool.waiting_plan)
+    assert waiting["plan_hash"] == pool.waiting_plan
+    assert waiting["total_wei"] == plan["total_wei"] == agg["payable_wei"]
+    assert {p["eth_address"] for p in waiting["payments"]} == set(pool.earnings(AI))
+
+
+def test_fees_per_hour_are_the_exact_sums_of_processed_jobs(pool: Pool) -> None:
+    d = DashboardReader().read(pool.sources())
+    assert d.fee_hours == [START + timedelta(hours=i) for i in range(3)]  # 3 h of traffic
+    for part in (TRANSCODE, AI):
+        ev = SnapshotStore(pool.state, part).latest().read("events", schema=EVENTS)
+        ev = ev.filter(pc.equal(ev.column("event_type"), "job-processed")).to_pylist()
+        expected: dict[datetime, int] = {}
+        for e in ev:
+            hour = e["event_time"].replace(minute=0, second=0, microsecond=0)
+            expected[hour] = expected.get(hour, 0) + int(e["fees_wei"] or 0)
+        shown = dict(zip(d.fee_hours, d.fees[str(part)], strict=True))
+        assert {h: w for h, w in shown.items() if w} == {h: w for h, w in expected.items() if w}
+
+
+def test_ranks_come_from_the_published_performance_exports(pool: Pool) -> None:
+    d = DashboardReader().read(pool.sources())
+    tc, ai = d.partitions
+    doc = json.loads(pool.metrics.get(f"{TRANSCODE.path}/worker_performance.json"))
+    published = [r for r in doc["transcode_performance"] if r["window"] == "all"]
+    assert [r["rank"] for r in tc.transcode_ranks] == sorted(r["rank"] for r in published)
+    assert {r["eth_address"] for r in tc.transcode_ranks} == set(pool.earnings(TRANSCODE))
+    ai_doc = json.loads(pool.metrics.get(f"{AI.path}/worker_performance.json"))
+    assert ai.ai_ranks == ai_doc["ai_model_pipeline_rankings"] and ai.ai_ranks
+
+
+def test_a_plan_leaves_the_approval_list_when_approved_or_out_of_its_window(
+    pool: Pool, tmp_path: Path
+) -> None:
+    created = datetime.fromisoformat(load_plan(pool.state, pool.waiting_plan)["created_at"])
+    reader = DashboardReader()
+    assert reader.read(pool.sources(), now=created + timedelta(hours=11)).awaiting
+    assert not reader.read(pool.sources(), now=created + timedelta(hours=13)).awaiting
+    # the same state with the approval recorded: nothing waits any more
+    copy = LocalStore(tmp_path / "state")
+    for info in pool.state.list(""):
+        copy.put(info.key, pool.state.get(info.key))
+    record_approval(copy, pool.waiting_plan, "someone", "test")
+    src = Sources(copy, pool.metrics, (TRANSCODE, AI), LIMITS.threshold_wei, 42161, pool.wallet)
+    assert not reader.read(src).awaiting
+
+
+def test_explorer_links_and_axis_steps() -> None:
+    h = "0x" + "ab" * 32
+    assert tx_url(42161, h) == f"https://arbiscan.io/tx/{h}"
+    assert tx_url(421614, h) == f"https://sepolia.arbiscan.io/tx/{h}"
+    assert tx_url(31337, h) is None and tx_url(42161, None) is None
+    assert [nice_step(n) for n in (1, 7, 40, 41, 999, 10**18)] == [1, 2, 10, 20, 500, 5 * 10**17]
+
+
+# ---------------------------------------------------------------- the real page in a browser
+
+
+def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    try:
+        with opener.open(urllib.request.Request(url, headers=headers or {}), timeout=30) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+def _token(base: str) -> str:
+    req = urllib.request.Request(
+        base + "/auth/token",
+        data=json.dumps({"username": USER, "password": PASSWORD}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())["access_token"]
+
+
+@pytest.fixture(scope="module")
+def api_server(pool: Pool, airflow_db: str) -> Iterator[str]:
+    """The real ``airflow api-server`` with the plugins folder, reading ``pool``'s stores."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    (pool.root / "passwords.json").write_text(json.dumps({USER: PASSWORD}))
+    env = {
+        **os.environ,
+        "AIRFLOW__API__BASE_URL": base + "/",
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:viewer",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(pool.root / "passwords.json"),
+        "OPENPOOL_STATE_URI": pool.state.uri,
+        "OPENPOOL_METRICS_URI": pool.metrics.uri,
+        "OPENPOOL_PARTITIONS": f"{TRANSCODE},{AI}",
+        "HOT_WALLET_ADDRESS": pool.wallet,
+        "CHAIN_ID": "42161",
+        "PAYMENT_THRESHOLD_WEI": str(LIMITS.threshold_wei),
+    }
+    env.pop("HOT_WALLET_KEYSTORE", None)
+    log = (pool.root / "api-server.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            str(REPO / ".venv/bin/airflow"),
+            "api-server",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-w",
+            "1",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while _get_status(base + "/api/v2/monitor/health") != 200:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(
+                    "api-server did not start:\n"
+                    + (pool.root / "api-server.log").read_text()[-3000:]
+                )
+            time.sleep(1)
+        yield base
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        log.close()
+
+
+def _get_status(url: str) -> int:
+    try:
+        return _get(url)[0]
+    except OSError:
+        return 0
+
+
+def test_the_app_refuses_anyone_not_signed_in(pool: Pool, api_server: str) -> None:
+    addresses = [*pool.earnings(TRANSCODE), *pool.earnings(AI)]
+    status, headers, body = _get(api_server + "/openpool/")
+    assert status == 307 and headers["location"].startswith("/auth/login?next=")
+    assert not any(a.encode() in body for a in addresses)
+    status, _, body = _get(api_server + "/openpool/api/dashboard")
+    assert status == 401 and not any(a.encode() in body for a in addresses)
+    status, _, _ = _get(api_server + "/openpool/api/dashboard", {"Authorization": "Bearer forged"})
+    assert status == 403
+    # read-only: no route writes anything
+    req = urllib.request.Request(api_server + "/openpool/", method="POST", data=b"")
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req, timeout=30)
+    assert err.value.code == 405
+
+
+def test_the_plugin_is_registered_and_serves_json_to_a_signed_in_client(
+    pool: Pool, api_server: str
+) -> None:
+    auth = {"Authorization": f"Bearer {_token(api_server)}"}
+    status, _, body = _get(api_server + "/api/v2/plugins", auth)
+    assert status == 200
+    [plugin] = [p for p in json.loads(body)["plugins"] if p["name"] == "openpool_dashboard"]
+    assert plugin["fastapi_apps"][0]["url_prefix"] == "/openpool"
+    assert plugin["external_views"][0]["url_route"] == "openpool"
+    status, _, body = _get(api_server + "/openpool/api/dashboard", auth)
+    assert status == 200
+    doc = json.loads(body)
+    earnings = pool.earnings(TRANSCODE)
+    [tc] = [p for p in doc["partitions"] if p["partition"] == str(TRANSCODE)]
+    assert {w["eth_address"]: w["worker_earnings_wei"] for w in tc["workers"]} == earnings
+    assert doc["awaiting_approval"][0]["plan_hash"] == pool.waiting_plan
+
+
+def _browser(user_data: Path) -> Any:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    for path in (CHROMIUM, CHROMEDRIVER):
+        assert os.access(path, os.X_OK), (
+            f"{path} is missing: install Debian's chromium and chromium-driver "
+            "(apt-get install -y chromium chromium-driver; .ci/run does it)"
+        )
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={user_data}",
+        "--window-size=1440,1000",
+    ):
+        opts.add_argument(flag)
+    service = Service(
+        executable_path=CHROMEDRIVER, log_output=str(user_data.parent / "chromedriver.log")
+    )
+    return webdriver.Chrome(service=service, options=opts)
+
+
+def _wait(driver: Any, css: str, timeout: float = 60) -> Any:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout).until(
+        ec.presence_of_element_located((By.CSS_SELECTOR, css))
+    )
+
+
+def _full_page_screenshot(driver: Any, path: Path) -> None:
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(1440, min(max(int(height) + 120, 800), 6000))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert driver.save_screenshot(str(path))
+    assert path.stat().st_size > 20_000  # a real rendering, not a blank page
+
+
+def test_signed_in_operator_sees_the_pool_in_chromium(
+    pool: Pool, api_server: str, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver = _browser(tmp_path / "chromium-profile")
+    try:
+        driver.get(api_server + "/openpool/")  # not signed in: Airflow's own login page
+        _wait(driver, "input[name=username]").send_keys(USER)
+        driver.find_element(By.CSS_SELECTOR, "input[name=password]").send_keys(PASSWORD)
+        driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        _wait(driver, "section#pool")  # ... and back to the page, signed in
+        assert driver.current_url.rstrip("/").endswith("/openpool")
+        assert driver.find_element(By.TAG_NAME, "h1").text == "OpenPool"
+
+        for part in (TRANSCODE, AI):
+            earnings, paid = pool.earnings(part), pool.paid(part)
+            section = driver.find_element(By.CSS_SELECTOR, f'section[data-partition="{part}"]')
+            for addr, wei in earnings.items():
+                row = section.find_element(By.CSS_SELECTOR, f'tr[data-worker="{addr}"]')
+                cell = row.find_element(By.CSS_SELECTOR, 'td[data-field="worker_earnings_wei"]')
+                assert (cell.text, cell.get_attribute("data-wei")) == (eth(wei), str(wei))
+                p = paid.get(addr, 0)
+                assert row.find_element(By.CSS_SELECTOR, 'td[data-field="paid_wei"]').text == eth(p)
+                payable = row.find_element(By.CSS_SELECTOR, 'td[data-field="payable_wei"]')
+                assert payable.text == eth(wei - p)
+                status = row.find_element(By.CSS_SELECTOR, 'td[data-field="status"]').text
+                assert ("payout due" in status) == (part == AI)
+            charts = section.find_elements(By.CSS_SELECTOR, "svg.ranks rect")
+            assert len(charts) >= 3
+
+        payments = [p for p in pool.payments() if p["status"] == CONFIRMED]
+        assert len(payments) == 5
+        for p in payments:
+            link = driver.find_element(
+                By.CSS_SELECTOR, f'#payments a[href="https://arbiscan.io/tx/{p["tx_hash"]}"]'
+            )
+            assert link.get_attribute("title") == p["tx_hash"]
+            assert link.text == f"{p['tx_hash'][:12]}…{p['tx_hash'][-10:]}"
+        plan = driver.find_element(By.CSS_SELECTOR, f'#approval [data-plan="{pool.waiting_plan}"]')
+        total = load_plan(pool.state, pool.waiting_plan)["total_wei"]
+        assert f"{eth(total)} ETH" in plan.text
+        assert len(driver.find_elements(By.CSS_SELECTOR, "#fees svg rect")) >= 2
+        _full_page_screenshot(driver, REPO / "reports" / "dashboard.png")
+
+        # the same page as the "OpenPool" entry of the Airflow UI's navigation
+        driver.set_window_size(1440, 1000)
+        driver.get(api_server + "/plugin/openpool")
+        frame = _wait(driver, 'iframe[src*="openpool"]')
+        time.sleep(1)  # let the UI finish laying out around the frame
+        driver.save_screenshot(str(REPO / "reports" / "dashboard-in-airflow.png"))
+        driver.switch_to.frame(frame)
+        _wait(driver, "section#pool")
+        first = next(iter(pool.earnings(TRANSCODE)))
+        assert driver.find_elements(By.CSS_SELECTOR, f'tr[data-worker="{first}"]')
+    finally:
+        driver.quit()
