@@ -72,10 +72,6 @@ def s3_env(endpoint: str) -> dict[str, str]:
     }
 
 
-def anvil_bin() -> str:
-    return os.environ.get("OPENPOOL_ANVIL_BIN", str(REPO / ".tools" / "bin" / "anvil"))
-
-
 def airflow_env() -> dict[str, str]:
     """Settings for a real Airflow with a SQLite DB in a fresh temporary home."""
     import tempfile
@@ -95,45 +91,13 @@ def airflow_env() -> dict[str, str]:
 
 @contextlib.contextmanager
 def anvil(log_dir: Path, block_time: float | None = None) -> Iterator[str]:
-    """An anvil chain (chain id 42161, Arbitrum One's) on a free port; yields its RPC URL."""
+    """An anvil chain (chain id 42161, Arbitrum One's) on a free port; yields its RPC URL.
+
+    The product's own launcher (``openpool.devstack.anvil``), one account, automining
+    unless ``block_time`` is given.
+    """
+    from openpool.devstack.anvil import anvil as launch
+
     port = free_port()
-    log_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [
-        anvil_bin(),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--chain-id",
-        "42161",
-        "--accounts",
-        "1",
-        "--silent",
-    ]
-    if block_time:
-        cmd += ["--block-time", str(block_time)]
-    with open(log_dir / f"anvil-{port}.log", "wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    req = urllib.request.Request(
-                        url,
-                        data=b'{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}',
-                        headers={"Content-Type": "application/json"},
-                    )
-                    with urllib.request.urlopen(req, timeout=1):
-                        break
-                except OSError:
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError("anvil did not start") from None
-                    time.sleep(0.1)
-            yield url
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    with launch(log_dir / f"anvil-{port}.log", port, block_time=block_time, accounts=1) as url:
+        yield url

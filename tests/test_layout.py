@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from openpool.demo import TRAFFIC
 from tests.services import REPO
 
 CORE_MODULES = [
@@ -21,6 +24,8 @@ CORE_MODULES = [
     "openpool.snapshots",
     "openpool.cli",
     "openpool.demo",
+    "openpool.devstack.stack",
+    "openpool.devstack.commands",
 ]
 
 
@@ -55,12 +60,14 @@ def test_console_script_is_installed_and_lists_snapshots(tmp_path: Path) -> None
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=900,
         check=False,
     )
-    assert demo.returncode == 0, demo.stderr[-2000:]
+    assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
     assert "APPROVED BY THE DEMO" in demo.stdout and " confirmed" in demo.stdout
-    assert "0 confirmed" not in demo.stdout and "0 failed, 0 pending" in demo.stdout
+    assert re.search(r"\b[1-9]\d* confirmed, 0 failed, 0 pending", demo.stdout)
+    assert "make up" in demo.stdout.splitlines()[-2]  # it ends by saying how to open the UI
+    commits = _demo_went_through_airflow(tmp_path)
     proc = subprocess.run(
         [
             str(script),
@@ -79,8 +86,43 @@ def test_console_script_is_installed_and_lists_snapshots(tmp_path: Path) -> None
         check=True,
     )
     rows = json.loads(proc.stdout)
-    assert [r["version"] for r in rows] == [1]  # the demo's rerun committed nothing
-    assert rows[0]["rows"]["balances"] == 6
+    # one snapshot per ingest run that committed; the final rerun (skipped) added none
+    assert sorted(r["version"] for r in rows) == list(range(1, commits + 1))
+    latest = max(rows, key=lambda r: r["version"])
+    assert latest["rows"]["balances"] == TRAFFIC["workers"]
+
+
+def _demo_went_through_airflow(demo_dir: Path) -> int:
+    """The demo's Airflow metadata DB: every ingest DAG ran, the payout was approved by the
+    demo's user through the HITL API, and paid. Returns transcode|us-west's commit count."""
+    from openpool.demo import APPROVER
+    from openpool.partitions import ACTIVE_PARTITIONS, Partition
+
+    db = sqlite3.connect(demo_dir / "airflow" / "airflow.db")
+    runs = dict(db.execute("SELECT dag_id, group_concat(state) FROM dag_run GROUP BY dag_id"))
+    tasks = db.execute("SELECT dag_id, task_id, state FROM task_instance").fetchall()
+    ingest = {
+        f"openpool_ingest__{p.node_type}__{p.region}".replace("-", "_")
+        for p in map(Partition.parse, ACTIVE_PARTITIONS)
+    }
+    assert set(runs) == ingest | {"openpool_summary", "openpool_payouts"}
+    assert all(set(states.split(",")) == {"success"} for states in runs.values()), runs
+    commits = {d: 0 for d in ingest}
+    for dag_id, task_id, state in tasks:
+        if dag_id in ingest and task_id == "commit" and state == "success":
+            commits[dag_id] += 1
+    assert all(n >= 1 for n in commits.values()), commits
+    payout_tasks = {t: s for d, t, s in tasks if d == "openpool_payouts"}
+    assert payout_tasks == dict.fromkeys(
+        ["recover", "plan", "approve", "execute", "confirm", "report"], "success"
+    )
+    ((by, chosen),) = db.execute("SELECT responded_by, chosen_options FROM hitl_detail")
+    assert json.loads(by)["name"] == APPROVER and json.loads(chosen) == ["Approve"]
+    (approval,) = (demo_dir / "state" / "approvals").glob("*.json")
+    record = json.loads(approval.read_text())
+    assert record["approver"] == f"airflow:{APPROVER}"
+    assert record["via"].startswith("HITL openpool_payouts/")
+    return commits["openpool_ingest__transcode__us_west"]
 
 
 @pytest.mark.parametrize(

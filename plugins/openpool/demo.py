@@ -1,44 +1,54 @@
-"""``make demo``: the whole money path on embedded defaults, end to end, in a few minutes.
+"""``make demo``: the whole job end to end through Airflow, on embedded defaults.
 
-Generates two hours of messy traffic for every active partition (duplicate and late
-files, a truncated file, invalid events, an orchestrator reset, AI jobs split across
-files), ingests it, refreshes analytics, plans payouts, approves the plan (logged as the
-demo's approval), pays the workers on a local anvil chain (chain id 42161) from a funded
-hot wallet, and prints what happened. Everything lives under ``var/demo/`` (file://).
+Generates a day of messy traffic for every active partition (duplicate, re-uploaded and
+late files, a truncated file, invalid events, an orchestrator reset, AI jobs split across
+files), then runs the real DAGs of ``dags/`` in a local Airflow 3 (``dag.test()``, SQLite
+metadata under ``var/demo/airflow``): every ingest DAG until its partition has nothing
+new, the pool summary, and the payouts DAG, whose approval request the demo answers
+through Airflow's REST API as the SimpleAuthManager user ``demo`` -- logged as the
+demo's approval, not a person's. Payments go to a local anvil chain (chain id 42161)
+from a funded hot wallet. Everything lives under ``var/demo/`` (``OPENPOOL_DEMO_DIR``).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from datetime import UTC, datetime, timedelta
-from fractions import Fraction
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 from tabulate import tabulate
 
 from openpool.analytics.exports import eth
 from openpool.analytics.refresh import refresh
-from openpool.ingest.generator import Mess, generate, write
-from openpool.ingest.run import ingest
+from openpool.config import parse_rate
+from openpool.devstack.airflow_api import AirflowAPI
+from openpool.devstack.airflow_home import airflow_env, write_users
+from openpool.devstack.anvil import anvil
+from openpool.devstack.wallet import funded_hot_wallet
+from openpool.ingest.commands import status_row
+from openpool.ingest.discovery import list_partition
+from openpool.ingest.generator import Mess, count_events, generate, write
+from openpool.ingest.steps import StepEnv, has_new_files
 from openpool.partitions import ACTIVE_PARTITIONS, Partition
-from openpool.payouts.approvals import record_approval
-from openpool.payouts.chain import Chain
-from openpool.payouts.execute import execute, recover
-from openpool.payouts.keys import load_wallet, write_keystore
+from openpool.payouts.approvals import approval_key
 from openpool.payouts.ledger import Ledger, partition_payouts
-from openpool.payouts.plan import Limits, build_plan, describe, load_plan, save_plan
+from openpool.snapshots import SnapshotStore
 from openpool.storage import LocalStore
 
 REPO = Path(__file__).resolve().parents[2]
-RATE = Fraction(1, 4)
-START = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
+DAY = datetime(2026, 11, 27, tzinfo=UTC)  # one UTC day of traffic
+# Volume: 6 workers per partition at 1 event/s, flushed every 5 minutes: ~86k events and
+# ~300 files per partition, ~430k events in all. It keeps `make demo` under 3 minutes on
+# two cores with every ingest run going through Airflow (each DAG needs two runs: a run
+# takes at most 250 files).
+TRAFFIC: dict[str, Any] = {"workers": 6, "events_per_second": 1.0, "flush_seconds": 300}
 MESS = Mess(
     duplicate_events=0.02,
     reupload_files=0.05,
@@ -49,12 +59,12 @@ MESS = Mess(
     resets=1,
     orphan_ai_jobs=0.01,
 )
-LIMITS = Limits(
-    threshold_wei=10**13,
-    max_payment_wei=10**18,
-    max_run_wei=10 * 10**18,
-    min_interval=timedelta(hours=24),
-)
+RATE = "0.25"
+# A demo day earns each worker about 1e-4 ETH, under the 0.01 ETH production threshold.
+THRESHOLD_WEI = 10**13
+APPROVER = "demo"
+PAYOUTS, SUMMARY = "openpool_payouts", "openpool_summary"
+MAX_RUNS = 10  # per ingest DAG; a day needs two
 
 
 def _table(rows: list[list[object]], headers: list[str]) -> str:
@@ -62,189 +72,240 @@ def _table(rows: list[list[object]], headers: list[str]) -> str:
     return tabulate(rows, headers=headers, disable_numparse=True)
 
 
-def _anvil(port: int, log: Path) -> subprocess.Popen[bytes]:
-    binary = os.environ.get("OPENPOOL_ANVIL_BIN", str(REPO / ".tools/bin/anvil"))
-    proc = subprocess.Popen(
-        [
-            binary,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--chain-id",
-            "42161",
-            "--block-time",
-            "1",
-            "--silent",
-        ],
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    for _ in range(100):
-        try:
-            req = urllib.request.Request(
-                f"http://127.0.0.1:{port}",
-                data=b'{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}',
-                headers={"Content-Type": "application/json"},
-            )
-            urllib.request.urlopen(req, timeout=1).close()  # noqa: S310 - fixed http URL
-            return proc
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("anvil did not start")
+def _dag_id(part: Partition) -> str:
+    return f"openpool_ingest__{part.slug}"  # as openpool.airflow.factory names it
 
 
-def main() -> int:
-    t0 = time.monotonic()
-    root = Path(os.environ.get("OPENPOOL_DEMO_DIR", REPO / "var" / "demo"))
-    shutil.rmtree(root, ignore_errors=True)
-    events, state, metrics = (LocalStore(root / n) for n in ("events", "state", "metrics"))
-    parts = [Partition.parse(p) for p in ACTIVE_PARTITIONS]
-
-    print(f"1. generating two hours of traffic for {len(parts)} partitions (with mess) ...")
+def _generate(parts: list[Partition], events: LocalStore) -> None:
+    print(f"1. generating a day of traffic ({DAY:%Y-%m-%d}) for {len(parts)} partitions")
+    print("   with mess: duplicate, re-uploaded and late files, a truncated file, invalid")
+    print("   events, an orchestrator reset, AI jobs split across files, orphan AI jobs ...")
+    n_files = n_events = 0
     for i, part in enumerate(parts):
-        write(
-            generate(
-                part,
-                START,
-                timedelta(hours=2),
-                workers=6,
-                events_per_second=4,
-                flush_seconds=300,
-                seed=100 + i,
-                mess=MESS,
-            ),
-            events,
-        )
+        files = generate(part, DAY, timedelta(days=1), seed=100 + i, mess=MESS, **TRAFFIC)
+        n_files += write(files, events)
+        n_events += sum(count_events(f.body) for f in files)
+    print(f"   {n_files:,} files, {n_events:,} events (re-sent ones included)")
 
-    print("2. ingesting each partition (exactly once) and refreshing analytics ...")
+
+def _environment(root: Path, rpc: str, wallet_env: dict[str, str]) -> str:
+    """Put the demo's settings in os.environ (before Airflow is imported); returns the
+    approver's password."""
+    home = root / "airflow"
+    home.mkdir(parents=True)
+    password = secrets.token_urlsafe(16)
+    write_users(home / "passwords.json", {APPROVER: password})
+    os.environ.update(airflow_env(home, {APPROVER: "admin"}, log_level="ERROR"))
+    os.environ.update(
+        {
+            "OPENPOOL_EVENTS_URI": f"file://{root / 'events'}",
+            "OPENPOOL_ARCHIVE_URI": f"file://{root / 'archive'}",
+            "OPENPOOL_STATE_URI": f"file://{root / 'state'}",
+            "OPENPOOL_METRICS_URI": f"file://{root / 'metrics'}",
+            "POOL_COMMISSION_RATE": RATE,
+            "ETH_RPC_ENDPOINT": rpc,
+            "CHAIN_ID": "42161",
+            "PAYMENT_THRESHOLD_WEI": str(THRESHOLD_WEI),
+            **wallet_env,
+        }
+    )
+    for name in ("AWS_ENDPOINT_URL", "OPENPOOL_PARTITIONS"):  # embedded defaults only
+        os.environ.pop(name, None)
+    return password
+
+
+def _ingest(
+    af: ModuleType, dags: dict[str, Any], api: AirflowAPI, parts: list[Partition], root: Path
+) -> None:
+    print("3. ingesting every partition through its Airflow DAG (dags/openpool_ingest.py),")
+    print("   run after run until nothing new is left (a run takes at most 250 files):")
+    events, state, archive = (LocalStore(root / n) for n in ("events", "state", "archive"))
+    runs: dict[Partition, int] = {}
+    for part in parts:
+        env = StepEnv(part, events, state, archive, parse_rate(RATE))
+        for n in range(1, MAX_RUNS + 1):
+            run = af.run_dag(dags[_dag_id(part)])
+            if run.state != "success" or set(run.tasks.values()) != {"success"}:
+                raise SystemExit(f"{run.dag_id} {run.run_id} ended {run.state}: {run.tasks}")
+            parsed = api.xcom(run.dag_id, run.run_id, "parse")
+            committed = api.xcom(run.dag_id, run.run_id, "commit")
+            version = committed["snapshot_version"]
+            print(
+                f"   {run.dag_id:38} run {n}: {run.state}, {parsed['files']:>3} files, "
+                f"{parsed['events_read']:>6,} events read -> snapshot v{version}"
+            )
+            runs[part] = n
+            if not has_new_files(env, list_partition(events, part)):
+                break
+        else:
+            raise SystemExit(f"{_dag_id(part)}: still files left after {MAX_RUNS} runs")
+    first = parts[0]
+    before = SnapshotStore(state, first).latest_version()
+    again = af.run_dag(dags[_dag_id(first)])
+    if not again.skipped or SnapshotStore(state, first).latest_version() != before:
+        raise SystemExit(f"a rerun with nothing new was not a no-op: {again}")
+    print(
+        f"   {again.dag_id:38} once more: skipped at wait_for_events (nothing new), still v{before}"
+    )
     rows = []
     for part in parts:
-        rep = ingest(part, events, state, RATE)
-        again = ingest(part, events, state, RATE)  # a rerun finds nothing new
-        assert again.counts.events_read == 0
-        refresh(part, state, metrics, LIMITS.threshold_wei)
-        c = rep.counts
+        s = status_row(SnapshotStore(state, part).latest())
         rows.append(
             [
                 str(part),
-                c.files_ingested,
-                c.files_quarantined,
-                c.events_read,
-                c.events_accepted,
-                c.events_duplicate,
-                c.events_rejected,
-                rep.snapshot_version,
+                runs[part],
+                s["files_ingested"],
+                s["files_quarantined"],
+                s["events_read"],
+                s["events_accepted"],
+                s["events_duplicate"],
+                s["events_rejected"],
+                s["snapshot_version"],
+            ]
+        )
+    headers = ["partition", "runs", "files", "quarantined", "read", "accepted", "duplicate"]
+    print(_table(rows, [*headers, "rejected", "version"]))
+
+
+def _pay(af: ModuleType, dags: dict[str, Any], api_url: str, password: str) -> dict[str, Any]:
+    print(f"\n5. payouts: the {PAYOUTS} DAG plans, asks for approval, pays, confirms ...")
+
+    def announce(detail: dict[str, Any]) -> None:
+        ti = detail["task_instance"]
+        print(f"   approval requested: {detail['subject']}")
+        print(
+            f"   APPROVED BY THE DEMO, not by a person: Airflow user '{APPROVER}' answers "
+            f"'Approve'\n   through the REST API a person's UI uses: PATCH /api/v2/dags/"
+            f"{PAYOUTS}/dagRuns/{ti['dag_run_id']}/taskInstances/{ti['task_id']}/-1/hitlDetails"
+        )
+
+    approver = af.Approver(
+        lambda: AirflowAPI(api_url, APPROVER, password), PAYOUTS, "Approve", announce
+    )
+    approver.start()
+    run = af.run_dag(dags[PAYOUTS])
+    approver.result()
+    if set(run.tasks.values()) != {"success"}:
+        raise SystemExit(f"{PAYOUTS} {run.run_id} ended {run.state}: {run.tasks}")
+    api = AirflowAPI(api_url, APPROVER, password)
+    plan, executed, report = (
+        api.xcom(PAYOUTS, run.run_id, t) for t in ("plan", "execute", "report")
+    )
+    print(
+        f"   plan {plan['plan_hash'][:16]}…: {plan['payments']} payments, {plan['total_eth']} ETH; "
+        f"approved by '{executed['approved_by']}'; {report['confirmed']} confirmed, "
+        f"{report['failed']} failed, {report['pending']} pending"
+    )
+    return {"plan": plan, "report": report, "run_id": run.run_id}
+
+
+def _report(root: Path, parts: list[Partition], wallet: str, plan_hash: str) -> None:
+    state, metrics = LocalStore(root / "state"), LocalStore(root / "metrics")
+    ledger = Ledger(state, wallet)
+    approval = json.loads(state.get(approval_key(plan_hash)))
+    print(f"   approval record: {approval['approver']} via {approval['via']}")
+    pays = sorted(ledger.payments().values(), key=lambda r: (r["partition"], -int(r["amount_wei"])))
+    print(
+        _table(
+            [
+                [
+                    r["partition"],
+                    r["eth_address"],
+                    eth(int(r["amount_wei"])),
+                    r["status"],
+                    r["tx_hash"],
+                ]
+                for r in pays
+            ],
+            ["partition", "worker", "ETH", "status", "tx hash"],
+        )
+    )
+    print("\n6. per partition, after payouts (analytics refreshed with the payments):")
+    log = Ledger.log(ledger.latest())
+    rows = []
+    for part in parts:
+        snap = SnapshotStore(state, part).latest()
+        agg = refresh(
+            part, state, metrics, THRESHOLD_WEI, payouts=partition_payouts(log, str(part))
+        ).summary.aggregates
+        rows.append(
+            [
+                str(part),
+                agg["workers"],
+                eth(agg["total_fees_wei"]),
+                eth(agg["pool_commission_wei"]),
+                eth(agg["paid_wei"]),
+                eth(agg["payable_wei"]),
+                status_row(snap)["events_rejected"],
+                eth(agg["unattributed_fees_wei"]),
             ]
         )
     print(
         _table(
             rows,
-            headers=[
+            [
                 "partition",
-                "files",
-                "quarantined",
-                "read",
-                "accepted",
-                "duplicate",
-                "rejected",
-                "version",
+                "workers",
+                "fees ETH",
+                "commission ETH",
+                "paid ETH",
+                "pending ETH",
+                "rejected events",
+                "unattributed ETH",
             ],
         )
     )
 
-    print("\n3. starting anvil (chain id 42161, 1 s blocks) and funding the hot wallet ...")
-    with socket.socket() as sock:  # a free loopback port for this run's chain
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    anvil = _anvil(port, root / "anvil.log")
-    try:
-        rpc = f"http://127.0.0.1:{port}"
-        chain = Chain(rpc)
-        pw = root / "hot-wallet.password"
-        pw.write_text(secrets.token_urlsafe(24))
-        keystore = root / "hot-wallet.json"
-        address = write_keystore(secrets.token_bytes(32), pw.read_text(), keystore)
-        chain.rpc("anvil_setBalance", [address, hex(100 * 10**18)])
-        wallet = load_wallet(str(keystore), str(pw))
-        ledger = Ledger(state, wallet.address)
-        recover(ledger, chain, wallet.address)
 
-        print("4. planning payouts ...")
-        plan = build_plan(parts, state, ledger, LIMITS, chain.chain_id())
-        h = save_plan(state, plan)
-        d = describe(plan, h, chain.balance(wallet.address))
-        print(
-            f"   plan {h}: {d['payments']} payments, {d['total_eth']} ETH, "
-            f"wallet {d['wallet_balance_eth']} ETH"
-        )
-        record_approval(state, h, "demo", "make demo")
-        print(f"   APPROVED BY THE DEMO (not a person): plan {h[:16]}…")
+def main() -> int:
+    t0 = lap = time.monotonic()
 
-        print("5. paying on anvil ...")
-        t_pay = time.monotonic()
-        rep = execute(load_plan(state, h), h, ledger, chain, wallet, 10**11, receipt_timeout=60)
-        print(
-            f"   {rep.confirmed} confirmed, {rep.failed} failed, {rep.pending} pending in "
-            f"{time.monotonic() - t_pay:.1f}s"
-        )
-        log = Ledger.log(ledger.latest())
-        pays = [
-            [r["partition"], r["eth_address"], eth(int(r["amount_wei"])), r["status"], r["tx_hash"]]
-            for r in ledger.payments().values()
-        ]
-        print(
-            _table(
-                pays,
-                headers=["partition", "worker", "ETH", "status", "tx hash"],
-            )
-        )
+    def took() -> None:
+        nonlocal lap
+        print(f"   ({time.monotonic() - lap:.0f}s)")
+        lap = time.monotonic()
 
-        print("\n6. per partition, after payouts:")
-        rows = []
-        for part in parts:
-            s = refresh(
-                part,
-                state,
-                metrics,
-                LIMITS.threshold_wei,
-                payouts=partition_payouts(log, str(part)),
-            ).summary.aggregates
-            snap_props = s
-            rows.append(
-                [
-                    str(part),
-                    snap_props["workers"],
-                    eth(s["total_fees_wei"]),
-                    eth(s["pool_commission_wei"]),
-                    eth(s["paid_wei"]),
-                    eth(s["payable_wei"]),
-                    eth(s["unattributed_fees_wei"]),
-                ]
-            )
+    root = Path(os.environ.get("OPENPOOL_DEMO_DIR", REPO / "var" / "demo")).resolve()
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    parts = [Partition.parse(p) for p in ACTIVE_PARTITIONS]
+    _generate(parts, LocalStore(root / "events"))
+    took()
+
+    print("2. starting anvil (chain id 42161, 1 s blocks), a funded hot wallet, and Airflow")
+    with anvil(root / "logs" / "anvil.log") as rpc:
+        wallet = funded_hot_wallet(root / "wallet", rpc)
+        password = _environment(root, rpc, wallet.env())
+        from openpool.airflow import demo as af  # Airflow reads the environment set above
+
+        af.migrate()
+        dags = af.load_dags(REPO / "dags")
         print(
-            _table(
-                rows,
-                headers=[
-                    "partition",
-                    "workers",
-                    "fees ETH",
-                    "commission ETH",
-                    "paid ETH",
-                    "pending ETH",
-                    "unattributed ETH",
-                ],
-            )
+            f"   anvil at {rpc}; Airflow home {root / 'airflow'} with {len(dags)} DAGs from dags/"
         )
-    finally:
-        anvil.terminate()
-    print(f"\nDone in {time.monotonic() - t0:.0f}s. State, exports and plans are under {root}.")
+        with af.api_server() as api_url:
+            api = AirflowAPI(api_url, APPROVER, password)
+            took()
+            _ingest(af, dags, api, parts, root)
+            took()
+            print(f"\n4. pool-wide analytics: the {SUMMARY} DAG ...")
+            summary = af.run_dag(dags[SUMMARY])
+            print(f"   {SUMMARY}: {summary.state} -> {root / 'metrics/pool/worker_summary.json'}")
+            took()
+            paid = _pay(af, dags, api_url, password)
+        _report(root, parts, wallet.address, paid["plan"]["plan_hash"])
+        took()
+
+    print(f"\nDone in {time.monotonic() - t0:.0f}s. State, exports, plans and logs: {root}")
     print(
-        "Inspect with: .venv/bin/openpool status|balances|summary|performance "
+        "Inspect with .venv/bin/openpool status|balances|summary|performance "
         f"(OPENPOOL_STATE_URI={root / 'state'})."
     )
-    print("The Airflow DAGs are in dags/; see README 'Running in Airflow'.")
+    print(
+        "To click through it in the Airflow UI (sensor waits, runs, backfills, the approval):\n"
+        "  make up     # Airflow, S3 and anvil on 127.0.0.1; prints the URL, user and password\n"
+        "  make down   # stops them"
+    )
     return 0
 
 

@@ -1,0 +1,92 @@
+"""A small client of Airflow 3's public REST API over HTTP: what a person's browser calls.
+
+Logs in with SimpleAuthManager (``POST /auth/token``) and sends the bearer token on every
+call. ``respond`` is the call behind the UI's Required Actions page (Human-in-the-loop).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+
+def _q(run_id: str) -> str:
+    """Run ids hold ``:`` and ``+``; one path segment each."""
+    return urllib.parse.quote(run_id, safe="")
+
+
+class AirflowAPIError(RuntimeError):
+    pass
+
+
+class AirflowAPI:
+    """Airflow's REST API at ``base_url``, logged in as ``username``."""
+
+    def __init__(self, base_url: str, username: str, password: str, timeout: float = 30) -> None:
+        self.base_url, self.username, self.timeout = base_url.rstrip("/"), username, timeout
+        doc = self._call("POST", "/auth/token", {"username": username, "password": password})
+        self._token = doc["access_token"]
+
+    def _call(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
+        query = f"?{urllib.parse.urlencode(params, doseq=True)}" if params else ""
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if getattr(self, "_token", None):
+            headers["Authorization"] = f"Bearer {self._token}"
+        req = urllib.request.Request(  # noqa: S310 - an http(s) base URL
+            self.base_url + path + query,
+            data=None if body is None else json.dumps(body).encode(),
+            headers=headers,
+            method=method,
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310
+                return json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace")[:500]
+            raise AirflowAPIError(f"{method} {path}: HTTP {exc.code}: {detail}") from None
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self._call("GET", "/api/v2" + path, **params)
+
+    def patch(self, path: str, body: Any) -> Any:
+        return self._call("PATCH", "/api/v2" + path, body)
+
+    def dag_ids(self, pattern: str = "openpool") -> list[str]:
+        doc = self.get("/dags", dag_id_pattern=pattern, limit=100)
+        return sorted(d["dag_id"] for d in doc["dags"])
+
+    def wait_for_dags(self, expected: set[str], timeout: float = 300) -> list[str]:
+        """Until the DAG processor has put every ``expected`` DAG in the metadata DB."""
+        deadline = time.monotonic() + timeout
+        while not expected <= set(ids := self.dag_ids()):
+            if time.monotonic() > deadline:
+                raise AirflowAPIError(f"DAGs not loaded in {timeout:.0f}s: {expected - set(ids)}")
+            time.sleep(1)
+        return ids
+
+    def set_paused(self, dag_id: str, paused: bool) -> None:
+        self.patch(f"/dags/{dag_id}", {"is_paused": paused})
+
+    def pending_hitl(self, dag_id: str) -> list[dict[str, Any]]:
+        """Human-in-the-loop requests of ``dag_id`` waiting for an answer, newest first."""
+        doc = self.get(
+            f"/dags/{dag_id}/dagRuns/~/hitlDetails",
+            response_received=False,
+            state="awaiting_input",
+            order_by="-created_at",
+        )
+        return doc["hitl_details"]
+
+    def respond(self, dag_id: str, run_id: str, task_id: str, option: str) -> Any:
+        """Answer a HITL request, as the Required Actions page does."""
+        path = f"/dags/{dag_id}/dagRuns/{_q(run_id)}/taskInstances/{task_id}/-1/hitlDetails"
+        return self.patch(path, {"chosen_options": [option]})
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str) -> Any:
+        run = _q(run_id)
+        path = f"/dags/{dag_id}/dagRuns/{run}/taskInstances/{task_id}/xcomEntries/return_value"
+        return self.get(path, deserialize=True)["value"]
