@@ -3,6 +3,8 @@
 * Ingest (:mod:`tests.bench.ingest`, issue 3): end-to-end events/s on one core against
   plain ``json.loads``, peak RSS, and the time of one run on top of a small and a large
   history.
+* Analytics (:mod:`tests.bench.analytics`, issue 5): one partition's refresh (all three
+  windows) over 20M events, transcode and AI, with its peak RSS.
 * Snapshot store: the cost of one commit and of finding the latest version, on local disk
   and on a real moto server over HTTP, with 1,000 versions of history.
 
@@ -31,6 +33,7 @@ import pyarrow as pa
 from openpool.partitions import Partition
 from openpool.snapshots import SnapshotStore
 from openpool.storage import LocalStore, ObjectStore, S3Store, make_s3_client
+from tests.bench import analytics as analytics_bench
 from tests.bench import ingest as ingest_bench
 from tests.services import REPO, moto_server, s3_env
 
@@ -110,7 +113,7 @@ def main() -> int:
         default=float(os.environ.get("OPENPOOL_BENCH_SCALE", "1")),
         help="multiply the ingest sizes",
     )
-    parser.add_argument("--only", choices=["ingest", "snapshots"], default=None)
+    parser.add_argument("--only", choices=["ingest", "analytics", "snapshots"], default=None)
     parser.add_argument("--out", type=Path, default=REPO / "reports" / "bench.json")
     args = parser.parse_args()
 
@@ -134,11 +137,22 @@ def main() -> int:
             {"target": name, "measured": got, "met": ok}
             for name, got, ok in ingest_bench.targets(fig)
         ]
+    if args.only in (None, "analytics"):
+        print("\nanalytics refresh")
+        fig = analytics_bench.run(analytics_bench.QUICK if args.quick else analytics_bench.Sizes())
+        analytics_bench.print_table(fig)
+        report["analytics"] = fig
+        report["analytics_targets"] = [
+            {"target": name, "measured": got, "met": ok}
+            for name, got, ok in analytics_bench.targets(fig)
+        ]
     if args.only in (None, "snapshots"):
         print("\nsnapshot store")
         versions = args.versions or (200 if args.quick else 1000)
         report["snapshots"] = run_snapshots(versions)
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    if args.only and args.out.exists():  # keep the sections this run did not measure
+        report = {**json.loads(args.out.read_text()), **report}
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     shown = args.out.relative_to(REPO) if args.out.is_relative_to(REPO) else args.out
     print(f"\nfigures written to {shown}")

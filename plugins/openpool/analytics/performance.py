@@ -1,20 +1,29 @@
 """worker_performance: exact per-worker speed and earnings, for all time, 24 h and 7 d.
 
 Windows are of event time and end at ``as_of`` (default: the partition's latest event
-time, so a refresh is reproducible from its snapshot). The 24 h and 7 d windows read only
-the ledger's date slices they cover, so their cost does not grow with history; "all time"
-is an exact columnar scan of the few columns it needs.
+time, so a refresh is reproducible from its snapshot). All windows asked for come from one
+pass over the ledger's date slices, oldest first: "all time" reads every slice once and
+keeps every timed job's values (exact, no sketch); the 24 h and 7 d windows cover only the
+slices of their days, so asked for alone their cost does not grow with history. Each
+day's jobs go, as compact numeric arrays, to every window whose time range holds them;
+quantiles are taken per group at the end by selection, not a sort of the whole ledger.
+A day only "all time" needs is taken from its stored share when one exists for exactly
+its inputs (:mod:`~openpool.analytics.daycache`), so a refresh reads the ledger files of
+new or changed days and of the last 7 days only (see :mod:`~openpool.analytics.onepass`).
 
 Transcode: response time in ms (the wire's ms are stored as ns), real-time factor =
 duration ÷ response time (higher is faster; p50 and p10, the worst decile), compute units
 per second; ranked by p50 real-time factor, best = 1. AI: latency in seconds (the wire's
-ns), ranked within each (pipeline, model) by p50 latency, lowest = 1. Jobs with a
-missing, zero or negative response time (or duration) are excluded from the speed figures
-and counted in ``excluded_jobs``; they still count in ``jobs`` and ``fees_wei``.
+ns), ranked within each (pipeline, model) by p50 latency, lowest = 1; an AI job counts for
+the worker it was credited to (``ai_credits``), and not at all before it is credited.
+Jobs with a missing, zero or negative response time (or duration) are excluded from the
+speed figures and counted in ``excluded_jobs``; they still count in ``jobs`` and
+``fees_wei``. A group with timed jobs but no compute units has a null compute-units p50.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -22,29 +31,28 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from openpool.analytics.quantiles import grouped_quantiles, percentile_of_rank, ranks
-from openpool.ingest.accrue import CREDITS
-from openpool.ingest.schema import EVENTS, TS, WEI
+from openpool.analytics.onepass import CacheMiss, Pass, Window
+from openpool.analytics.quantiles import percentile_of_rank, ranks
+from openpool.ingest.schema import WEI
 from openpool.snapshots import Snapshot
+
+log = logging.getLogger(__name__)
 
 WINDOWS: dict[str, timedelta | None] = {
     "all": None,
     "24h": timedelta(hours=24),
     "7d": timedelta(days=7),
 }
-_COLUMNS = [
-    "event_id",
-    "event_time",
-    "event_type",
-    "node_type",
-    "eth_address",
-    "pipeline",
-    "model_id",
-    "fees_wei",
-    "compute_units",
-    "duration_ms",
-    "response_time_ns",
-]
+# Quantiles per value kept: output column -> q.
+_TC_QS = {
+    "rt": {"response_ms_p50": 0.5, "response_ms_p90": 0.9, "response_ms_p99": 0.99},
+    "rtf": {"rtf_p50": 0.5, "rtf_p10": 0.1},
+    "cu": {"compute_units_per_s_p50": 0.5},
+}
+_AI_QS = {
+    "lat": {"latency_s_p50": 0.5, "latency_s_p90": 0.9, "latency_s_p99": 0.99},
+    "cu": {"compute_units_per_s_p50": 0.5},
+}
 
 
 @dataclass
@@ -59,69 +67,40 @@ def as_of_of(snap: Snapshot | None) -> datetime | None:
     return datetime.fromisoformat(mark) if mark else None
 
 
-def jobs_in_window(snap: Snapshot, window: timedelta | None, as_of: datetime) -> pa.Table:
-    """``job-processed`` ledger rows with event time in ``(as_of - window, as_of]``."""
-    slices = None
-    if window is not None:
-        first = (as_of - window).date()
-        days = (as_of.date() - first).days
-        wanted = {(first + timedelta(days=i)).isoformat() for i in range(days + 1)}
-        slices = sorted(wanted & snap.slices("events"))
-    events = snap.read("events", slices=slices, schema=EVENTS, columns=_COLUMNS)
-    keep = pc.and_(
-        pc.equal(events.column("event_type"), "job-processed"),
-        pc.less_equal(events.column("event_time"), pa.scalar(as_of, TS)),
+def performance(
+    snap: Snapshot,
+    windows: tuple[str, ...] = tuple(WINDOWS),
+    as_of: datetime | None = None,
+) -> Performance:
+    """Both performance tables for ``windows`` (rows carry their window's name)."""
+    as_of = as_of or as_of_of(snap)
+    if as_of is None:  # nothing ingested yet
+        return Performance(TRANSCODE.empty_table(), AI.empty_table(), None)
+    end = int(as_of.timestamp())
+    spans: dict[str, Window] = {}
+    for w in windows:
+        length = WINDOWS[w]
+        spans[w] = (None if length is None else end - int(length.total_seconds()), end)
+    run = Pass(snap, spans)
+    try:
+        run.run()
+    except CacheMiss as exc:  # a stored day share went missing or bad: recompute, store again
+        log.warning("day share unusable (%s); reading the whole ledger", exc)
+        run = Pass(snap, spans, read_shares=False)
+        run.run()
+    return Performance(
+        pa.concat_tables([transcode_table(run, w) for w in windows]),
+        pa.concat_tables([ai_table(run, w) for w in windows]),
+        as_of,
     )
-    if window is not None:
-        keep = pc.and_(keep, pc.greater(events.column("event_time"), pa.scalar(as_of - window, TS)))
-    return events.filter(keep)
 
 
-def _positive(col: pa.ChunkedArray) -> pa.Array:
-    return pc.fill_null(pc.greater(col, 0), False)
-
-
-def _money_and_jobs(jobs: pa.Table, keys: list[str], valid: pa.Array) -> pa.Table:
-    flagged = jobs.select([*keys, "fees_wei"]).append_column(
-        "_excluded", pc.cast(pc.invert(valid), pa.int64())
-    )
-    agg = flagged.group_by(keys, use_threads=False).aggregate(
-        [("fees_wei", "sum"), ([], "count_all"), ("_excluded", "sum")]
-    )
-    return agg.rename_columns([*keys, "fees_wei", "jobs", "excluded_jobs"])
-
-
-def _cu_p50(ok: pa.Table, cu_s: pa.ChunkedArray, keys: list[str]) -> pa.Table:
-    """p50 compute units per second over the timed jobs that report compute units."""
-    has = pc.is_valid(cu_s)
-    return grouped_quantiles(
-        ok.select(keys).filter(has), cu_s.filter(has), {"compute_units_per_s_p50": 0.5}
-    ).drop_columns(["n"])
-
-
-def transcode_table(jobs: pa.Table, window: str) -> pa.Table:
-    jobs = jobs.filter(
-        pc.and_(pc.equal(jobs.column("node_type"), "transcode"), pc.is_valid(jobs["eth_address"]))
-    )
-    valid = pc.and_(_positive(jobs["response_time_ns"]), _positive(jobs["duration_ms"]))
-    base = _money_and_jobs(jobs, ["eth_address"], valid)
-    ok = jobs.filter(valid)
-    rt_ns = pc.cast(ok["response_time_ns"], pa.float64())
-    rt_ms = pc.divide(rt_ns, 1e6)
-    rtf = pc.divide(pc.cast(ok["duration_ms"], pa.float64()), rt_ms)
-    cu_s = pc.divide(pc.cast(ok["compute_units"], pa.float64()), pc.divide(rt_ns, 1e9))
-    g = ok.select(["eth_address"])
-    rt = grouped_quantiles(
-        g, rt_ms, {"response_ms_p50": 0.5, "response_ms_p90": 0.9, "response_ms_p99": 0.99}
-    )
-    rf = grouped_quantiles(g, rtf, {"rtf_p50": 0.5, "rtf_p10": 0.1}).drop_columns(["n"])
-    cu = _cu_p50(ok, cu_s, ["eth_address"])
-    speed = rt.rename_columns([*rt.column_names[:1], "timed_jobs", *rt.column_names[2:]])
-    speed = speed.join(rf, "eth_address", use_threads=False).join(
-        cu, "eth_address", use_threads=False
-    )
-    out = base.join(speed, "eth_address", join_type="left outer", use_threads=False)
-    out = out.sort_by("eth_address")
+def transcode_table(run: Pass, window: str) -> pa.Table:
+    """One window's transcode rows: per worker, ranked by p50 real-time factor (best = 1)."""
+    s = run.tc[window].finish(_TC_QS)
+    names = [run.group_names("transcode", g)[0] for g in s["g"].to_pylist()]
+    out = s.append_column("eth_address", pa.array(names, pa.string()))
+    out = out.rename_columns({"rt_n": "timed_jobs"}).sort_by("eth_address")
     p50 = out["rtf_p50"].to_numpy(zero_copy_only=False).astype(np.float64)
     has = ~np.isnan(p50)
     rank = np.full(out.num_rows, -1, dtype=np.int64)
@@ -135,26 +114,14 @@ def transcode_table(jobs: pa.Table, window: str) -> pa.Table:
     return out.select(TRANSCODE.names).cast(TRANSCODE)
 
 
-def ai_table(jobs: pa.Table, credits: pa.Table, window: str) -> pa.Table:
-    jobs = jobs.filter(pc.equal(jobs.column("node_type"), "ai")).drop_columns(["eth_address"])
-    jobs = jobs.join(
-        credits.select(["event_id", "eth_address"]), "event_id", use_threads=False
-    )  # inner: a job never credited to a worker has no worker to rate
-    keys = ["eth_address", "pipeline", "model_id"]
-    valid = _positive(jobs["response_time_ns"])
-    base = _money_and_jobs(jobs, keys, valid)
-    ok = jobs.filter(valid)
-    lat = pc.divide(pc.cast(ok["response_time_ns"], pa.float64()), 1e9)
-    cu_s = pc.divide(pc.cast(ok["compute_units"], pa.float64()), lat)
-    g = ok.select(keys)
-    lq = grouped_quantiles(
-        g, lat, {"latency_s_p50": 0.5, "latency_s_p90": 0.9, "latency_s_p99": 0.99}
-    )
-    lq = lq.rename_columns([*keys, "timed_jobs", *lq.column_names[4:]])
-    cq = _cu_p50(ok, cu_s, keys)
-    out = base.join(
-        lq.join(cq, keys, use_threads=False), keys, join_type="left outer", use_threads=False
-    )
+def ai_table(run: Pass, window: str) -> pa.Table:
+    """One window's AI rows: per worker x pipeline x model, ranked by p50 latency within
+    each (pipeline, model), lowest = 1."""
+    s = run.ai[window].finish(_AI_QS)
+    groups = [run.group_names("ai", g) for g in s["g"].to_pylist()]
+    out = s.rename_columns({"lat_n": "timed_jobs"})
+    for i, name in enumerate(("eth_address", "pipeline", "model_id")):
+        out = out.append_column(name, pa.array([g[i] for g in groups], pa.string()))
     out = out.sort_by(
         [("pipeline", "ascending"), ("model_id", "ascending"), ("eth_address", "ascending")]
     )
@@ -174,28 +141,6 @@ def ai_table(jobs: pa.Table, credits: pa.Table, window: str) -> pa.Table:
     out = out.append_column("percentile", pa.array(pct, mask=~has))
     out = out.append_column("window", pa.array([window] * out.num_rows, pa.string()))
     return out.select(AI.names).cast(AI)
-
-
-def performance(
-    snap: Snapshot,
-    windows: tuple[str, ...] = tuple(WINDOWS),
-    as_of: datetime | None = None,
-) -> Performance:
-    """Both performance tables for ``windows`` (rows carry their window's name)."""
-    as_of = as_of or as_of_of(snap)
-    if as_of is None:  # nothing ingested yet
-        return Performance(TRANSCODE.empty_table(), AI.empty_table(), None)
-    credits = (
-        snap.read("ai_credits", schema=CREDITS, columns=["event_id", "eth_address"])
-        if snap.has_table("ai_credits")
-        else CREDITS.empty_table().select(["event_id", "eth_address"])
-    )
-    tc, ai = [], []
-    for name in windows:
-        jobs = jobs_in_window(snap, WINDOWS[name], as_of)
-        tc.append(transcode_table(jobs, name))
-        ai.append(ai_table(jobs, credits, name))
-    return Performance(pa.concat_tables(tc), pa.concat_tables(ai), as_of)
 
 
 TRANSCODE = pa.schema(

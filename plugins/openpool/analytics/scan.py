@@ -1,0 +1,374 @@
+"""Reading the ledger's jobs for performance: checked files, few columns, strings as codes.
+
+"All time" is exact, so a refresh reads every job of the partition; this keeps that read
+lean. Each data file is checked against its manifest entry (size and SHA-256, as every
+snapshot read is), then only the needed columns are decoded, string columns as Parquet
+dictionaries turned into small integer codes (no per-row strings). AI jobs carry no
+worker: :class:`Credits` finds each job's worker in ``ai_credits``, reading only the
+credit files whose event times reach the days being read, and matching by event ID.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from openpool.errors import CorruptDataFile, MissingDataFile, ObjectNotFound
+from openpool.snapshots import DataFile, Snapshot
+
+DAY = 86_400
+_EPOCH = date(1970, 1, 1)
+_SECONDS = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+
+
+@dataclass
+class Checked:
+    """A data file whose bytes matched its manifest entry, ready to decode."""
+
+    uri: str
+    parquet: pq.ParquetFile
+    names: list[str]  # its columns
+
+    def read(self, columns: list[str]) -> pa.Table:
+        """The ``columns`` the file has (a missing one is left out: null to readers)."""
+        try:
+            return self.parquet.read(
+                columns=[c for c in columns if c in self.names], use_threads=False
+            )
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise CorruptDataFile(self.uri, f"not a readable Parquet file: {exc}") from None
+
+
+def open_checked(snap: Snapshot, f: DataFile, dictionary: Iterable[str] = ()) -> Checked:
+    """One data file, after the manifest's size/hash check (columns in ``dictionary`` are
+    read dictionary-encoded, as Parquet stores them)."""
+    store = snap.snapshots.store
+    key = snap.snapshots.prefix + f.path
+    uri = store.url(key)
+    try:
+        data = store.get(key)
+    except ObjectNotFound:
+        raise MissingDataFile(uri, snap.version) from None
+    if len(data) != f.size:
+        raise CorruptDataFile(uri, f"size is {len(data)} bytes, manifest says {f.size}")
+    if hashlib.sha256(data).hexdigest() != f.sha256:
+        raise CorruptDataFile(uri, "SHA-256 does not match the manifest")
+    try:
+        pf = pq.ParquetFile(pa.BufferReader(data), read_dictionary=list(dictionary))
+        return Checked(uri, pf, pf.schema_arrow.names)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise CorruptDataFile(uri, f"not a readable Parquet file: {exc}") from None
+
+
+def read_checked(
+    snap: Snapshot, f: DataFile, columns: list[str], dictionary: Iterable[str] = ()
+) -> pa.Table:
+    """``columns`` of one data file (those it has), after the manifest's size/hash check."""
+    return open_checked(snap, f, dictionary).read(columns)
+
+
+def constant(f: Checked, name: str) -> str | None:
+    """The one string column ``name`` holds in every row, by the file's statistics.
+
+    ``None`` when the statistics do not prove it (absent, nulls, two values, or long
+    values a writer might have truncated).
+    """
+    md = f.parquet.metadata
+    if name not in f.names or md.num_rows == 0:
+        return None
+    j = f.names.index(name)
+    value = None
+    for i in range(md.num_row_groups):
+        col = md.row_group(i).column(j)
+        st = col.statistics
+        if (
+            col.path_in_schema != name
+            or st is None
+            or not st.has_min_max
+            or not st.has_null_count
+            or st.null_count != 0
+            or st.min != st.max
+            or not isinstance(st.min, str)
+            or len(st.min) > 32
+            or (value is not None and st.min != value)
+        ):
+            return None
+        value = st.min
+    return value
+
+
+def no_nulls(f: Checked, name: str) -> bool:
+    """Whether the file's statistics show column ``name`` to have no nulls."""
+    md = f.parquet.metadata
+    if name not in f.names:
+        return False
+    j = f.names.index(name)
+    for i in range(md.num_row_groups):
+        st = md.row_group(i).column(j).statistics
+        if st is None or not st.has_null_count or st.null_count != 0:
+            return False
+    return True
+
+
+def stat_seconds(f: DataFile) -> tuple[int, int] | None:
+    """The file's event-time range from its manifest entry, in epoch seconds, if recorded."""
+    lo, hi = f.stats.get("min_event_time"), f.stats.get("max_event_time")
+    if not isinstance(lo, str) or not isinstance(hi, str):
+        return None
+    try:
+        return int(datetime.fromisoformat(lo).timestamp()), int(
+            datetime.fromisoformat(hi).timestamp()
+        )
+    except ValueError:
+        return None
+
+
+class Codes:
+    """Small integer codes for the distinct values of string columns (``None`` included)."""
+
+    def __init__(self) -> None:
+        self.values: list[str | None] = []
+        self._index: dict[str | None, int] = {}
+
+    def code(self, value: str | None) -> int:
+        c = self._index.get(value)
+        if c is None:
+            c = self._index[value] = len(self.values)
+            self.values.append(value)
+        return c
+
+    def of(self, table: pa.Table, name: str) -> np.ndarray:
+        """The code of every row of column ``name`` (all ``None`` when the table lacks it)."""
+        if name not in table.column_names:
+            return np.full(table.num_rows, self.code(None), dtype=np.int64)
+        col = table.column(name)
+        if not pa.types.is_dictionary(col.type):
+            col = pc.dictionary_encode(col)
+        col = col.unify_dictionaries()  # one dictionary for every chunk
+        if col.num_chunks == 0:
+            return np.empty(0, dtype=np.int64)
+        dictionary = col.chunks[0].dictionary
+        mapping = np.array(
+            [self.code(v) for v in dictionary.to_pylist()] + [self.code(None)], dtype=np.int64
+        )
+        idx = pa.chunked_array([c.indices for c in col.chunks], col.type.index_type)
+        idx = pc.fill_null(idx.combine_chunks(), len(dictionary))
+        return mapping[idx.to_numpy(zero_copy_only=False)]
+
+
+def seconds(table: pa.Table, name: str = "event_time") -> np.ndarray:
+    """A timestamp column as integer seconds since the epoch (nulls: after every window)."""
+    col = table.column(name).combine_chunks()
+    raw = pc.fill_null(col.cast(pa.int64()), np.iinfo(np.int64).max).to_numpy()
+    return raw // _SECONDS[col.type.unit] if col.type.unit != "s" else raw
+
+
+def ints(table: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """An integer column as (values with nulls as 0, validity)."""
+    if name not in table.column_names:
+        return np.zeros(table.num_rows, np.int64), np.zeros(table.num_rows, bool)
+    col = table.column(name).combine_chunks()
+    valid = (
+        np.ones(len(col), bool)
+        if col.null_count == 0
+        else pc.is_valid(col).to_numpy(zero_copy_only=False)
+    )
+    return pc.fill_null(col, 0).to_numpy().astype(np.int64, copy=False), valid
+
+
+def day_of(label: str | None) -> int | None:
+    """Days since the epoch of a ``YYYY-MM-DD`` slice label; ``None`` for other labels."""
+    if label is None:
+        return None
+    try:
+        return (date.fromisoformat(label) - _EPOCH).days
+    except ValueError:
+        return None
+
+
+# ---------------------------------------------------------------------------------------
+# Matching AI jobs to the workers they were credited to
+
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+def id_words(ids: pa.Array) -> list[np.ndarray] | None:
+    """Every string of ``ids`` as 64-bit words covering all its bytes (aligned copies).
+
+    Only for strings of one width of at least 8 bytes (event IDs are 36-character UUIDs):
+    two such strings are equal exactly when all their words are. ``None`` otherwise.
+    """
+    n = len(ids)
+    if n == 0 or ids.null_count or ids.type != pa.string():
+        return None
+    offsets = np.frombuffer(ids.buffers()[1], np.int32, count=n + 1, offset=ids.offset * 4)
+    width = int(offsets[1] - offsets[0])
+    if width < 8 or not (np.diff(offsets) == width).all():
+        return None
+    data, first = ids.buffers()[2], int(offsets[0])
+    starts = [*range(0, width - 7, 8), width - 8]  # the last word may overlap the one before
+    views = (
+        np.ndarray((n,), "<u8", buffer=data, offset=first + s, strides=(width,)) for s in starts
+    )
+    return [np.ascontiguousarray(v) for v in views]  # aligned: fast to gather from
+
+
+def _hash(words: list[np.ndarray]) -> np.ndarray:
+    h = np.zeros(len(words[0]), np.uint64)
+    for w in words:
+        h ^= w
+        h *= _MIX  # wraps modulo 2**64
+    return h
+
+
+def _sorted_by_hash(words: list[np.ndarray], bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """(hash prefix, position) of every row, in hash order: the low ``bits`` bits of each
+    hash are replaced by the row's position, so a plain (fast) sort orders them."""
+    low = (np.uint64(1) << np.uint64(bits)) - np.uint64(1)
+    keys = np.sort((_hash(words) & ~low) | np.arange(len(words[0]), dtype=np.uint64))
+    return keys & ~low, (keys & low).astype(np.int64)
+
+
+def match(probe: pa.Array, ids: pa.Array, codes: np.ndarray) -> np.ndarray:
+    """For each ID in ``probe``, the code of the entry of ``ids`` with that ID, or -1.
+
+    Fixed-width IDs (event IDs are UUIDs) are matched by a hash of their bytes, then each
+    candidate's bytes are compared, so the result is exact; other IDs take Arrow's string
+    lookup. Entries of ``ids`` are expected to be unique (the first one wins).
+    """
+    out = np.full(len(probe), -1, dtype=np.int64)
+    if len(probe) == 0 or len(ids) == 0:
+        return out
+    wp, wc = id_words(probe), id_words(ids)
+    if wp is None or wc is None or len(probe[0].as_py()) != len(ids[0].as_py()):
+        idx = pc.fill_null(pc.index_in(probe, value_set=ids), -1).to_numpy(zero_copy_only=False)
+        return np.where(idx >= 0, codes[np.maximum(idx, 0)], -1)
+    bits = max(len(probe), len(ids)).bit_length()
+    hc, ic = _sorted_by_hash(wc, bits)
+    hp, ip = _sorted_by_hash(wp, bits)
+    left = np.searchsorted(hc, hp)  # sorted needles: a cache-friendly search
+    todo = np.arange(len(hp))  # probes (in hash order) with candidates still to compare
+    k = 0
+    while len(todo):  # the k-th entry sharing the probe's hash prefix (almost always k = 0)
+        at = left[todo] + k
+        todo, at = todo[at < len(hc)], at[at < len(hc)]
+        same_prefix = hc[at] == hp[todo]
+        todo, at = todo[same_prefix], at[same_prefix]
+        cand = ic[at]
+        rows = ip[todo]
+        same = np.ones(len(todo), dtype=bool)
+        for a, b in zip(wp, wc, strict=True):  # every byte: exact
+            same &= a[rows] == b[cand]
+        found = rows[same]
+        first = out[found] < 0
+        out[found[first]] = codes[cand[same][first]]
+        todo = todo[~same]
+        k += 1
+    return out
+
+
+@dataclass
+class _Bucket:
+    ids: list[pa.Array]
+    workers: list[np.ndarray]
+
+
+class Credits:
+    """The worker of each credited AI job, looked up one event day at a time.
+
+    ``days``: the event days (since the epoch) that will be asked for, in ascending order;
+    ``None`` means one lookup over every credit (ledger files outside date slices). A
+    credit file is read when the first day its event-time range reaches is due (a file
+    without that range at once), and split by event day; a day's rows go once used.
+    Reading (:meth:`read`) touches no shared state, so it may run in another thread.
+    """
+
+    def __init__(self, snap: Snapshot, days: list[int] | None, workers: Codes) -> None:
+        self.snap, self.workers = snap, workers
+        self.days = None if days is None else set(days)
+        self.buckets: dict[int | None, _Bucket] = {}
+        spans = [(stat_seconds(f), f) for f in snap.files("ai_credits")]
+        self.pending = deque(
+            sorted(
+                ((sp[0] // DAY, sp[1] // DAY, f) for sp, f in spans if sp is not None),
+                key=lambda r: r[0],
+            )
+        )
+        self.add([(f, self.read(f)) for sp, f in spans if days is None or sp is None])
+        if days is None:
+            self.pending.clear()
+
+    def due(self, day: int | None) -> list[DataFile]:
+        """The credit files to read before ``day`` is looked up (each named only once)."""
+        out = []
+        while day is not None and self.pending and self.pending[0][0] <= day:
+            _, hi, f = self.pending.popleft()
+            if hi >= day:  # a file ending before this day holds only earlier days
+                out.append(f)
+        return out
+
+    def _one_day(self, f: DataFile) -> int | None:
+        span = stat_seconds(f)
+        if self.days is None or span is None or span[0] // DAY != span[1] // DAY:
+            return None
+        return span[0] // DAY
+
+    def read(self, f: DataFile) -> pa.Table:
+        """The columns of credit file ``f`` that matching needs."""
+        one_day = self._one_day(f) is not None
+        cols = ["event_id", "eth_address"] + ([] if one_day else ["event_time"])
+        return read_checked(self.snap, f, cols, ["eth_address"])
+
+    def add(self, loaded: list[tuple[DataFile, pa.Table]]) -> None:
+        """Files' rows (as :meth:`read` gave them), filed by event day; the files of one
+        day (the usual case) are filed together."""
+        by_day: dict[int | None, list[pa.Table]] = {}
+        for f, t in loaded:
+            one = None if self.days is None else self._one_day(f)
+            if self.days is None or one is not None:
+                if self.days is None or one in self.days:
+                    by_day.setdefault(one, []).append(t.select(["event_id", "eth_address"]))
+                continue
+            ids = t.column("event_id").combine_chunks().cast(pa.string())
+            workers = self.workers.of(t, "eth_address")
+            day = seconds(t) // DAY
+            order = np.argsort(day, kind="stable")
+            day = day[order]
+            starts = np.flatnonzero(np.r_[True, day[1:] != day[:-1]])
+            ends = np.r_[starts[1:], len(day)]
+            for s, e in zip(starts, ends, strict=True):
+                d = int(day[s])
+                if d in self.days:
+                    rows = pa.array(order[s:e])
+                    self._put(d, ids.take(rows), workers[order[s:e]])
+        for d, tables in by_day.items():
+            t = pa.concat_tables(tables, promote_options="permissive")
+            self._put(
+                d,
+                t.column("event_id").combine_chunks().cast(pa.string()),
+                self.workers.of(t, "eth_address"),
+            )
+
+    def _put(self, day: int | None, ids: pa.Array, workers: np.ndarray) -> None:
+        b = self.buckets.setdefault(day, _Bucket([], []))
+        b.ids.append(ids)
+        b.workers.append(workers)
+
+    def lookup(self, day: int | None, probe: pa.Array) -> np.ndarray:
+        """Worker code of each AI job of ``day`` in ``probe`` (its IDs); -1 if not credited.
+
+        Every file :meth:`due` named for ``day`` must have been :meth:`add`-ed first.
+        """
+        b = self.buckets.pop(day, None) if day is not None else self.buckets.get(None)
+        if b is None:
+            return np.full(len(probe), -1, dtype=np.int64)
+        ids = pa.concat_arrays(b.ids) if len(b.ids) != 1 else b.ids[0]
+        return match(probe, ids, np.concatenate(b.workers))
