@@ -330,17 +330,21 @@ def _retrying(fn: Any, what: str) -> Any:
         stop_after_attempt,
         wait_exponential_jitter,
     )
+    from urllib3.exceptions import HTTPError as Urllib3Error
 
     def transient(exc: BaseException) -> bool:
         if isinstance(exc, ClientError):
             return _code(exc) in _S3_RETRYABLE_CODES
+        # urllib3's own errors escape botocore when a connection breaks while it reads a
+        # non-streamed body (an XML answer, an error document): as transient as the rest.
         return isinstance(
             exc,
             _TruncatedBody
             | IncompleteReadError
             | ResponseStreamingError
             | BotoConnectionError
-            | HTTPClientError,
+            | HTTPClientError
+            | Urllib3Error,
         )
 
     try:
@@ -357,6 +361,8 @@ def _retrying(fn: Any, what: str) -> Any:
         raise StorageError(
             f"{what}: gave up after retries: {type(last).__name__}: {last}"
         ) from None
+    except ClientError as exc:  # not retryable (NoSuchBucket, AccessDenied, ...): say so
+        raise StorageError(f"{what}: {_code(exc)}: {exc}") from None
     raise AssertionError("unreachable")  # pragma: no cover
 
 

@@ -40,8 +40,10 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from hashlib import sha256
@@ -265,6 +267,32 @@ class FileResult:
         return self.events.num_rows + self.rejected.num_rows
 
 
+# msgspec and json bound nesting by the interpreter's recursion limit, which some libraries
+# raise (py_ecc, imported with web3 by the CLI, sets 100000): deep enough for a 60,000-deep
+# file to overflow the C stack and kill the process. While it decodes, the reader caps the
+# limit at the interpreter's default, so such a file is quarantined instead.
+_DEPTH_LIMIT = 1000
+_limit_lock = threading.Lock()
+_limit_state = {"users": 0, "saved": 0}
+
+
+@contextmanager
+def _bounded_recursion() -> Iterator[None]:
+    with _limit_lock:
+        if _limit_state["users"] == 0:
+            _limit_state["saved"] = sys.getrecursionlimit()
+            if _limit_state["saved"] > _DEPTH_LIMIT:
+                sys.setrecursionlimit(_DEPTH_LIMIT)
+        _limit_state["users"] += 1
+    try:
+        yield
+    finally:
+        with _limit_lock:
+            _limit_state["users"] -= 1
+            if _limit_state["users"] == 0 and _limit_state["saved"] > _DEPTH_LIMIT:
+                sys.setrecursionlimit(_limit_state["saved"])
+
+
 def read_file(data: bytes, source_key: str, node_type: str, region: str) -> FileResult:
     """Parse and validate one event file from the ``node_type``/``region`` partition.
 
@@ -272,6 +300,11 @@ def read_file(data: bytes, source_key: str, node_type: str, region: str) -> File
     ``quarantine_reason``; a bad element is rejected with a reason while the rest of the
     file is still used.
     """
+    with _bounded_recursion():
+        return _read_file(data, source_key, node_type, region)
+
+
+def _read_file(data: bytes, source_key: str, node_type: str, region: str) -> FileResult:
     data = bytes(data)
     offset = 0
     if data.startswith(b"\xef\xbb\xbf"):

@@ -17,18 +17,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from openpool.errors import CommitConflict, OpenPoolError
+from openpool.ingest.accrue import BALANCES
+from openpool.ingest.batch import read_table
+from openpool.partitions import Partition
 from openpool.payouts.chain import Chain
 from openpool.payouts.keys import HotWallet
 from openpool.payouts.ledger import (
     BROADCAST,
     CONFIRMED,
     FAILED,
+    IN_FLIGHT,
     INVESTIGATE,
     OPEN,
     SIGNED,
     Ledger,
 )
 from openpool.payouts.plan import PlanRefused
+from openpool.snapshots import Snapshot, SnapshotStore
 
 log = logging.getLogger(__name__)
 GAS_MARGIN = (12, 10)  # estimate x 1.2: Arbitrum transfers need more than 21,000
@@ -81,6 +86,42 @@ def fees(chain: Chain, cap_wei: int) -> tuple[int, int]:
     return min(2 * base + tip, cap_wei), tip
 
 
+def refuse_unbacked(todo: list[dict[str, Any]], ledger: Ledger, base: Snapshot | None) -> None:
+    """Refuse payments the balances do not back: to an address without a balance in the
+    partition, or above its payable (earnings - paid - in flight on the ledger ``base``).
+
+    An approved plan is trusted for its hash, not for its arithmetic: a plan written by
+    hand, or a replay of a paid plan under new payment ids, is refused before signing.
+    """
+    asked: dict[tuple[str, str], int] = {}
+    for p in todo:
+        key = (p["partition"], p["eth_address"])
+        asked[key] = asked.get(key, 0) + int(p["amount_wei"])
+    owed: dict[tuple[str, str], int] = {}
+    for part_key in sorted({k[0] for k in asked}):
+        try:
+            part = Partition.parse(part_key)
+        except ValueError as exc:
+            raise PlanRefused(f"plan names an invalid partition: {exc}; nothing sent") from None
+        snap = SnapshotStore(ledger.snaps.store, part).latest()
+        for b in read_table(snap, "balances", BALANCES).to_pylist():
+            owed[(part_key, b["eth_address"])] = int(b["worker_earnings_wei"])
+    for r in ledger.current(ledger.log(base)).values():
+        key = (r["partition"], r["eth_address"])
+        if key in owed and r["status"] in (CONFIRMED, *IN_FLIGHT):
+            owed[key] -= int(r["amount_wei"])
+    for (part_key, addr), amount in sorted(asked.items()):
+        if (part_key, addr) not in owed:
+            raise PlanRefused(
+                f"plan pays {addr} in {part_key}, which has no balance there; refused, nothing sent"
+            )
+        if amount > owed[(part_key, addr)]:
+            raise PlanRefused(
+                f"plan pays {addr} {amount} wei in {part_key}, above its payable "
+                f"{owed[(part_key, addr)]} wei; refused, nothing sent"
+            )
+
+
 def _sign_all(
     plan: dict[str, Any],
     plan_hash: str,
@@ -99,6 +140,7 @@ def _sign_all(
         todo = [p for p in plan["payments"] if p["payment_id"] not in recorded]
         if not todo:
             return 0
+        refuse_unbacked(todo, ledger, base)  # on the base this commit will claim
         nonce = max(Ledger.next_nonce(base), chain.nonce(wallet.address, "pending"))
         rows = []
         for p in todo:

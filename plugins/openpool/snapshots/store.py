@@ -146,7 +146,13 @@ class SnapshotStore:
     def _write_data(self, table_name: str, table: pa.Table, version_hint: int) -> DataFile:
         data = parquet.encode(table)
         rel = f"{DATA_DIR}/{table_name}/{version_hint:020d}-{unique_suffix()}.parquet"
-        self.store.put_if_absent(self._key(rel), data)
+        try:
+            self.store.put_if_absent(self._key(rel), data)
+        except ObjectExists:
+            # The name is fresh and random: a taken name means a retried request whose
+            # first response was lost. Ours if it holds these very bytes.
+            if self.store.get(self._key(rel)) != data:
+                raise
         return DataFile(
             path=rel,
             rows=table.num_rows,

@@ -1,0 +1,72 @@
+"""The reduced chaos campaign (``python -m tests.chaos --size quick``), inside ``make test``.
+
+It runs as a separate process, as ``make chaos`` does (the campaign installs an audit hook
+and starts moto, anvil and many children of its own), and its report is checked here:
+every part ran, injected faults, and broke no invariant.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.services import REPO
+
+PARTS = {
+    "crash: ingest CLI (SIGKILL)",
+    "crash: ingest DAG tasks",
+    "crash: payouts execute (anvil)",
+    "S3 faults: ingest",
+    "S3 faults: analytics",
+    "S3 faults: payouts",
+    "moto restarted mid-run",
+    "bad input corpus",
+    "fuzz: reader (hypothesis)",
+    "concurrency",
+    "trust: refused plans (CLI)",
+    "secrets & pickle scan",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_the_reduced_campaign_injects_faults_everywhere_and_breaks_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "chaos.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.chaos",
+            "--size",
+            "quick",
+            "--out",
+            str(out),
+            "--work",
+            str(tmp_path / "work"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        check=False,
+    )
+    assert out.exists(), proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    parts = {p["part"]: p for p in report["parts"]}
+    assert set(parts) == PARTS, proc.stdout[-3000:]
+    for name, p in parts.items():
+        assert p["violations"] == [] and p["invariant_violations"] == 0, (name, p["violations"])
+        assert p["faults_injected"] > 0 and p["trials"] > 0, name
+        assert p["data_lost"] == 0 and p["duplicates"] == 0, name
+    assert report["parts_without_faults"] == []
+    # The kill points really landed in the work, not only before it started.
+    assert parts["crash: ingest CLI (SIGKILL)"]["notes"]["byte_identical"] >= 1
+    assert parts["bad input corpus"]["notes"]["bad-input kinds (quarantined or rejected)"] >= 30
+    scan = parts["secrets & pickle scan"]["notes"]
+    assert scan["secret hits"] == 0 and scan["pickle.find_class events (all processes)"] == 0
+    assert scan["detector self-test"] == "ok" and scan["Parquet files decoded and scanned"] > 0
+    assert proc.returncode == 0, proc.stdout[-3000:]
