@@ -2,9 +2,10 @@
 
 The human-in-the-loop step is answered the way a person answers it: through Airflow's public
 REST API (``PATCH .../taskInstances/approve/-1/hitlDetails``) of the api-server's FastAPI
-app, run in-process with ``TestClient`` and logged in as a SimpleAuthManager user (see
-tests/helpers/hitl_api.py). ``dag.test()`` parks ``approve`` in ``awaiting_input`` and waits;
-the response, written to the shared metadata DB by the endpoint, resumes it.
+app, served over HTTP on a loopback port of the test process, logged in as a
+SimpleAuthManager user (see tests/helpers/hitl_api.py). ``dag.test()`` parks ``approve`` in
+``awaiting_input`` and waits; the response, written to the shared metadata DB by the
+endpoint, resumes it.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from openpool.payouts.keys import write_keystore
 from openpool.payouts.ledger import CONFIRMED, Ledger
 from openpool.payouts.plan import plan_key
 from openpool.storage import LocalStore
-from tests.helpers.hitl_api import AirflowAPI, Responder, fail_awaiting
+from tests.helpers.hitl_api import airflow_api, api_server, fail_awaiting, responder
 from tests.services import REPO, anvil
 from tests.test_payouts import ETH, _balances
 
@@ -48,6 +49,7 @@ class World:
     wallet: str
     private_key: str
     earnings: dict[str, int]
+    api_url: str  # the api-server a person's browser talks to
 
     def ledger(self) -> Ledger:
         return Ledger(self.state, self.wallet)
@@ -93,7 +95,8 @@ def world(airflow_db: str, tmp_path: Path, monkeypatch) -> Iterator[World]:
         monkeypatch.delenv("HOT_WALLET_ADDRESS", raising=False)
         for k, v in env.items():
             monkeypatch.setenv(k, v)
-        yield World(chain, state, address, key, earnings)
+        with api_server() as url:
+            yield World(chain, state, address, key, earnings, url)
 
 
 def _dag(**kw: Any):
@@ -109,16 +112,16 @@ def _dag(**kw: Any):
     )
 
 
-def _run(responder: Responder, **kw: Any) -> tuple[Any, dict[str, str], dict[str, Any]]:
+def _run(answer: Any, **kw: Any) -> tuple[Any, dict[str, str], dict[str, Any]]:
     """``dag.test()`` here, the person answering through the REST API in another thread."""
-    responder.start()
+    answer.start()
     dr = _dag(**kw).test()
-    detail = responder.check()
+    detail = answer.result()
     return dr, {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}, detail
 
 
-def _responder(option: str, **kw: Any) -> Responder:
-    return Responder(DAG_ID, option, APPROVER, APPROVER_PASSWORD, **kw)
+def _responder(world: World, option: str, **kw: Any) -> Any:
+    return responder(world.api_url, DAG_ID, option, APPROVER, APPROVER_PASSWORD, **kw)
 
 
 def test_the_dag_is_shaped_for_operators() -> None:
@@ -168,12 +171,12 @@ def test_dag_files_parse_without_payout_code_and_ingest_never_loads_it() -> None
 def test_an_approved_plan_is_paid_exactly_and_the_key_never_leaks(
     world: World, capfd, caplog
 ) -> None:
-    """Approve path, answered via the public REST API (in-process api-server, TestClient)."""
+    """Approve path, answered via the public REST API (api-server over HTTP on loopback)."""
     caplog.set_level(logging.DEBUG)  # every log record of every task, down to DEBUG
-    dr, states, detail = _run(_responder("Approve"))
+    dr, states, detail = _run(_responder(world, "Approve"))
     assert set(states.values()) == {"success"}, states
 
-    api = AirflowAPI(APPROVER, APPROVER_PASSWORD)
+    api = airflow_api(world.api_url, APPROVER, APPROVER_PASSWORD)
     described = api.xcom(DAG_ID, dr.run_id, "plan")
     (plan_hash,) = world.plans()
     assert described["plan_hash"] == plan_hash
@@ -224,8 +227,8 @@ def test_an_approved_plan_is_paid_exactly_and_the_key_never_leaks(
 
 
 def test_a_rejected_plan_sends_nothing(world: World) -> None:
-    """Reject path, answered via the public REST API (in-process api-server, TestClient)."""
-    _, states, _ = _run(_responder("Reject"))
+    """Reject path, answered via the public REST API (api-server over HTTP on loopback)."""
+    _, states, _ = _run(_responder(world, "Reject"))
     assert states["plan"] == states["approve"] == "success", states
     assert {states[t] for t in ("execute", "confirm", "report")} == {"skipped"}, states
     (plan_hash,) = world.plans()
@@ -246,7 +249,7 @@ def test_a_plan_tampered_with_before_approval_is_refused(world: World, capfd) ->
         path.write_bytes(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode())
         seen["hash"] = plan_hash
 
-    _, states, _ = _run(_responder("Approve", before=tamper))
+    _, states, _ = _run(_responder(world, "Approve", before=tamper))
     assert states["approve"] == "success" and states["execute"] == "failed", states
     assert states["confirm"] == states["report"] == "upstream_failed", states
     out = capfd.readouterr()
