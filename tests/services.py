@@ -8,34 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+from openpool.devstack.net import free_port, wait_http
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"service exited early with code {proc.returncode}: {url}")
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"service did not answer in {timeout}s: {url}")
 
 
 @contextlib.contextmanager
@@ -51,7 +31,7 @@ def moto_server(log_dir: Path) -> Iterator[str]:
         )
         try:
             endpoint = f"http://127.0.0.1:{port}"
-            _wait_http(endpoint + "/moto-api/", proc)
+            wait_http(endpoint + "/moto-api/", proc)
             yield endpoint
         finally:
             proc.terminate()

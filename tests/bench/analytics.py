@@ -31,9 +31,7 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,6 +41,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from tests.bench import common
 from tests.services import REPO
 
 VAR = REPO / "var" / "bench"
@@ -69,48 +68,8 @@ QUICK = Sizes(events=200_000, days=64, repeats=1, one_core=1)
 # Subprocess plumbing
 
 
-def _cpu() -> int:
-    """The CPU measurements are pinned to: the last one this process may use."""
-    return max(os.sched_getaffinity(0))
-
-
-def _child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(REPO), str(REPO / "plugins"), env.get("PYTHONPATH", "")) if p
-    )
-    return env
-
-
-def _spawn(task: str, pin: bool = True, **args: Any) -> dict[str, Any]:
-    """Run ``task`` in a fresh interpreter (pinned to one CPU unless ``pin`` is false);
-    its last stdout line is a JSON result."""
-    payload = json.dumps({"task": task, "cpu": _cpu() if pin else None, **args})
-    proc = subprocess.run(
-        [sys.executable, "-m", "tests.bench.analytics", "--child", payload],
-        cwd=REPO,
-        env=_child_env(),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stderr)
-        raise RuntimeError(f"bench child {task!r} failed with exit code {proc.returncode}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def _pin(cpu: int) -> None:
-    os.sched_setaffinity(0, {cpu})
-    import pyarrow as pa
-
-    pa.set_cpu_count(1)
-    pa.set_io_thread_count(1)
-
-
-def _peak_rss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+def _child(task: str, **args: Any) -> dict[str, Any]:
+    return common.spawn("tests.bench.analytics", task, **args)
 
 
 def _partition(key: str) -> Any:
@@ -121,37 +80,6 @@ def _partition(key: str) -> Any:
 
 # ---------------------------------------------------------------------------------------
 # Building the state (vectorised replay of one parsed hour)
-
-
-def _random_hex(rng: Any, n: int, width: int) -> Any:
-    """``n`` random lower-case hex strings of ``width`` digits, as an Arrow string array."""
-    import numpy as np
-    import pyarrow as pa
-
-    digits = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)[
-        rng.integers(0, 16, size=n * width, dtype=np.uint8)
-    ]
-    offsets = np.arange(n + 1, dtype=np.int32) * width
-    return pa.Array.from_buffers(
-        pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(digits.tobytes())]
-    )
-
-
-def _uuid4s(rng: Any, n: int) -> Any:
-    """``n`` random version-4 UUID strings (8-4-4-4-12), vectorised."""
-    import numpy as np
-    import pyarrow as pa
-
-    hexd = np.frombuffer(_random_hex(rng, n, 32).buffers()[2], dtype=np.uint8)[: n * 32]
-    hexd = hexd.reshape(n, 32).copy()
-    hexd[:, 12] = ord("4")
-    hexd[:, 16] = np.frombuffer(b"89ab", dtype=np.uint8)[rng.integers(0, 4, size=n)]
-    out = np.full((n, 36), ord("-"), dtype=np.uint8)
-    out[:, [i for i in range(36) if i not in (8, 13, 18, 23)]] = hexd
-    offsets = np.arange(n + 1, dtype=np.int32) * 36
-    return pa.Array.from_buffers(
-        pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(out.tobytes())]
-    )
 
 
 def _template(partition: Any, per_hour: int, seed: int) -> tuple[Any, Any]:
@@ -235,7 +163,7 @@ def child_build(args: dict[str, Any]) -> dict[str, Any]:
         new_rt = np.maximum(rt + jit, 1_000_000)
         times = pc.add(ev.column("event_time"), pa.scalar(delta, pa.duration("s")))
         events = (
-            ev.set_column(0, "event_id", _uuid4s(rng, n))
+            ev.set_column(0, "event_id", common.uuid4s(rng, n))
             .set_column(1, "event_time", times.cast(EVENTS.field("event_time").type))
             .set_column(
                 EVENTS.get_field_index("source_key"),
@@ -250,7 +178,7 @@ def child_build(args: dict[str, Any]) -> dict[str, Any]:
             .set_column(
                 EVENTS.get_field_index("content_sha256"),
                 "content_sha256",
-                _random_hex(rng, n, digest_width),
+                common.random_hex(rng, n, digest_width),
             )
         )
         credits = pa.table(
@@ -343,12 +271,12 @@ def child_refresh(args: dict[str, Any]) -> dict[str, Any]:
     part = _partition(args["partition"])
     state = LocalStore(Path(args["state"]))
     metrics = LocalStore(Path(args["metrics"]))
-    rss_before = _peak_rss_bytes()
+    rss_before = common.peak_rss_bytes()
     load_before = os.getloadavg()[0]
     t0, c0 = time.perf_counter(), time.process_time()
     done = refresh(part, state, metrics, THRESHOLD_WEI)
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-    peak = _peak_rss_bytes()
+    peak = common.peak_rss_bytes()
     out = {
         "seconds": seconds,
         "cpu_seconds": cpu,
@@ -376,14 +304,10 @@ CHILDREN = {"build": child_build, "refresh": child_refresh}
 def child_main(payload: str) -> int:
     args = json.loads(payload)
     if args["cpu"] is not None:
-        _pin(int(args["cpu"]))
+        common.pin(int(args["cpu"]))
     result = CHILDREN[args["task"]](args)
     print(json.dumps(result))
     return 0
-
-
-def _mb(n: float) -> str:
-    return f"{n / 2**20:,.0f} MiB"
 
 
 def _refreshes(key: str, state: Path, work: Path, sizes: Sizes) -> dict[str, Any]:
@@ -401,7 +325,7 @@ def _refreshes(key: str, state: Path, work: Path, sizes: Sizes) -> dict[str, Any
     for k, (mode, pin) in enumerate(plan):
         if mode == "cold":
             shutil.rmtree(state / daycache.PREFIX, ignore_errors=True)
-        r = _spawn(
+        r = _child(
             "refresh",
             pin=pin,
             partition=key,
@@ -421,7 +345,7 @@ def _refreshes(key: str, state: Path, work: Path, sizes: Sizes) -> dict[str, Any
         print(
             f"    {mode} refresh ({r['cpus']} CPU{'s' if r['cpus'] > 1 else ''}): "
             f"{r['seconds']:.2f} s (CPU {r['cpu_seconds']:.2f} s), peak RSS "
-            f"{_mb(r['peak_rss_bytes'])}, load {r['load_before']:.1f}{alone}",
+            f"{common.mb(r['peak_rss_bytes'])}, load {r['load_before']:.1f}{alone}",
             flush=True,
         )
     every = [r for rs in runs.values() for r in rs]
@@ -451,12 +375,13 @@ def run(sizes: Sizes) -> dict[str, Any]:
             print(
                 f"  {key}: building ~{sizes.events:,} events over {sizes.days} days ...", flush=True
             )
-            built = _spawn(
+            built = _child(
                 "build", partition=key, state=str(state), events=sizes.events, days=sizes.days
             )
             print(
                 f"    {built['events']:,} events, {built['workers']} workers, "
-                f"{built['data_files']} data files ({_mb(built['events_data_bytes'])} of events), "
+                f"{built['data_files']} data files "
+                f"({common.mb(built['events_data_bytes'])} of events), "
                 f"built in {built['seconds']:.0f} s",
                 flush=True,
             )
@@ -474,7 +399,7 @@ def run(sizes: Sizes) -> dict[str, Any]:
         shutil.rmtree(work, ignore_errors=True)
     return {
         "sizes": asdict(sizes),
-        "cpu": _cpu(),
+        "cpu": common.cpu(),
         "machine_cpus": len(os.sched_getaffinity(0)),
         "partitions": out,
     }
@@ -498,7 +423,7 @@ def targets(fig: dict[str, Any]) -> list[tuple[str, str, bool]]:
                 )
             )
         rows.append(
-            (f"{key}: peak RSS < 2 GB", _mb(p["peak_rss_bytes"]), p["peak_rss_bytes"] < 2e9)
+            (f"{key}: peak RSS < 2 GB", common.mb(p["peak_rss_bytes"]), p["peak_rss_bytes"] < 2e9)
         )
     return rows
 
@@ -516,7 +441,7 @@ def print_table(fig: dict[str, Any]) -> None:
         )
         print(f"    cold refresh: {runs(p, 'cold')} s (one core: {runs(p, 'cold_one_core')} s)")
         print(f"    warm refresh: {runs(p, 'warm')} s (one core: {runs(p, 'warm_one_core')} s)")
-        print(f"    peak RSS: {_mb(p['peak_rss_bytes'])}")
+        print(f"    peak RSS: {common.mb(p['peak_rss_bytes'])}")
         w = p.get("window_seconds")
         if w:
             print(

@@ -32,11 +32,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,6 +43,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from tests.bench import common
 from tests.services import REPO
 
 VAR = REPO / "var" / "bench"
@@ -85,51 +83,12 @@ QUICK = Sizes(batch=100_000, run=20_000, histories=(100_000, 2_000_000), runs=2,
 # Subprocess plumbing
 
 
-def _cpu() -> int:
-    """The CPU measurements are pinned to: the last one this process may use."""
-    return max(os.sched_getaffinity(0))
-
-
-def _child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(REPO), str(REPO / "plugins"), env.get("PYTHONPATH", "")) if p
-    )
-    return env
-
-
-def _spawn(task: str, **args: Any) -> dict[str, Any]:
-    """Run ``task`` in a fresh pinned interpreter; its last stdout line is a JSON result."""
-    payload = json.dumps({"task": task, "cpu": _cpu(), **args})
-    proc = subprocess.run(
-        [sys.executable, "-m", "tests.bench.ingest", "--child", payload],
-        cwd=REPO,
-        env=_child_env(),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stderr)
-        raise RuntimeError(f"bench child {task!r} failed with exit code {proc.returncode}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def _pin(cpu: int) -> None:
-    os.sched_setaffinity(0, {cpu})
-    import pyarrow as pa
-
-    pa.set_cpu_count(1)
-    pa.set_io_thread_count(1)
-
-
-def _peak_rss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
-
-
 # ---------------------------------------------------------------------------------------
 # Inputs (generated once, cached)
+
+
+def _child(task: str, **args: Any) -> dict[str, Any]:
+    return common.spawn("tests.bench.ingest", task, **args)
 
 
 def _partition() -> Any:
@@ -200,7 +159,7 @@ def prepare_inputs(sizes: Sizes) -> tuple[Path, dict[str, Any]]:
     root.mkdir(parents=True)
     print(f"generating input files under {root.relative_to(REPO)} (once; cached) ...", flush=True)
     t0 = time.perf_counter()
-    info = _spawn("generate", root=str(root), batch=sizes.batch, run=sizes.run, runs=sizes.runs)
+    info = _child("generate", root=str(root), batch=sizes.batch, run=sizes.run, runs=sizes.runs)
     marker.write_text(json.dumps(info, indent=2))
     print(f"  done in {time.perf_counter() - t0:.0f} s", flush=True)
     return root, info
@@ -260,7 +219,7 @@ def child_ingest(args: dict[str, Any]) -> dict[str, Any]:
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(p, dst)
     _warm_up(Path(args["scratch"]))
-    rss_before = _peak_rss_bytes()
+    rss_before = common.peak_rss_bytes()
     t0, c0 = time.perf_counter(), time.process_time()
     report = ingest(_partition(), LocalStore(events_root), LocalStore(state_root), RATE)
     seconds = time.perf_counter() - t0
@@ -269,45 +228,13 @@ def child_ingest(args: dict[str, Any]) -> dict[str, Any]:
         "cpu_seconds": time.process_time() - c0,
         "counts": report.summary(),
         "batches": report.batches,
-        "peak_rss_bytes": _peak_rss_bytes(),
+        "peak_rss_bytes": common.peak_rss_bytes(),
         "peak_rss_before_bytes": rss_before,
     }
 
 
 # ---------------------------------------------------------------------------------------
 # Synthetic history
-
-
-def _random_hex(rng: Any, n: int, width: int) -> Any:
-    """``n`` random lower-case hex strings of ``width`` digits, as an Arrow string array."""
-    import numpy as np
-    import pyarrow as pa
-
-    digits = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)[
-        rng.integers(0, 16, size=n * width, dtype=np.uint8)
-    ]
-    offsets = np.arange(n + 1, dtype=np.int32) * width
-    return pa.Array.from_buffers(
-        pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(digits.tobytes())]
-    )
-
-
-def _uuid4s(rng: Any, n: int) -> Any:
-    """``n`` random version-4 UUID strings (8-4-4-4-12), vectorised."""
-    import numpy as np
-    import pyarrow as pa
-
-    hexd = np.frombuffer(_random_hex(rng, n, 32).buffers()[2], dtype=np.uint8)[: n * 32]
-    hexd = hexd.reshape(n, 32).copy()
-    hexd[:, 12] = ord("4")  # version
-    hexd[:, 16] = np.frombuffer(b"89ab", dtype=np.uint8)[rng.integers(0, 4, size=n)]  # variant
-    out = np.full((n, 36), ord("-"), dtype=np.uint8)
-    cols = [i for i in range(36) if i not in (8, 13, 18, 23)]
-    out[:, cols] = hexd
-    offsets = np.arange(n + 1, dtype=np.int32) * 36
-    return pa.Array.from_buffers(
-        pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(out.tobytes())]
-    )
 
 
 def child_history(args: dict[str, Any]) -> dict[str, Any]:
@@ -367,7 +294,7 @@ def child_history(args: dict[str, Any]) -> dict[str, Any]:
         new_keys_arr = pa.array(new_keys, pa.string())
         times = pc.add(ev.column("event_time"), pa.scalar(delta, pa.duration("s")))
         events = (
-            ev.set_column(0, "event_id", _uuid4s(rng, n))
+            ev.set_column(0, "event_id", common.uuid4s(rng, n))
             .set_column(1, "event_time", times.cast(ev.schema.field("event_time").type))
             .set_column(
                 ev.schema.get_field_index("source_key"),
@@ -377,11 +304,11 @@ def child_history(args: dict[str, Any]) -> dict[str, Any]:
             .set_column(
                 ev.schema.get_field_index("content_sha256"),
                 "content_sha256",
-                _random_hex(rng, n, digest_width),
+                common.random_hex(rng, n, digest_width),
             )
         )
         files = tmpl.files.set_column(0, "source_key", new_keys_arr).set_column(
-            1, "etag", _random_hex(rng, len(keys), 20)
+            1, "etag", common.random_hex(rng, len(keys), 20)
         )
         return start, Parsed(events, tmpl.rejected, tmpl.quarantined, files)
 
@@ -452,7 +379,7 @@ CHILDREN = {
 
 def child_main(payload: str) -> int:
     args = json.loads(payload)
-    _pin(int(args["cpu"]))
+    common.pin(int(args["cpu"]))
     result = CHILDREN[args["task"]](args)
     print(json.dumps(result))
     return 0
@@ -466,18 +393,14 @@ def _rate(events: int, seconds: float) -> float:
     return events / seconds if seconds > 0 else float("nan")
 
 
-def _mb(n: float) -> str:
-    return f"{n / 2**20:,.0f} MiB"
-
-
 def bench_throughput(root: Path, info: dict[str, Any], sizes: Sizes, work: Path) -> dict[str, Any]:
     batch = root / "batch"
     loads, ingests = [], []
     for k in range(sizes.repeats):
-        loads.append(_spawn("json", root=str(batch)))
+        loads.append(_child("json", root=str(batch)))
         state = work / f"throughput-{k}"
         ingests.append(
-            _spawn(
+            _child(
                 "ingest",
                 events=str(batch),
                 state=str(state),
@@ -530,16 +453,16 @@ def bench_history(root: Path, sizes: Sizes, work: Path) -> dict[str, Any]:
         state, events = work / f"history-{h}" / "state", work / f"history-{h}" / "events"
         events.mkdir(parents=True, exist_ok=True)
         print(f"  building a ledger of ~{h:,} events ...", flush=True)
-        built = _spawn("history", template=str(root / "template"), state=str(state), events=h)
+        built = _child("history", template=str(root / "template"), state=str(state), events=h)
         print(
             f"    {built['events']:,} events, laid out as {built['hours']} hourly runs "
             f"({built['data_files']} data files), built in {built['seconds']:.0f} s, "
-            f"{_mb(built['disk_bytes'])} on disk",
+            f"{common.mb(built['disk_bytes'])} on disk",
             flush=True,
         )
         runs = []
         for k in range(sizes.runs):
-            r = _spawn(
+            r = _child(
                 "ingest",
                 events=str(events),
                 state=str(state),
@@ -583,7 +506,7 @@ def run(sizes: Sizes) -> dict[str, Any]:
         shutil.rmtree(work, ignore_errors=True)
     return {
         "sizes": asdict(sizes),
-        "cpu": _cpu(),
+        "cpu": common.cpu(),
         "throughput": throughput,
         "history": history,
     }
@@ -606,7 +529,7 @@ def targets(fig: dict[str, Any]) -> list[tuple[str, str, bool]]:
             f"{t['ratio_to_json_loads']:.2f} x",
             t["ratio_to_json_loads"] >= 0.7,
         ),
-        ("peak RSS <= 1.5 GB", _mb(t["peak_rss_bytes"]), t["peak_rss_bytes"] <= 1.5e9),
+        ("peak RSS <= 1.5 GB", common.mb(t["peak_rss_bytes"]), t["peak_rss_bytes"] <= 1.5e9),
         (
             "run at large history <= 1.25 x at small",
             f"{ratio:.2f} x",
@@ -618,14 +541,14 @@ def targets(fig: dict[str, Any]) -> list[tuple[str, str, bool]]:
 def print_table(fig: dict[str, Any]) -> None:
     t = fig["throughput"]
     rows = [
-        ("events in the batch", f"{t['events']:,} ({t['files']} files, {_mb(t['bytes'])})"),
+        ("events in the batch", f"{t['events']:,} ({t['files']} files, {common.mb(t['bytes'])})"),
         ("json.loads (stdlib), best", f"{t['json_loads_events_per_s']:,.0f} events/s"),
         ("ingest end to end, best", f"{t['ingest_events_per_s']:,.0f} events/s"),
         ("ingest end to end, median", f"{t['ingest_events_per_s_median']:,.0f} events/s"),
         ("ingest / json.loads, best wall times", f"{t['ratio_to_json_loads']:.2f} x"),
         ("ingest / json.loads, median wall times", f"{t['ratio_to_json_loads_medians']:.2f} x"),
         ("ingest / json.loads, best CPU times", f"{t['ratio_to_json_loads_cpu']:.2f} x"),
-        ("peak RSS of the ingest process", _mb(t["peak_rss_bytes"])),
+        ("peak RSS of the ingest process", common.mb(t["peak_rss_bytes"])),
     ]
     hist = fig["history"]
     for h in sorted(hist, key=int):

@@ -15,7 +15,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from tests.services import _wait_http, free_port
+from openpool.devstack.net import free_port, wait_http
 
 
 class MotoProcess:
@@ -39,7 +39,7 @@ class MotoProcess:
                 env=env,
             )
         self.url = f"http://127.0.0.1:{port}"
-        _wait_http(self.url + "/moto-api/", self.proc)
+        wait_http(self.url + "/moto-api/", self.proc)
         if restore:
             req = urllib.request.Request(
                 self.url + "/moto-api/recorder/replay-recording", data=b"", method="POST"
