@@ -124,7 +124,9 @@ def encode(shares: dict[str, Share]) -> bytes:
         flat = np.concatenate(values[n]) if values[n] else np.empty(0)
         cols[f"v_{n}"] = pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, pa.float64()))
     sink = pa.BufferOutputStream()
-    pq.write_table(pa.table(cols), sink, compression="none")  # doubles barely compress
+    # Doubles barely compress, and nearly every value is distinct: Parquet's default
+    # dictionary encoding would only be built to be thrown away (most of a write's time).
+    pq.write_table(pa.table(cols), sink, compression="none", use_dictionary=False)
     payload = sink.getvalue().to_pybytes()
     return _MAGIC + hashlib.sha256(payload).digest() + payload
 

@@ -236,19 +236,20 @@ class Pass:
         worker = self.workers.of(t, "eth_address")
         tc = jobs & (node == self.nodes.code("transcode")) & (worker != self.workers.code(None))
         if tc.any():
-            out.update(self._transcode(_rows(t, tc, worker), fed))
+            out.update(self._transcode(_rows(t, np.flatnonzero(tc), worker), fed))
         ai = jobs & (node == self.nodes.code("ai"))
         if credits is None or not ai.any():
             return out
-        rows = _rows(t, ai, worker)
-        ids = t.column("event_id").combine_chunks().filter(pa.array(ai)).cast(pa.string())
-        credited = credits.lookup(day, ids)
-        keep = credited >= 0
-        p = self.pipelines.of(t, "pipeline")[ai][keep]
-        m = self.models.of(t, "model_id")[ai][keep]
+        at = np.flatnonzero(ai)  # the AI jobs' rows
+        ids = t.column("event_id").combine_chunks().take(pa.array(at)).cast(pa.string())
+        w = credits.lookup(day, ids)
+        keep = w >= 0
+        if not keep.all():  # only credited jobs count
+            at, w = at[keep], w[keep]
+        rows = _rows(t, at, worker)
+        p = self.pipelines.of(t, "pipeline", at)
+        m = self.models.of(t, "model_id", at)
         self._check_width()
-        rows = {k: _take(v, keep) for k, v in rows.items()}
-        w = credited[keep]
         rows["g"] = (w << (2 * BITS)) | (p << BITS) | m
         n_p, n_m = len(self.pipelines.values), len(self.models.values)
         if len(self.workers.values) * n_p * n_m <= 1 << 16:  # small dense codes: no np.unique
@@ -347,23 +348,19 @@ class Pass:
             (self.tc if kind == "transcode" else self.ai)["all"].merge(part)
 
 
-def _rows(t: pa.Table, keep: np.ndarray, worker: np.ndarray) -> dict:
-    """The kept rows' compact columns: time, worker code, fees, response, duration, units."""
-    rt, _ = ints(t, "response_time_ns")
-    dur, _ = ints(t, "duration_ms")
-    cu, cu_ok = ints(t, "compute_units")
+def _rows(t: pa.Table, at: np.ndarray, worker: np.ndarray) -> dict:
+    """The compact columns of rows ``at`` (positions): time, worker code, fees, response,
+    duration, units."""
+    rt, _ = ints(t, "response_time_ns", at)
+    dur, _ = ints(t, "duration_ms", at)
+    cu, cu_ok = ints(t, "compute_units", at)
     fees = t.column("fees_wei").combine_chunks() if "fees_wei" in t.column_names else None
-    n = int(keep.sum())
     return {
-        "t": seconds(t)[keep],
-        "g": worker[keep],
-        "fees": fees.filter(pa.array(keep)) if fees is not None else pa.nulls(n, WEI),
-        "rt": rt[keep],
-        "dur": dur[keep],
-        "cu": cu[keep],
-        "cu_ok": cu_ok[keep],
+        "t": seconds(t)[at],
+        "g": worker[at],
+        "fees": fees.take(pa.array(at)) if fees is not None else pa.nulls(len(at), WEI),
+        "rt": rt,
+        "dur": dur,
+        "cu": cu,
+        "cu_ok": cu_ok,
     }
-
-
-def _take(v: np.ndarray | pa.Array, keep: np.ndarray) -> np.ndarray | pa.Array:
-    return v[keep] if isinstance(v, np.ndarray) else v.filter(pa.array(keep))

@@ -145,10 +145,12 @@ class Codes:
             self.values.append(value)
         return c
 
-    def of(self, table: pa.Table, name: str) -> np.ndarray:
-        """The code of every row of column ``name`` (all ``None`` when the table lacks it)."""
+    def of(self, table: pa.Table, name: str, rows: np.ndarray | None = None) -> np.ndarray:
+        """The code of every row of column ``name`` (all ``None`` when the table lacks it);
+        ``rows``: only those rows' codes (positions), in that order."""
+        n = table.num_rows if rows is None else len(rows)
         if name not in table.column_names:
-            return np.full(table.num_rows, self.code(None), dtype=np.int64)
+            return np.full(n, self.code(None), dtype=np.int64)
         col = table.column(name)
         if not pa.types.is_dictionary(col.type):
             col = pc.dictionary_encode(col)
@@ -161,7 +163,8 @@ class Codes:
         )
         idx = pa.chunked_array([c.indices for c in col.chunks], col.type.index_type)
         idx = pc.fill_null(idx.combine_chunks(), len(dictionary))
-        return mapping[idx.to_numpy(zero_copy_only=False)]
+        at = idx.to_numpy(zero_copy_only=False)
+        return mapping[at if rows is None else at[rows]]
 
 
 def seconds(table: pa.Table, name: str = "event_time") -> np.ndarray:
@@ -171,17 +174,29 @@ def seconds(table: pa.Table, name: str = "event_time") -> np.ndarray:
     return raw // _SECONDS[col.type.unit] if col.type.unit != "s" else raw
 
 
-def ints(table: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """An integer column as (values with nulls as 0, validity)."""
+def ints(
+    table: pa.Table, name: str, rows: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """An integer column as (values with nulls as 0, validity); ``rows``: only those rows
+    (positions), in that order."""
+    n = table.num_rows if rows is None else len(rows)
     if name not in table.column_names:
-        return np.zeros(table.num_rows, np.int64), np.zeros(table.num_rows, bool)
+        return np.zeros(n, np.int64), np.zeros(n, bool)
     col = table.column(name).combine_chunks()
-    valid = (
-        np.ones(len(col), bool)
-        if col.null_count == 0
-        else pc.is_valid(col).to_numpy(zero_copy_only=False)
-    )
-    return pc.fill_null(col, 0).to_numpy().astype(np.int64, copy=False), valid
+    if col.type != pa.int64() or len(col) == 0:
+        valid = pc.is_valid(col).to_numpy(zero_copy_only=False)
+        values = pc.fill_null(col, 0).to_numpy().astype(np.int64, copy=False)
+        return (values, valid) if rows is None else (values[rows], valid[rows])
+    # int64 (every integer column the ledger has): its buffers as they are, no copies
+    values = np.frombuffer(col.buffers()[1], np.int64, count=len(col), offset=col.offset * 8)
+    values = values.copy() if rows is None else values[rows]
+    if col.null_count == 0:
+        return values, np.ones(n, bool)
+    bits = np.frombuffer(col.buffers()[0], np.uint8)
+    valid = np.unpackbits(bits, count=col.offset + len(col), bitorder="little")[col.offset :]
+    valid = valid.view(bool) if rows is None else valid.view(bool)[rows]
+    values[~valid] = 0  # a null's slot may hold anything
+    return values, valid
 
 
 def day_of(label: str | None) -> int | None:
@@ -251,7 +266,63 @@ def match(probe: pa.Array, ids: pa.Array, codes: np.ndarray) -> np.ndarray:
     if wp is None or wc is None or len(probe[0].as_py()) != len(ids[0].as_py()):
         idx = pc.fill_null(pc.index_in(probe, value_set=ids), -1).to_numpy(zero_copy_only=False)
         return np.where(idx >= 0, codes[np.maximum(idx, 0)], -1)
-    bits = max(len(probe), len(ids)).bit_length()
+    if len(wp[0]) == len(wc[0]) and all(  # the credits in the jobs' own order: bytes equal
+        np.array_equal(a, b) for a, b in zip(wp, wc, strict=True)
+    ):
+        hc = np.sort(_hash(wc))
+        if not (hc[1:] == hc[:-1]).any():  # distinct hashes: distinct IDs, so none repeats
+            return np.asarray(codes, dtype=np.int64).copy()
+    return _match_sorted(wp, wc, codes, out)
+
+
+def _match_sorted(
+    wp: list[np.ndarray], wc: list[np.ndarray], codes: np.ndarray, out: np.ndarray
+) -> np.ndarray:
+    """:func:`match` of fixed-width IDs: one sort of both sides' hashes brings each probe
+    next to the entries sharing its hash prefix (entries first, in their order). A probe
+    whose run holds one entry is settled by comparing their bytes (an ID equal to the
+    probe's would share its hash, so would be in the run); the rare runs holding several
+    entries (duplicates, prefix collisions) are settled by :func:`_match_searched`."""
+    n_c, n_p = len(wc[0]), len(wp[0])
+    total = n_c + n_p
+    bits = total.bit_length()
+    low = (np.uint64(1) << np.uint64(bits)) - np.uint64(1)
+    keys = np.concatenate([_hash(wc), _hash(wp)])
+    keys &= ~low
+    keys |= np.arange(total, dtype=np.uint64)  # entries at [0, n_c), probes after them
+    keys.sort()
+    pos = (keys & low).astype(np.int64)
+    keys &= ~low  # hash prefixes
+    head = np.empty(total, dtype=bool)  # first of its run of equal prefixes
+    head[0] = True
+    np.not_equal(keys[1:], keys[:-1], out=head[1:])
+    run = np.maximum.accumulate(np.where(head, np.arange(total), 0))
+    probes = np.flatnonzero(pos >= n_c)  # sorted positions of the probes
+    first = run[probes]
+    entry = pos[first]  # the run's first member: an entry if any is in the run
+    has = entry < n_c
+    probes, first, entry = probes[has], first[has], entry[has]
+    nxt = np.minimum(first + 1, total - 1)
+    more = (pos[nxt] < n_c) & (keys[nxt] == keys[first])  # the run holds 2+ entries
+    rows = pos[probes] - n_c
+    cand = np.zeros(n_p, dtype=np.int64)  # per probe, in its own order: the one entry
+    cand[rows[~more]] = entry[~more]
+    same = np.zeros(n_p, dtype=bool)
+    same[rows[~more]] = True
+    for a, b in zip(wp, wc, strict=True):  # every byte: exact
+        same &= a == b[cand]  # entries near the probes' order: a near-sequential gather
+    out[same] = np.asarray(codes)[cand[same]]
+    if more.any():
+        rest = rows[more]
+        out[rest] = _match_searched([w[rest] for w in wp], wc, codes)
+    return out
+
+
+def _match_searched(wp: list[np.ndarray], wc: list[np.ndarray], codes: np.ndarray) -> np.ndarray:
+    """:func:`match` of fixed-width IDs by a search of the sorted hashes, trying every
+    entry that shares a probe's hash prefix in turn (the first equal one wins)."""
+    out = np.full(len(wp[0]), -1, dtype=np.int64)
+    bits = max(len(wp[0]), len(wc[0])).bit_length()
     hc, ic = _sorted_by_hash(wc, bits)
     hp, ip = _sorted_by_hash(wp, bits)
     left = np.searchsorted(hc, hp)  # sorted needles: a cache-friendly search

@@ -128,7 +128,11 @@ def part_of(
         part.fees = [int(sums[int(d[s])] or 0) for s in starts.tolist()]
     for name, (v, ok) in values.items():
         sel = ok if inside is None else ok & inside
-        v, dv = v[sel], grouped.dense[sel]
+        if sel.all():  # the usual case: every row's value counts
+            dv = grouped.dense
+        else:
+            at = np.flatnonzero(sel)  # positions: a faster gather than a boolean mask
+            v, dv = v[at], grouped.dense[at]
         per = part.values[name] = {}
         if len(dv) == 0:
             continue
