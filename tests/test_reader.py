@@ -771,6 +771,9 @@ def tricky_events() -> list[Any]:
         event("worker-disconnected", {"connection": '"Payload":{', "ethAddress": ADDR}),
         tc_job(ethAddress=ADDR.lower()),
         event("node-reset", {"connection": 'a\\b"c\n\u0001'}),
+        {**tc_job(), "Version": -(2**63)},  # the event's end is computed from its Version
+        {**tc_job(), "Version": 1234567890123},
+        {**tc_job(), "Version": 0},
         tc_job(),
     ]
 
@@ -785,8 +788,10 @@ def test_whole_file_and_row_by_row_canonical_forms_agree(
         assert row["payload_json"] == canonical(raw["Payload"])
         assert row["content_sha256"] == digest(raw)
     decoder, _ = reader._decoders("transcode", "eu-central")
-    assert reader._canonical_whole(decoder.decode(body(events))) is not None  # fast path taken
-    monkeypatch.setattr(reader, "_canonical_whole", lambda _events: None)
+    typed = decoder.decode(body(events))
+    versions = pa.array([e.Version for e in typed], pa.int64())
+    assert reader._canonical_whole(typed, versions, "eu-central") is not None  # fast path taken
+    monkeypatch.setattr(reader, "_canonical_whole", lambda *_args: None)
     slow = read_tc(events)
     assert slow.events.equals(fast.events)
 
@@ -806,7 +811,7 @@ def test_dedup_recognises_sha256_digests_indexed_before_xxh3() -> None:
 
 
 DT_CHARS = "0123456789-T:Z x"
-UUID_CHARS = "0123456789abcdefABCDEFg-"
+UUID_CHARS = "0123456789abcdefABCDEFgG-@`/:[{\x0d\xe9"
 
 
 @settings(max_examples=200, deadline=None)

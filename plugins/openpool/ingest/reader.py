@@ -38,6 +38,7 @@ limit anywhere in the file quarantines the whole file: it is not a JSON document
 
 from __future__ import annotations
 
+import binascii
 import json
 import re
 import sys
@@ -82,19 +83,23 @@ _DT_RE = (
 )
 _UUID_RE = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 _ADDR_RE = re.compile(r"0x[0-9a-fA-F]{40}")
-# The same shapes, as byte positions for the vectorised checks of fixed-width columns.
-_IS_HEX = np.zeros(256, dtype=bool)
-_IS_HEX[np.frombuffer(b"0123456789abcdefABCDEF", dtype=np.uint8)] = True
-_UUID_DASHES = [8, 13, 18, 23]
-_UUID_HEX = [i for i in range(36) if i not in _UUID_DASHES]
-_DT_PUNCT = ((4, "-"), (7, "-"), (10, "T"), (13, ":"), (16, ":"), (19, "Z"))
-_DT_DIGITS = [i for i in range(19) if i not in (4, 7, 10, 13, 16)]
+# The same shapes as byte templates for the vectorised checks of fixed-width columns: a
+# position either takes a hex / decimal digit (0xFF in the template: never in UTF-8 text)
+# or must hold the template's character.
+_UUID_TEMPLATE = np.frombuffer(
+    b"xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx".replace(b"x", b"\xff"), np.uint8
+)
+_UUID_IS_HEX = _UUID_TEMPLATE == 0xFF
+_DT_TEMPLATE = np.frombuffer(b"dddd-dd-ddTdd:dd:ddZ".replace(b"d", b"\xff"), np.uint8)
+_DT_IS_DIGIT = _DT_TEMPLATE == 0xFF
 _TOP_KEYS = ("DT", "EventType", "ID", "NodeType", "Payload", "Region", "Version")
 
 # ---------------------------------------------------------------------------------------
 # Typed structs for the fast path. Every payload key the spec names is declared (sorted, so
-# msgspec encodes canonical key order); a key that is absent decodes to None and is omitted
-# again on encode, and an explicit JSON null is a type error (sent to the slow path).
+# msgspec encodes canonical key order); a key that is absent decodes to its default and is
+# omitted again on encode, and an explicit JSON null is a type error (sent to the slow path).
+# The default is None, except -1 for the non-negative int64 columns: a value they can never
+# hold, which lets those columns go to numpy without a Python-level None check.
 
 _NonNegInt64 = Annotated[int, msgspec.Meta(ge=0, le=_INT64_MAX)]
 _NonNegInt = Annotated[int, msgspec.Meta(ge=0)]
@@ -120,9 +125,14 @@ _FAST_PAYLOAD_TYPES: dict[str, Any] = {
     "txHash": str,
     "winProb": int,
 }
+_ABSENT_INT = -1
+_INT_COLUMN_KEYS = frozenset(k for k, t in _FAST_PAYLOAD_TYPES.items() if t is _NonNegInt64)
 _Payload = msgspec.defstruct(
     "_Payload",
-    [(name, typ, None) for name, typ in sorted(_FAST_PAYLOAD_TYPES.items())],
+    [
+        (name, typ, _ABSENT_INT if name in _INT_COLUMN_KEYS else None)
+        for name, typ in sorted(_FAST_PAYLOAD_TYPES.items())
+    ],
     kw_only=True,
     omit_defaults=True,
     forbid_unknown_fields=True,
@@ -193,11 +203,6 @@ class _Scratch(threading.local):
 
 
 _scratch = _Scratch()
-# Byte value -> its two hex digits, as one little-endian uint16 (first digit in the low byte).
-_HEX_PAIRS = np.array(
-    [ord(hi) | ord(lo) << 8 for hi in "0123456789abcdef" for lo in "0123456789abcdef"],
-    dtype="<u2",
-)
 
 # ---------------------------------------------------------------------------------------
 # Per-type payload rules: which payload keys an event type owns (required, validated and
@@ -536,14 +541,11 @@ def _build(
     n = len(events)
     if n == 0:
         return EVENTS.empty_table(), []
-    dts = list(map(attrgetter("DT"), events))
-    etypes = list(map(attrgetter("EventType"), events))
-    ids = list(map(attrgetter("ID"), events))
     payloads = list(map(attrgetter("Payload"), events))
-    dt_arr = pa.array(dts, pa.string())
-    et_arr = pa.array(etypes, pa.string())
-    id_arr = pa.array(ids, pa.string())
-    ver_arr = pa.array(list(map(attrgetter("Version"), events)), pa.int64())
+    dt_arr = pa.array(map(attrgetter("DT"), events), pa.string(), size=n)
+    et_arr = pa.array(map(attrgetter("EventType"), events), pa.string(), size=n)
+    id_arr = pa.array(map(attrgetter("ID"), events), pa.string(), size=n)
+    ver_arr = pa.array(np.fromiter(map(attrgetter("Version"), events), np.int64, n))
 
     # Each check: (row mask, reason for a flagged row). The first failing check names it.
     checks: list[tuple[pa.Array | np.ndarray, Callable[[int], str]]] = []
@@ -564,7 +566,9 @@ def _build(
     checks.append(
         (
             ~_uuid_shaped(id_arr),
-            lambda i: "field 'ID' is empty" if not ids[i] else f"ID {ids[i]!r} is not a UUID",
+            lambda i: (
+                f"ID {events[i].ID!r} is not a UUID" if events[i].ID else "field 'ID' is empty"
+            ),
         )
     )
     ts, dt_ok = _parse_times(dt_arr)
@@ -572,7 +576,8 @@ def _build(
         (
             ~dt_ok,
             lambda i: (
-                f"DT {dts[i]!r} is not RFC 3339 UTC with second precision (YYYY-MM-DDTHH:MM:SSZ)"
+                f"DT {events[i].DT!r} is not RFC 3339 UTC with second precision "
+                "(YYYY-MM-DDTHH:MM:SSZ)"
             ),
         )
     )
@@ -582,7 +587,6 @@ def _build(
     type_idx = pc.index_in(et_arr, value_set=pa.array(list(types), pa.string()))
     type_codes = pc.fill_null(type_idx, -1).to_numpy(zero_copy_only=False)
     owned_by: dict[tuple[int, ...], np.ndarray] = {}
-    values: dict[str, list[Any]] = {}
     columns: dict[str, pa.Array] = {}
     for key in _CHECKED_FIELDS:
         owners = tuple(t for t, spec in enumerate(types.values()) if key in spec)
@@ -595,24 +599,35 @@ def _build(
             lookup[list(owners)] = True
             owned_by[owners] = lookup[type_codes]
         owned = owned_by[owners]
-        values[key] = vals = list(map(attrgetter(key), payloads))
+        # Values on rows whose type does not own the key stay only in payload_json. Keys
+        # of rare types (connection, faceValue) are read from their owning rows only.
+        rows = np.flatnonzero(owned)
+        sparse = len(rows) < n // 4
+        src = list(map(payloads.__getitem__, rows.tolist())) if sparse else payloads
         if key == "faceValue":  # no column (it may exceed decimal128); only presence
+            absent = [i for i, v in enumerate(map(attrgetter(key), src)) if v is None]
             missing = np.zeros(n, dtype=bool)
-            missing[[i for i in np.flatnonzero(owned).tolist() if vals[i] is None]] = True
+            missing[rows[absent] if sparse else [i for i in absent if owned[i]]] = True
         else:
-            arr = _to_arrow(vals, _COLUMNS[key][1])
+            arr = _column(src, key)
+            if sparse:  # back to one row per event: null where the type does not own it
+                where = np.full(n, -1, dtype=np.int64)
+                where[rows] = np.arange(len(rows))
+                arr = arr.take(pa.array(where, mask=~owned))
             present = _valid(arr)
-            missing = owned & ~present
-            # Values on rows whose type does not own the key stay only in payload_json.
-            if (present & ~owned).any():
+            if not sparse and (present & ~owned).any():
                 arr = pc.if_else(pa.array(owned), arr, pa.nulls(n, arr.type))
+                present &= owned
+            missing = owned & ~present
             columns[key] = arr
         if missing.any():
-            checks.append((missing, lambda i, key=key: f"{node_type} {etypes[i]} missing {key}"))
+            checks.append(
+                (missing, lambda i, key=key: f"{node_type} {events[i].EventType} missing {key}")
+            )
     checks.append(
         (
             pc.fill_null(pc.equal(pc.binary_length(columns["requestID"]), 0), False),
-            lambda i: f"{node_type} {etypes[i]} has an empty requestID",
+            lambda i: f"{node_type} {events[i].EventType} has an empty requestID",
         )
     )
     columns["ethAddress"], addr_bad = _checksum_column(columns["ethAddress"])
@@ -624,7 +639,7 @@ def _build(
             (
                 too_big,
                 lambda i: (
-                    f"field 'responseTime' = {values['responseTime'][i]} ms is too large "
+                    f"field 'responseTime' = {payloads[i].responseTime} ms is too large "
                     "for its column (int64 nanoseconds)"
                 ),
             )
@@ -642,7 +657,7 @@ def _build(
         for pos in np.flatnonzero(bad_mask).tolist()
     ]
 
-    whole = _canonical_whole(events) if canon is None else None
+    whole = _canonical_whole(events, ver_arr, region) if canon is None else None
     if whole is not None:
         payload_json, hashes = whole
     else:
@@ -673,16 +688,20 @@ def _build(
     return table, bad
 
 
-def _canonical_whole(events: Sequence[Any]) -> tuple[pa.Array, pa.Array] | None:
+def _canonical_whole(
+    events: Sequence[Any], versions: pa.Array, region: str
+) -> tuple[pa.Array, pa.Array] | None:
     """(payload_json column, content_sha256 column) from ONE encode of the whole file.
 
     msgspec writes the typed events as ``[{...},{...}]`` in canonical form (fields in
     sorted order, absent payload keys omitted, no spaces): byte for byte what
     ``_canonical`` assembles row by row, without a Python call per event. Each event
-    starts with ``{"DT":"``, its payload with ``"Payload":{`` and ends with
-    ``},"Region":"``; none of these can occur inside a JSON string (the quote would be
-    escaped) and fast-path payloads hold only scalars, so the spans are found with a
-    few vectorised byte comparisons. The payload texts are cut out through a string-view
+    starts with ``{"DT":"`` and its payload with ``"Payload":{``; neither can occur
+    inside a JSON string (the quote would be escaped) and fast-path payloads hold only
+    scalars, so the spans are found with a few vectorised byte comparisons. An event
+    ends with ``},"Region":<region>,"Version":<n>}``, whose length is known from the
+    partition's region and the event's ``versions`` value, so the payload's end is
+    computed and then checked. The payload texts are cut out through a string-view
     array over the encoded bytes; each event's span is hashed in place.
 
     Returns None (caller takes the row-by-row path) when the text holds non-ASCII bytes
@@ -699,25 +718,32 @@ def _canonical_whole(events: Sequence[Any]) -> tuple[pa.Array, pa.Array] | None:
     if not whole.isascii() or b"\x7f" in whole or len(whole) >= 2**31:
         return None
     buf = np.frombuffer(whole, dtype=np.uint8)
-    if len(buf) < 16:
+    if len(buf) < 16 or buf[0] != ord("["):
         return None
     # words[i] = the 8 bytes at i as one integer: a pattern is compared 8 bytes at a time.
     words = np.ndarray((len(buf) - 7,), dtype="<u8", buffer=whole, strides=(1,))
-    found = _scratch.mask(len(buf))
-    opens = np.flatnonzero(np.equal(buf, ord("{"), out=found))
-    starts = opens[_matches(words, opens, b'{"DT":"')]
-    p_open = opens[_matches(words, opens - 10, b'"Payload":{')]
-    closes = np.flatnonzero(np.equal(buf, ord("}"), out=found))
-    p_close = closes[_matches(words, closes, b'},"Region":"')]
-    del words  # release its view of the scratch buffer
-    if not len(starts) == len(p_open) == len(p_close) == n:
+    opens = np.flatnonzero(np.equal(buf, ord("{"), out=_scratch.mask(len(buf))))
+    # A payload's "{" follows a colon, an event's a "[" or a comma: each marker is then
+    # compared at its own candidates only.
+    after_colon = buf[opens - 1] == ord(":")
+    starts = opens[~after_colon]
+    starts = starts[_matches(words, starts, b'{"DT":"')]
+    p_open = opens[after_colon]
+    p_open = p_open[_matches(words, p_open - 10, b'"Payload":{')]
+    if not len(starts) == len(p_open) == n:
         return None
     # Event i is [starts[i], ends[i]): up to the comma before the next event, or the "]".
     ends = np.empty(n, dtype=np.int64)
     ends[:-1] = starts[1:] - 1
     ends[-1] = len(whole) - 1
+    tail = len(b'},"Region":' + _ENCODE(region) + b',"Version":}')
+    digits = pc.utf8_length(pc.cast(versions, pa.string())).to_numpy(zero_copy_only=False)
+    p_close = ends - tail - digits
+    matched = _matches(words, p_close, b'},"Region":"')
+    del words  # release its view of the scratch buffer
     if not (
-        np.all(starts < p_open)
+        matched.all()
+        and np.all(starts < p_open)
         and np.all(p_open < p_close)
         and np.all(p_close < ends)
         and np.all(buf[ends - 1] == ord("}"))
@@ -726,7 +752,10 @@ def _canonical_whole(events: Sequence[Any]) -> tuple[pa.Array, pa.Array] | None:
         return None
     payload_json = _views(buf, whole, p_open, p_close + 1).cast(pa.string())
     spans = map(slice, starts.tolist(), ends.tolist())
-    return payload_json, _content_hashes(map(whole.__getitem__, spans), n)
+    # Memoryview slices hash the text in place (slicing the bytearray copies every event).
+    with memoryview(whole) as text:
+        hashes = _content_hashes(map(text.__getitem__, spans), n)
+    return payload_json, hashes
 
 
 def _matches(words: np.ndarray, at: np.ndarray, pattern: bytes) -> np.ndarray:
@@ -741,7 +770,7 @@ def _matches(words: np.ndarray, at: np.ndarray, pattern: bytes) -> np.ndarray:
     for j in range(chunks):
         part = pattern[8 * j : 8 * j + 8]
         mask = (1 << (8 * len(part))) - 1
-        word = words[np.clip(at + 8 * j, 0, last)]
+        word = words[np.clip(at + 8 * j, 0, last)]  # (np.take would copy ``words`` first)
         ok &= (word & np.uint64(mask)) == np.uint64(int.from_bytes(part, "little"))
     return ok
 
@@ -757,10 +786,24 @@ def _views(buf: np.ndarray, data: bytes | bytearray, lo: np.ndarray, hi: np.ndar
     lens = (hi - lo).astype(np.int32)
     views = np.zeros((n, 4), dtype=np.int32)
     views[:, 0] = lens
-    at = lo[:, None] + np.arange(12)
-    head = buf[np.minimum(at, len(buf) - 1)]
-    head[np.arange(12)[None, :] >= lens[:, None]] = 0
-    views.view(np.uint8)[:, 4:] = head
+    if n and int(lo.max()) + 12 <= len(buf):
+        # The 12 head bytes as two overlapping 8-byte words (bytes 0-7 and 4-11), the bytes
+        # past a short value's end masked to zero.
+        words = np.ndarray((len(buf) - 7,), dtype="<u8", buffer=data, strides=(1,))
+        nbits = 8 * np.clip(lens, 0, 12).astype(np.uint64)
+        ones = ~np.uint64(0)
+        first = words[lo] & np.where(nbits >= 64, ones, (np.uint64(1) << nbits) - np.uint64(1))
+        rest = np.clip(nbits, 32, 96) - np.uint64(32)  # bits of the second word to keep
+        second = words[lo + 4] & np.where(rest >= 64, ones, (np.uint64(1) << rest) - np.uint64(1))
+        del words
+        head = views.view(np.uint64).reshape(n, 2)  # [length | bytes 0-3], [bytes 4-11]
+        head[:, 0] |= first << np.uint64(32)
+        head[:, 1] = (first >> np.uint64(32)) | (second >> np.uint64(32) << np.uint64(32))
+    else:
+        at = lo[:, None] + np.arange(12)
+        head = buf[np.minimum(at, len(buf) - 1)]
+        head[np.arange(12)[None, :] >= lens[:, None]] = 0
+        views.view(np.uint8)[:, 4:] = head
     long = lens > 12
     views[long, 2] = 0
     views[long, 3] = lo[long].astype(np.int32)
@@ -776,7 +819,7 @@ def _content_hashes(texts: Iterable[bytes | bytearray], n: int) -> pa.Array:
     joined and turned into hex digits vectorised; equal to ``content_digest(text)``.
     """
     digests = b"".join(map(xxh3_128_digest, texts))
-    text = _HEX_PAIRS[np.frombuffer(digests, dtype=np.uint8)]
+    text = binascii.hexlify(digests)
     width = 2 * len(digests) // n if n else 0
     offsets = np.arange(n + 1, dtype=np.int32) * width
     return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(text)])
@@ -906,7 +949,9 @@ def _uuid_shaped(ids: pa.Array) -> np.ndarray:
     m = _fixed_width(ids, 36)
     if m is None:
         return pc.match_substring_regex(ids, _UUID_RE).to_numpy(zero_copy_only=False)
-    return _IS_HEX[m[:, _UUID_HEX]].all(axis=1) & (m[:, _UUID_DASHES] == ord("-")).all(axis=1)
+    lower = m | 0x20  # ASCII letters to lower case (digits and "-" have the bit already)
+    hexdigit = ((m >= ord("0")) & (m <= ord("9"))) | ((lower >= ord("a")) & (lower <= ord("f")))
+    return ((hexdigit & _UUID_IS_HEX) | (m == _UUID_TEMPLATE)).all(axis=1)
 
 
 def _dt_shaped(dts: pa.Array) -> np.ndarray:
@@ -914,11 +959,10 @@ def _dt_shaped(dts: pa.Array) -> np.ndarray:
     m = _fixed_width(dts, 20)
     if m is None:
         return pc.match_substring_regex(dts, _DT_RE).to_numpy(zero_copy_only=False)
+    digit = (m >= ord("0")) & (m <= ord("9"))
+    ok = ((digit & _DT_IS_DIGIT) | (m == _DT_TEMPLATE)).all(axis=1)
     d = m.astype(np.int16) - ord("0")
-    digits = d[:, _DT_DIGITS]
-    ok = ((digits >= 0) & (digits <= 9)).all(axis=1) & (d[:, 0] >= 1)
-    for pos, char in _DT_PUNCT:
-        ok &= m[:, pos] == ord(char)
+    ok &= d[:, 0] >= 1
 
     def two(at: int) -> np.ndarray:
         return d[:, at] * 10 + d[:, at + 1]
@@ -949,6 +993,25 @@ def _parse_times(dt_arr: pa.Array) -> tuple[pa.Array, np.ndarray]:
     return pc.cast(pc.if_else(ok, ts, pa.scalar(None, ts.type)), TS), ok.to_numpy(
         zero_copy_only=False
     )
+
+
+def _column(payloads: Sequence[Any], key: str) -> pa.Array:
+    """The ``key`` values of ``payloads`` as the column's Arrow type (absent = null).
+
+    Non-negative int64 keys go through numpy (absent is -1, see ``_Payload``); a value
+    beyond int64 (a slow-path fee up to decimal128) takes the exact Python path.
+    """
+    typ = _COLUMNS[key][1]
+    values = map(attrgetter(key), payloads)
+    if key not in _INT_COLUMN_KEYS:
+        return pa.array(values, typ, size=len(payloads))
+    try:
+        ints = np.fromiter(values, np.int64, len(payloads))
+    except OverflowError:
+        exact = [None if v == _ABSENT_INT else v for v in map(attrgetter(key), payloads)]
+        return _to_arrow(exact, typ)
+    arr = pa.array(ints, pa.int64(), mask=ints < 0)
+    return arr if typ == pa.int64() else arr.cast(typ)
 
 
 def _to_arrow(values: list[Any], typ: pa.DataType) -> pa.Array:
