@@ -81,9 +81,14 @@ def apply_connections(connections: pa.Table, fresh: pa.Table) -> pa.Table:
 
 def update_workers(workers: pa.Table, fresh: pa.Table, connections: pa.Table) -> pa.Table:
     """First/last seen over every event naming a worker; connection count; active flag."""
-    seen = fresh.select(["eth_address", "event_time"]).filter(
-        pc.is_valid(fresh.column("eth_address"))
+    # The batch is reduced to one row per worker first (events without a worker form the
+    # null group, dropped), so only those rows meet the previous table.
+    seen = (
+        fresh.select(["eth_address", "event_time"])
+        .group_by("eth_address", use_threads=False)
+        .aggregate([("event_time", "min"), ("event_time", "max")])
     )
+    seen = seen.filter(pc.is_valid(seen.column("eth_address")))
     prev = workers.cast(WORKERS).select(["eth_address", "first_seen", "last_seen"])
     both = pa.concat_tables(
         [
@@ -91,8 +96,8 @@ def update_workers(workers: pa.Table, fresh: pa.Table, connections: pa.Table) ->
             pa.table(
                 {
                     "eth_address": seen.column("eth_address"),
-                    "first_seen": seen.column("event_time"),
-                    "last_seen": seen.column("event_time"),
+                    "first_seen": seen.column("event_time_min"),
+                    "last_seen": seen.column("event_time_max"),
                 }
             ).cast(prev.schema),
         ]
