@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
 
+import pyarrow.compute as pc
 import pytest
 
 from openpool.ingest.commands import status_row
@@ -243,3 +244,58 @@ def test_cli_contract(tmp_path: Path) -> None:
         check=False,
     )
     assert bad.returncode != 0 and "OPENPOOL_STATE_URI" in bad.stderr
+
+
+def test_connections_split_open_and_closed_and_old_layout_migrates(tmp_path: Path) -> None:
+    """Runs read only the open connections (the closed ones grow with history, never read
+    again); the rows equal one replay of every event; an unsliced table is carried over."""
+    from openpool.ingest import connections as conn
+    from openpool.snapshots.store import Snapshot
+
+    files = generate(
+        TC, START, timedelta(hours=3), workers=6, events_per_second=1, flush_seconds=600, seed=9
+    )
+    events, state = LocalStore(tmp_path / "events"), LocalStore(tmp_path / "state")
+    snaps = SnapshotStore(state, TC)
+    write(files[:6], events)
+    ingest(TC, events, state, RATE)
+    # Rewrite the table as versions before the split left it: one unsliced file.
+    base = snaps.latest()
+    whole = base.read("connections", schema=conn.CONNECTIONS)
+    txn = snaps.begin(base, "old-layout")
+    txn.replace("connections", whole)
+    txn.commit()
+
+    read: list[tuple[str, str | None]] = []
+    original = Snapshot.read
+
+    def spy(self, name, slices=None, schema=None, columns=None):  # type: ignore[no-untyped-def]
+        if name == "connections":
+            read.extend((name, s) for s in (slices if slices is not None else ["*"]))
+        return original(self, name, slices, schema, columns)
+
+    Snapshot.read = spy  # type: ignore[method-assign]
+    try:
+        for k in range(6, len(files), 3):
+            write(files[k : k + 3], events)
+            ingest(TC, events, state, RATE)
+    finally:
+        Snapshot.read = original  # type: ignore[method-assign]
+    assert ("connections", None) in read  # the old layout was read (once) and migrated
+    assert all(s in (conn.OPEN, None) for _, s in read)
+
+    snap = snaps.latest()
+    layout = {f.slice for f in snap.files("connections")}
+    assert layout <= {conn.OPEN, conn.CLOSED} and conn.CLOSED in layout
+    got = snap.read("connections", schema=conn.CONNECTIONS)
+    fresh = snap.read("events", schema=None)
+    want = conn.apply_connections(conn.CONNECTIONS.empty_table(), fresh)
+    key = [("eth_address", "ascending"), ("connection", "ascending"), ("connected_at", "ascending")]
+    assert got.sort_by(key).equals(want.sort_by(key))
+    assert got.num_rows > 0 and got.filter(pc.is_valid(got["disconnected_at"])).num_rows > 0
+    workers = snap.read("workers", schema=conn.WORKERS)
+    counts = {r["eth_address"]: r["connection_count"] for r in workers.to_pylist()}
+    per = want.group_by("eth_address").aggregate([("connection", "count")]).to_pylist()
+    assert {a: k for a, k in counts.items() if k} == {
+        r["eth_address"]: r["connection_count"] for r in per
+    }

@@ -218,14 +218,15 @@ def child_build(args: dict[str, Any]) -> dict[str, Any]:
             total += events.num_rows
             mark = pc.max(events.column("event_time")).as_py()
         if d == days - 1:
-            connections = conn.apply_connections(
+            change = conn.replay_connections(
                 conn.CONNECTIONS.empty_table(), pa.concat_tables(connection_events)
             )
             workers = conn.update_workers(
-                conn.WORKERS.empty_table(), pa.concat_tables(seen), connections
+                conn.WORKERS.empty_table(), pa.concat_tables(seen), change.open, change.opened
             )
             txn.replace("balances", balances)
-            txn.replace("connections", connections)
+            txn.replace_slice("connections", conn.OPEN, change.open)
+            txn.append("connections", change.closed, slice_=conn.CLOSED)
             txn.replace("workers", workers)
             txn.replace("ai_requests", acc.AI_REQUESTS.empty_table())
             txn.replace("pending_ai", acc.PENDING_AI.empty_table())

@@ -337,12 +337,11 @@ def child_history(args: dict[str, Any]) -> dict[str, Any]:
             totals["events_read"] += events.num_rows
             totals["events_accepted"] += events.num_rows
         if d == len(days) - 1:
-            txn.replace(
-                "connections",
-                conn.apply_connections(
-                    conn.CONNECTIONS.empty_table(), pa.concat_tables(connection_events)
-                ),
+            change = conn.replay_connections(
+                conn.CONNECTIONS.empty_table(), pa.concat_tables(connection_events)
             )
+            txn.replace_slice("connections", conn.OPEN, change.open)
+            txn.append("connections", change.closed, slice_=conn.CLOSED)
             mark = pc.max(connection_events[-1].column("event_time")).as_py()
             txn.set_properties(
                 **totals,

@@ -42,9 +42,11 @@ REPLACED = {
     "balances": acc.BALANCES,
     "ai_requests": acc.AI_REQUESTS,
     "pending_ai": acc.PENDING_AI,
-    "connections": conn.CONNECTIONS,
     "workers": conn.WORKERS,
 }
+# The connections an accrual leaves open (the table's ``open`` slice, replaced) and those
+# it closed (appended to the ``closed`` slice); see :mod:`openpool.ingest.connections`.
+CONNECTION_TABLES = {"connections": conn.CONNECTIONS, "connections_closed": conn.CONNECTIONS}
 # ingested_files gets one small file per commit; once a version has this many, the commit
 # rewrites them as one, so reading it costs the same at any length of history.
 COMPACT_INGESTED_AFTER = 16
@@ -240,14 +242,16 @@ def accrue_batch(
         ttl,
     )
     credits = pa.concat_tables([acc.transcode_credits(fresh), ai.credited])
-    connections = conn.apply_connections(read_table(base, "connections", conn.CONNECTIONS), fresh)
+    open_before, unsliced_closed = _open_connections(base)
+    change = conn.replay_connections(open_before, fresh)
     tables = {
         "balances": acc.accrue(read_table(base, "balances", acc.BALANCES), credits, rate),
         "ai_requests": ai.requests,
         "pending_ai": ai.pending,
-        "connections": connections,
+        "connections": change.open,
+        "connections_closed": pa.concat_tables([unsliced_closed, change.closed]),
         "workers": conn.update_workers(
-            read_table(base, "workers", conn.WORKERS), fresh, connections
+            read_table(base, "workers", conn.WORKERS), fresh, change.open, change.opened
         ),
         "unattributed": ai.unattributed,
         "tickets": tickets_from(fresh),
@@ -262,6 +266,22 @@ def accrue_batch(
     props["pending_ai_jobs"] = ai.pending.num_rows
     props["watermark"] = mark.isoformat() if mark else None
     return Accrued(deduped.base_version, tables, props)
+
+
+def _open_connections(base: Snapshot | None) -> tuple[pa.Table, pa.Table]:
+    """(open connections, closed rows still in unsliced files) of ``base``.
+
+    Reads the ``open`` slice only; unsliced files (written before the table was split)
+    are read whole, once: their closed rows move to the ``closed`` slice at this commit.
+    """
+    if base is None or not base.has_table("connections"):
+        return conn.CONNECTIONS.empty_table(), conn.CONNECTIONS.empty_table()
+    open_rows = base.read("connections", slices=[conn.OPEN], schema=conn.CONNECTIONS)
+    if not base.files("connections", [None]):
+        return open_rows, conn.CONNECTIONS.empty_table()
+    unsliced = base.read("connections", slices=[None], schema=conn.CONNECTIONS)
+    still, closed = conn.split_open(unsliced)
+    return pa.concat_tables([open_rows, still]), closed
 
 
 def batch_counts(parsed: Parsed, deduped: Deduped) -> Counts:
@@ -307,6 +327,9 @@ def stage(
 
     for name in REPLACED:
         txn.replace(name, accrued.tables[name])
+    txn.replace_slice("connections", None, conn.CONNECTIONS.empty_table())
+    txn.replace_slice("connections", conn.OPEN, accrued.tables["connections"])
+    txn.append("connections", accrued.tables["connections_closed"], slice_=conn.CLOSED)
     for name in APPENDED:
         txn.append(name, accrued.tables[name])
     rejected = pa.concat_tables([parsed.rejected, deduped.conflicts]).cast(REJECTED)

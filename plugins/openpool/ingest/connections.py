@@ -3,10 +3,16 @@
 Connection events are few (jobs dominate), so they are replayed in true order (event
 time, then file, then position in file) with plain Python. Workers are never deleted: a
 disconnected worker stays with ``active = false``.
+
+The ``connections`` table keeps every connection ever made, so it grows with history; an
+ingest reads and rewrites only its ``open`` slice and appends the rows it closes to the
+``closed`` slice, so a run's cost does not grow with the table. (Unsliced files, as
+versions before the split wrote them, are read whole once and rewritten in slices.)
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 import pyarrow as pa
@@ -33,36 +39,58 @@ WORKERS = pa.schema(
     ]
 )
 _KINDS = ("worker-connected", "worker-disconnected", "orchestrator-reset")
+OPEN, CLOSED = "open", "closed"  # the slices of the connections table
+
+
+@dataclass
+class ConnectionChange:
+    """What one batch's connection events did to the open connections."""
+
+    open: pa.Table  # every connection open after the batch
+    closed: pa.Table  # connections the batch closed (open before, or opened and closed)
+    opened: pa.Table  # connections the batch opened (open or closed now)
+
+
+def split_open(connections: pa.Table) -> tuple[pa.Table, pa.Table]:
+    """(open rows, closed rows) of a connections table."""
+    connections = connections.cast(CONNECTIONS)
+    is_open = pc.is_null(connections.column("disconnected_at"))
+    return connections.filter(is_open), connections.filter(pc.invert(is_open))
 
 
 def apply_connections(connections: pa.Table, fresh: pa.Table) -> pa.Table:
-    """Replay connection events onto the connection rows."""
+    """Replay connection events onto a whole connections table (open and closed rows)."""
+    open_rows, closed = split_open(connections)
+    change = replay_connections(open_rows, fresh)
+    return pa.concat_tables([closed, change.closed, change.open])
+
+
+def replay_connections(open_rows: pa.Table, fresh: pa.Table) -> ConnectionChange:
+    """Replay the batch's connection events onto the open connections."""
     ev = fresh.filter(pc.is_in(fresh.column("event_type"), pa.array(_KINDS)))
+    open_rows = open_rows.cast(CONNECTIONS)
     if ev.num_rows == 0:
-        return connections.cast(CONNECTIONS)
-    # Closed rows never change again: only the open ones go through Python (the table
-    # keeps every connection ever made, so it grows with history).
-    connections = connections.cast(CONNECTIONS)
-    is_open = pc.is_null(connections.column("disconnected_at"))
-    closed = connections.filter(pc.invert(is_open))
-    rows = connections.filter(is_open).to_pylist()
+        empty = CONNECTIONS.empty_table()
+        return ConnectionChange(open_rows, empty, empty)
+    rows = open_rows.to_pylist()
+    known = len(rows)
     ev = ev.sort_by(
         [("event_time", "ascending"), ("source_key", "ascending"), ("source_index", "ascending")]
     )
-    open_rows: dict[tuple[str, str], dict] = {
+    by_key: dict[tuple[str, str], dict] = {
         (r["eth_address"], r["connection"]): r for r in rows if r["disconnected_at"] is None
     }
     for e in ev.select(["event_type", "event_time", "eth_address", "connection"]).to_pylist():
         kind, at = e["event_type"], e["event_time"]
         if kind == "orchestrator-reset":
-            for key, r in list(open_rows.items()):
+            for key, r in list(by_key.items()):
                 if r["connected_at"] <= at:
                     r["disconnected_at"], r["close_reason"] = at, "orchestrator-reset"
-                    del open_rows[key]
+                    del by_key[key]
             continue
         key = (e["eth_address"], e["connection"])
         if kind == "worker-connected":
-            if key not in open_rows:
+            if key not in by_key:
                 row = {
                     "eth_address": key[0],
                     "connection": key[1],
@@ -71,16 +99,22 @@ def apply_connections(connections: pa.Table, fresh: pa.Table) -> pa.Table:
                     "close_reason": None,
                 }
                 rows.append(row)
-                open_rows[key] = row
-        elif key in open_rows and open_rows[key]["connected_at"] <= at:
-            open_rows[key]["disconnected_at"] = at
-            open_rows[key]["close_reason"] = "worker-disconnected"
-            del open_rows[key]
-    return pa.concat_tables([closed, pa.Table.from_pylist(rows, schema=CONNECTIONS)])
+                by_key[key] = row
+        elif key in by_key and by_key[key]["connected_at"] <= at:
+            by_key[key]["disconnected_at"] = at
+            by_key[key]["close_reason"] = "worker-disconnected"
+            del by_key[key]
+    after = pa.Table.from_pylist(rows, schema=CONNECTIONS)
+    still, closed = split_open(after)
+    return ConnectionChange(still, closed, after.slice(known))
 
 
-def update_workers(workers: pa.Table, fresh: pa.Table, connections: pa.Table) -> pa.Table:
-    """First/last seen over every event naming a worker; connection count; active flag."""
+def update_workers(
+    workers: pa.Table, fresh: pa.Table, open_now: pa.Table, opened: pa.Table
+) -> pa.Table:
+    """First/last seen over every event naming a worker; connection count (the previous
+    count plus the connections the batch ``opened``); active = holds a connection in
+    ``open_now``."""
     # The batch is reduced to one row per worker first (events without a worker form the
     # null group, dropped), so only those rows meet the previous table.
     seen = (
@@ -89,7 +123,8 @@ def update_workers(workers: pa.Table, fresh: pa.Table, connections: pa.Table) ->
         .aggregate([("event_time", "min"), ("event_time", "max")])
     )
     seen = seen.filter(pc.is_valid(seen.column("eth_address")))
-    prev = workers.cast(WORKERS).select(["eth_address", "first_seen", "last_seen"])
+    workers = workers.cast(WORKERS)
+    prev = workers.select(["eth_address", "first_seen", "last_seen"])
     both = pa.concat_tables(
         [
             prev,
@@ -105,25 +140,28 @@ def update_workers(workers: pa.Table, fresh: pa.Table, connections: pa.Table) ->
     agg = both.group_by("eth_address", use_threads=False).aggregate(
         [("first_seen", "min"), ("last_seen", "max")]
     )
-    conn_count = connections.group_by("eth_address", use_threads=False).aggregate(
-        [("connection", "count")]
-    )
-    open_conn = connections.filter(pc.is_null(connections.column("disconnected_at")))
-    active = set(open_conn.column("eth_address").to_pylist())
+    new = opened.group_by("eth_address", use_threads=False).aggregate([("connection", "count")])
+    active = set(open_now.column("eth_address").to_pylist())
     counts = dict(
         zip(
-            conn_count.column("eth_address").to_pylist(),
-            conn_count.column("connection_count").to_pylist(),
+            workers.column("eth_address").to_pylist(),
+            workers.column("connection_count").to_pylist(),
             strict=True,
         )
     )
+    for addr, k in zip(
+        new.column("eth_address").to_pylist(),
+        new.column("connection_count").to_pylist(),
+        strict=True,
+    ):
+        counts[addr] = (counts.get(addr) or 0) + k
     addrs = agg.column("eth_address").to_pylist()
     out = pa.table(
         {
             "eth_address": agg.column("eth_address"),
             "first_seen": agg.column("first_seen_min"),
             "last_seen": agg.column("last_seen_max"),
-            "connection_count": pa.array([counts.get(a, 0) for a in addrs], pa.int64()),
+            "connection_count": pa.array([counts.get(a) or 0 for a in addrs], pa.int64()),
             "active": pa.array([a in active for a in addrs], pa.bool_()),
         },
         schema=WORKERS,

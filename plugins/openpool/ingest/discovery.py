@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from openpool.partitions import Partition
 from openpool.storage import ObjectInfo, ObjectStore
@@ -63,16 +64,18 @@ def pending_files(
 
     ``start``/``end`` restrict to key times in ``[start, end)`` (replays, backfills).
     """
-    done = set(
-        zip(
-            ingested.column("source_key").to_pylist(),
-            ingested.column("etag").to_pylist(),
-            strict=True,
-        )
+    # (key, ETag) pairs compared in Arrow: the ingested list holds every file of history.
+    listed = [i for i in listing if i.key.endswith(".json")]
+    pairs = pc.binary_join_element_wise(
+        pa.array([i.key for i in listed], pa.string()),
+        pa.array([i.etag for i in listed], pa.string()),
+        "\n",
     )
+    seen = pc.binary_join_element_wise(ingested.column("source_key"), ingested.column("etag"), "\n")
+    done = pc.is_in(pairs, value_set=seen).to_numpy(zero_copy_only=False)
     out = []
-    for info in listing:
-        if not info.key.endswith(".json") or (info.key, info.etag) in done:
+    for info, was in zip(listed, done.tolist(), strict=True):
+        if was:
             continue
         ts = key_start(info.key)
         if start is not None and (ts is None or ts < start):

@@ -22,6 +22,7 @@ from openpool.errors import CommitConflict, ObjectNotFound, StorageError
 from openpool.ingest import accrue as acc
 from openpool.ingest.batch import (
     APPENDED,
+    CONNECTION_TABLES,
     REPLACED,
     Accrued,
     Counts,
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 
 _TABLE_SCHEMAS: dict[str, pa.Schema | None] = {
     **REPLACED,
+    **CONNECTION_TABLES,
     "unattributed": acc.UNATTRIBUTED,
     "tickets": None,
     "ai_credits": acc.CREDITS,
@@ -194,7 +196,8 @@ def accrue(env: StepEnv, run_key: str) -> dict[str, Any]:
 
 def _accrued(staging: Staging) -> Accrued:
     meta = staging.meta("accrue")
-    tables = {n: staging.read("accrue", n, _TABLE_SCHEMAS.get(n)) for n in (*REPLACED, *APPENDED)}
+    names = (*REPLACED, *CONNECTION_TABLES, *APPENDED)
+    tables = {n: staging.read("accrue", n, _TABLE_SCHEMAS.get(n)) for n in names}
     return Accrued(meta["base_version"], tables, meta["properties"])
 
 

@@ -197,7 +197,8 @@ class Snapshot:
     def has_table(self, name: str) -> bool:
         return name in self.manifest.tables
 
-    def files(self, name: str, slices: Iterable[str] | None = None) -> tuple[DataFile, ...]:
+    def files(self, name: str, slices: Iterable[str | None] | None = None) -> tuple[DataFile, ...]:
+        """The table's files; with ``slices``, those of these slices (None = unsliced)."""
         files = self.manifest.tables.get(name, ())
         if slices is None:
             return files
@@ -210,7 +211,7 @@ class Snapshot:
     def read(
         self,
         name: str,
-        slices: Iterable[str] | None = None,
+        slices: Iterable[str | None] | None = None,
         schema: pa.Schema | None = None,
         columns: list[str] | None = None,
     ) -> pa.Table:
@@ -283,8 +284,9 @@ class Transaction:
             return
         self._tables.setdefault(name, []).append(self._stage(name, table, slice_))
 
-    def replace_slice(self, name: str, slice_: str, table: pa.Table) -> None:
-        """Replace every file of one slice of ``name`` with ``table``."""
+    def replace_slice(self, name: str, slice_: str | None, table: pa.Table) -> None:
+        """Replace every file of one slice of ``name`` (None: its unsliced files) with
+        ``table`` (an empty one: drop them)."""
         kept = [f for f in self._tables.get(name, []) if f.slice != slice_]
         if table.num_rows:
             kept.append(self._stage(name, table, slice_))
