@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fractions import Fraction
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -133,7 +134,7 @@ def accrue(balances: pa.Table, credits: pa.Table, rate: Fraction) -> pa.Table:
             "total_fees_wei": credits.column("fees_wei"),
             "pool_commission_wei": comm,
             "worker_earnings_wei": earn,
-            "job_count": pa.array([1] * credits.num_rows, pa.int64()),
+            "job_count": pa.array(np.ones(credits.num_rows, np.int64)),
             "first_job_at": credits.column("event_time"),
             "last_job_at": credits.column("event_time"),
         },
