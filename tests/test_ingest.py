@@ -22,6 +22,7 @@ from openpool.partitions import Partition
 from openpool.snapshots import SnapshotStore
 from openpool.storage import LocalStore, ObjectStore, S3Store
 from tests.helpers.ledger import balances_of, worker_oracle
+from tests.helpers.traffic import EVERY_KIND_OF_MESS
 from tests.services import REPO
 
 OPENPOOL = str(Path(sys.executable).with_name("openpool"))
@@ -103,16 +104,7 @@ def test_the_spec_fixtures_give_exact_balances(stores: Stores) -> None:
     assert st["unattributed_fees_wei"] == 0  # not yet: the TTL has not passed
 
 
-MESS = Mess(
-    duplicate_events=0.05,
-    reupload_files=0.1,
-    late_files=0.1,
-    truncated_files=1,
-    invalid_events=0.02,
-    split_ai_jobs=0.2,
-    resets=2,
-    orphan_ai_jobs=0.02,
-)
+MESS = EVERY_KIND_OF_MESS
 
 
 @pytest.mark.parametrize("part", [AI, TC], ids=str)

@@ -17,28 +17,20 @@ from pathlib import Path
 from typing import Any
 
 from openpool.ingest import steps
-from openpool.ingest.generator import GeneratedFile, Mess, generate, write
+from openpool.ingest.generator import GeneratedFile, generate, write
 from openpool.ingest.run import ingest
 from openpool.partitions import Partition
 from openpool.storage import LocalStore, ObjectInfo, ObjectStore, S3Store
 from tests.chaos.state import State, capture
 from tests.chaos.steps_child import run_dag
+from tests.helpers.traffic import EVERY_KIND_OF_MESS
 
 RATE = Fraction(1, 4)
 MAX_FILES = 2
 START = datetime(2026, 10, 3, 8, 0, tzinfo=UTC)
 AI = Partition("ai", "us-central")
 TC = Partition("transcode", "us-west")
-MESS = Mess(
-    duplicate_events=0.05,
-    reupload_files=0.1,
-    late_files=0.1,
-    truncated_files=1,
-    invalid_events=0.02,
-    split_ai_jobs=0.2,
-    resets=2,
-    orphan_ai_jobs=0.02,
-)
+MESS = EVERY_KIND_OF_MESS
 
 
 class CountingStore(ObjectStore):
