@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from openpool.ingest import accrue as acc
 from openpool.ingest import connections as conn
 from openpool.ingest.dedup import ID_INDEX, day_slice, dedup, hour_slice
-from openpool.ingest.discovery import INGESTED, Candidate
+from openpool.ingest.discovery import INGESTED, Candidate, file_ids
 from openpool.ingest.money import wei_sum
 from openpool.ingest.reader import read_file
 from openpool.ingest.schema import EVENTS, QUARANTINED, REJECTED
@@ -108,10 +108,8 @@ class Parsed:
         done = ingested_keys(base)
         if done.num_rows == 0:
             return self
-        keys = pc.binary_join_element_wise(done.column("source_key"), done.column("etag"), "\n")
-        mine = pc.binary_join_element_wise(
-            self.files.column("source_key"), self.files.column("etag"), "\n"
-        )
+        keys = file_ids(done.column("source_key"), done.column("etag"))
+        mine = file_ids(self.files.column("source_key"), self.files.column("etag"))
         drop = pc.is_in(mine, value_set=keys)
         if not pc.any(drop).as_py():
             return self

@@ -54,6 +54,12 @@ def key_start(key: str) -> datetime | None:
     return datetime.strptime(m["start"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
 
 
+def file_ids(keys: pa.Array | pa.ChunkedArray, etags: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """One string per file version, to compare (key, ETag) pairs in Arrow: the key and the
+    ETag joined by a newline (an ETag holds none, so the pair is recoverable)."""
+    return pc.binary_join_element_wise(keys, etags, "\n")
+
+
 def pending_files(
     listing: list[ObjectInfo],
     ingested: pa.Table,
@@ -66,12 +72,11 @@ def pending_files(
     """
     # (key, ETag) pairs compared in Arrow: the ingested list holds every file of history.
     listed = [i for i in listing if i.key.endswith(".json")]
-    pairs = pc.binary_join_element_wise(
+    pairs = file_ids(
         pa.array([i.key for i in listed], pa.string()),
         pa.array([i.etag for i in listed], pa.string()),
-        "\n",
     )
-    seen = pc.binary_join_element_wise(ingested.column("source_key"), ingested.column("etag"), "\n")
+    seen = file_ids(ingested.column("source_key"), ingested.column("etag"))
     done = pc.is_in(pairs, value_set=seen).to_numpy(zero_copy_only=False)
     out = []
     for info, was in zip(listed, done.tolist(), strict=True):
