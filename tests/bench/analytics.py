@@ -29,10 +29,8 @@ live under ``var/bench/`` and are deleted afterwards.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -302,15 +300,6 @@ def child_refresh(args: dict[str, Any]) -> dict[str, Any]:
 CHILDREN = {"build": child_build, "refresh": child_refresh}
 
 
-def child_main(payload: str) -> int:
-    args = json.loads(payload)
-    if args["cpu"] is not None:
-        common.pin(int(args["cpu"]))
-    result = CHILDREN[args["task"]](args)
-    print(json.dumps(result))
-    return 0
-
-
 def _refreshes(key: str, state: Path, work: Path, sizes: Sizes) -> dict[str, Any]:
     """Cold and warm refreshes of one built state, each in a fresh process.
 
@@ -455,12 +444,7 @@ def print_table(fig: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == "--child":
-        return child_main(argv[1])
-    fig = run(QUICK if "--quick" in argv else Sizes())
-    print_table(fig)
-    return 0
+    return common.main(argv, CHILDREN, lambda quick: run(QUICK if quick else Sizes()), print_table)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import os
 import resource
 import subprocess
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from tests.services import REPO
@@ -47,6 +48,26 @@ def spawn(module: str, task: str, pin: bool = True, **args: Any) -> dict[str, An
         sys.stderr.write(proc.stderr)
         raise RuntimeError(f"bench child {task!r} failed with exit code {proc.returncode}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main(
+    argv: list[str] | None,
+    children: dict[str, Callable[[dict[str, Any]], dict[str, Any]]],
+    measure: Callable[[bool], dict[str, Any]],
+    print_table: Callable[[dict[str, Any]], None],
+) -> int:
+    """A bench module's command line. ``--child PAYLOAD`` (from :func:`spawn`) runs one task
+    of ``children``, pinned when asked, and prints its JSON result; otherwise the figures
+    of ``measure(quick)`` (``--quick``: everything small) are printed."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "--child":
+        args = json.loads(argv[1])
+        if args["cpu"] is not None:
+            pin(int(args["cpu"]))
+        print(json.dumps(children[args["task"]](args)))
+        return 0
+    print_table(measure("--quick" in argv))
+    return 0
 
 
 def pin(cpu: int) -> None:

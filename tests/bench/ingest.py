@@ -34,7 +34,6 @@ import hashlib
 import json
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -376,14 +375,6 @@ CHILDREN = {
 }
 
 
-def child_main(payload: str) -> int:
-    args = json.loads(payload)
-    common.pin(int(args["cpu"]))
-    result = CHILDREN[args["task"]](args)
-    print(json.dumps(result))
-    return 0
-
-
 # ---------------------------------------------------------------------------------------
 # The benchmark
 
@@ -590,12 +581,7 @@ def print_table(fig: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == "--child":
-        return child_main(argv[1])
-    fig = run(QUICK if "--quick" in argv else Sizes())
-    print_table(fig)
-    return 0
+    return common.main(argv, CHILDREN, lambda quick: run(QUICK if quick else Sizes()), print_table)
 
 
 if __name__ == "__main__":
