@@ -13,11 +13,12 @@ from openpool.errors import (
     CommitConflict,
     CorruptDataFile,
     CorruptManifest,
+    CorruptState,
     MissingDataFile,
     SnapshotNotFound,
 )
 from openpool.partitions import Partition
-from openpool.snapshots import SnapshotStore, collect
+from openpool.snapshots import SnapshotStore, collect, commit_with_retry
 from openpool.snapshots.manifest import LATEST_HINT, manifest_name
 from openpool.snapshots.parquet import decode
 from openpool.storage import ObjectStore
@@ -195,10 +196,10 @@ def test_latest_is_found_from_the_hint_without_listing(
     reader = SnapshotStore(counting, PART)  # type: ignore[arg-type]
     assert reader.latest_version() == 30
     assert "list" not in counting.calls
-    assert len(counting.calls) <= 3  # get hint, head hinted, head next
+    assert len(counting.calls) <= 4  # get hint, head hinted, head next, head the one after
 
 
-@pytest.mark.parametrize("hint", [b'{"version": 3}', b"garbage{", b'{"version": 99}', None])
+@pytest.mark.parametrize("hint", [b'{"version": 3}', b"garbage{", None])
 def test_a_stale_broken_or_missing_hint_is_never_trusted(
     snaps: SnapshotStore, store: ObjectStore, hint: bytes | None
 ) -> None:
@@ -344,3 +345,115 @@ def test_manifest_json_is_readable_by_other_tools(snaps: SnapshotStore, store: O
     assert doc["partition"] == {"node_type": "transcode", "region": "eu-central"}
     assert doc["tables"]["balances"]["rows"] == 2
     assert doc["tables"]["balances"]["files"][0]["path"].startswith("data/balances/")
+
+
+# -- damage to the version chain: never read as an older state, never a reused number ----
+
+
+def _commit_n(snaps: SnapshotStore, n: int) -> None:
+    snap = None
+    for k in range(1, n + 1):
+        txn = snaps.begin(snap, f"r{k}")
+        txn.replace("counter", counter(k))
+        snap = txn.commit()
+
+
+def _bump(snaps: SnapshotStore) -> None:
+    def build(base, txn) -> None:
+        value = base.read("counter").column("value").to_pylist()[0] if base else 0
+        txn.replace("counter", counter(value + 1))
+
+    commit_with_retry(snaps, build, run_id="next")
+
+
+def test_a_deleted_newest_manifest_is_corrupt_state_and_its_number_is_never_reused(
+    snaps: SnapshotStore, store: ObjectStore
+) -> None:
+    """Losing the newest manifest must not roll the partition back to the one before it."""
+    _commit_n(snaps, 3)
+    newest = snaps.prefix + manifest_name(3)
+    store.delete(newest)
+    with pytest.raises(CorruptState) as info:
+        snaps.latest_version()
+    assert store.url(newest) in str(info.value)
+    assert store.url(snaps.prefix + LATEST_HINT) in str(info.value)
+    with pytest.raises(CorruptState):
+        snaps.latest()
+    with pytest.raises(CorruptState):
+        _bump(snaps)
+    # a writer holding the older base cannot publish the lost number either
+    txn = snaps.begin(snaps.at(2), "stale-writer")
+    txn.replace("counter", counter(99))
+    with pytest.raises(CorruptState):
+        txn.commit()
+    assert not store.exists(newest)  # version 3 was not created a second time
+    assert snaps.at(2).read("counter").column("value").to_pylist() == [2]
+
+
+def test_a_hint_ahead_of_the_manifests_is_corrupt_state(
+    snaps: SnapshotStore, store: ObjectStore
+) -> None:
+    _commit_n(snaps, 7)
+    store.put(snaps.prefix + LATEST_HINT, b'{"version": 99}')
+    with pytest.raises(CorruptState) as info:
+        snaps.latest_version()
+    assert store.url(snaps.prefix + manifest_name(99)) in str(info.value)
+    with pytest.raises(CorruptState):
+        _bump(snaps)
+    assert not store.exists(snaps.prefix + manifest_name(8))
+
+
+@pytest.mark.parametrize("hint", [b'{"version": 4}', None, b"garbage{"])
+def test_a_gap_in_the_version_chain_is_corrupt_state_naming_the_missing_manifest(
+    snaps: SnapshotStore, store: ObjectStore, hint: bytes | None
+) -> None:
+    """Manifest 5 of 1..7 is gone while the hint is stale, missing or unreadable."""
+    _commit_n(snaps, 7)
+    gone = snaps.prefix + manifest_name(5)
+    store.delete(gone)
+    key = snaps.prefix + LATEST_HINT
+    if hint is None:
+        store.delete(key)
+    else:
+        store.put(key, hint)
+    with pytest.raises(CorruptState, match=manifest_name(5)) as info:
+        snaps.latest_version()
+    assert store.url(gone) in str(info.value)
+    with pytest.raises(CorruptState):
+        _bump(snaps)
+    assert not store.exists(gone)  # the gap was not filled with a new version 5
+
+
+def test_history_names_a_gap_in_the_middle_of_the_chain(
+    snaps: SnapshotStore, store: ObjectStore
+) -> None:
+    _commit_n(snaps, 5)
+    store.delete(snaps.prefix + manifest_name(2))
+    assert snaps.latest_version() == 5  # the newest state is intact and readable ...
+    with pytest.raises(CorruptState, match=manifest_name(2)):
+        snaps.history()  # ... but the audit trail is not, and says where
+
+
+def test_a_ledger_whose_newest_manifest_is_lost_is_not_silently_rolled_back(
+    store: ObjectStore,
+) -> None:
+    """The payout ledger is a snapshot chain too: a lost commit must stop payouts."""
+    from openpool.payouts.ledger import Ledger
+
+    ledger = Ledger(store, "0x" + "ab" * 20)
+    row = {
+        "payment_id": "p1",
+        "plan_hash": "h",
+        "partition": "transcode|us-west",
+        "eth_address": "0x" + "cd" * 20,
+        "amount_wei": 5 * 10**16,
+        "status": "signed",
+        "nonce": 0,
+    }
+    ledger.append([row], run_id="sign", next_nonce=1)
+    ledger.append([{**row, "status": "broadcast"}], run_id="send")
+    store.delete(ledger.snaps.prefix + manifest_name(2))
+    with pytest.raises(CorruptState, match=manifest_name(2)):
+        ledger.payments()
+    with pytest.raises(CorruptState):
+        ledger.append([{**row, "status": "confirmed"}], run_id="confirm")

@@ -89,3 +89,18 @@ class CommitConflict(OpenPoolError):
 
 class CommitRetriesExhausted(OpenPoolError):
     """A rebase-and-retry loop lost the race every time it was allowed to try."""
+
+
+class CorruptState(OpenPoolError):
+    """A snapshot chain is damaged: a committed manifest is gone (a hint names a missing
+    version, or the chain has a gap).
+
+    Never read as the previous version: for the payout ledger that would be a silent
+    rollback, and the next commit would reuse a committed version number. ``uris`` names
+    the objects involved so an operator can restore them (e.g. from bucket versioning).
+    """
+
+    def __init__(self, reason: str, uris: list[str]) -> None:
+        super().__init__(f"corrupt snapshot chain: {reason}: {', '.join(uris)}")
+        self.reason = reason
+        self.uris = uris

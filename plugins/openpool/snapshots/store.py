@@ -3,6 +3,8 @@
 Commit protocol (optimistic, as in Iceberg):
 
 1. A writer reads the latest version N (hint object, then probe N+1, N+2, ... until absent).
+   A hinted manifest that is missing, or a gap in the chain, is :class:`CorruptState`:
+   never read as an older version, never a number created twice.
 2. It writes every new data file under a fresh unique name (never overwriting anything).
 3. It creates manifest N+1 with an exclusive create (S3 ``If-None-Match: *``, local
    ``link(2)``). That single create is the commit: before it nothing is visible, after it
@@ -17,6 +19,7 @@ Files of failed or abandoned commits are orphans that ``gc`` removes after a gra
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
@@ -32,6 +35,7 @@ from openpool.errors import (
     CommitConflict,
     CommitRetriesExhausted,
     CorruptManifest,
+    CorruptState,
     MissingDataFile,
     ObjectExists,
     ObjectNotFound,
@@ -75,39 +79,68 @@ class SnapshotStore:
         return self.store.url(self._key(rel))
 
     # -- finding versions ---------------------------------------------------------------
-    def _hint(self) -> int:
+    def _hint(self) -> int | None:
+        """The hinted version; ``None`` when there is no hint or it cannot be read."""
         try:
             raw = self.store.get(self._key(LATEST_HINT))
         except ObjectNotFound:
-            return 0
+            return None
         try:
-            import json
-
             value = json.loads(raw)["version"]
-            return value if isinstance(value, int) and value >= 0 else 0
         except (ValueError, KeyError, TypeError):
-            log.warning("ignoring unreadable latest hint %s", self.url(LATEST_HINT))
-            return 0
+            value = None
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+        log.warning("ignoring unreadable latest hint %s; listing manifests", self.url(LATEST_HINT))
+        return None
 
     def latest_version(self) -> int:
         """Newest committed version (0 when the partition has none).
 
         Starts from the hint, checks that the hinted manifest exists, then probes forward
-        one manifest at a time: a few requests, independent of the length of history.
+        one manifest at a time, and one past the first absent one (a gap): a few requests,
+        independent of the length of history. The hint is only ever written after its
+        version committed and manifests are never deleted, so a hinted manifest that is
+        missing, or a gap, is damage (:class:`CorruptState`), never an older version --
+        that would roll the state back and let the next commit reuse the lost number.
+        Without a readable hint the manifests are listed and the chain checked whole.
         """
         n = self._hint()
+        if n is None:
+            return self._scan_latest()
         if n and not self.store.exists(self._key(manifest_name(n))):
-            log.warning("latest hint names missing version %d; scanning manifests", n)
-            n = self._scan_latest()
+            raise CorruptState(
+                f"the latest hint names version {n}, whose manifest is missing "
+                "(deleted, or restored from an older copy?)",
+                [self.url(LATEST_HINT), self.url(manifest_name(n))],
+            )
         while self.store.exists(self._key(manifest_name(n + 1))):
             n += 1
+        if self.store.exists(self._key(manifest_name(n + 2))):
+            raise self._gap([n + 1])
         return n
 
+    def _gap(self, missing: list[int]) -> CorruptState:
+        shown = [self.url(manifest_name(v)) for v in missing[:5]]
+        more = f" (and {len(missing) - 5} more)" if len(missing) > 5 else ""
+        return CorruptState(f"the version chain has a gap{more}; missing", shown)
+
+    def _versions(self) -> list[int]:
+        """Every committed version, listed; :class:`CorruptState` if the chain has a gap."""
+        found = sorted(
+            v
+            for v in (_version_of(i.key) for i in self.store.list(self._key(MANIFEST_DIR + "/")))
+            if v > 0
+        )
+        expected = set(range(1, (found[-1] if found else 0) + 1))
+        missing = sorted(expected - set(found))
+        if missing:
+            raise self._gap(missing)
+        return found
+
     def _scan_latest(self) -> int:
-        last = 0
-        for info in self.store.list(self._key(MANIFEST_DIR + "/")):
-            last = max(last, _version_of(info.key))
-        return last
+        found = self._versions()
+        return found[-1] if found else 0
 
     def manifest(self, version: int) -> Manifest:
         """Manifest of ``version``; :class:`SnapshotNotFound` if it was never committed."""
@@ -132,11 +165,10 @@ class SnapshotStore:
 
     def history(self, limit: int | None = None) -> list[Manifest]:
         """Manifests newest first (this lists the manifest folder: for operators, not hot paths)."""
-        keys = [i.key for i in self.store.list(self._key(MANIFEST_DIR + "/"))]
-        keys.sort(reverse=True)
+        versions = self._versions()[::-1]
         if limit is not None:
-            keys = keys[:limit]
-        return [self.manifest(_version_of(k)) for k in keys]
+            versions = versions[:limit]
+        return [self.manifest(v) for v in versions]
 
     # -- writing ------------------------------------------------------------------------
     def begin(self, base: Snapshot | None, run_id: str) -> Transaction:
@@ -163,6 +195,15 @@ class SnapshotStore:
 
     def _publish(self, manifest: Manifest) -> None:
         rel = manifest_name(manifest.version)
+        hint = self._hint()
+        if hint is not None and hint >= manifest.version and not self.store.exists(self._key(rel)):
+            # The hint names only committed versions: this number was committed once and
+            # its manifest is gone. Creating it again would reuse the number.
+            raise CorruptState(
+                f"version {manifest.version} was committed (the latest hint names {hint}) "
+                "but its manifest is missing; refusing to create it again",
+                [self.url(LATEST_HINT), self.url(rel)],
+            )
         try:
             self.store.put_if_absent(self._key(rel), manifest.to_bytes())
         except ObjectExists:
@@ -175,8 +216,6 @@ class SnapshotStore:
         self._write_hint(manifest.version)
 
     def _write_hint(self, version: int) -> None:
-        import json
-
         try:
             self.store.put(self._key(LATEST_HINT), json.dumps({"version": version}).encode())
         except Exception as exc:  # the hint is an optimisation; a stale one is corrected
