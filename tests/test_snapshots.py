@@ -438,7 +438,7 @@ def test_a_ledger_whose_newest_manifest_is_lost_is_not_silently_rolled_back(
     store: ObjectStore,
 ) -> None:
     """The payout ledger is a snapshot chain too: a lost commit must stop payouts."""
-    from openpool.payouts.ledger import Ledger
+    from openpool.payouts.ledger import PAYOUTS, Ledger
 
     ledger = Ledger(store, "0x" + "ab" * 20)
     row = {
@@ -446,14 +446,23 @@ def test_a_ledger_whose_newest_manifest_is_lost_is_not_silently_rolled_back(
         "plan_hash": "h",
         "partition": "transcode|us-west",
         "eth_address": "0x" + "cd" * 20,
-        "amount_wei": 5 * 10**16,
+        "amount_wei": Decimal(5 * 10**16),
         "status": "signed",
         "nonce": 0,
+        "recorded_at": datetime(2026, 10, 3, 8, tzinfo=UTC),
     }
-    ledger.append([row], run_id="sign", next_nonce=1)
-    ledger.append([{**row, "status": "broadcast"}], run_id="send")
+
+    def record(status: str):
+        def build(base, txn) -> None:
+            txn.append("payouts", pa.Table.from_pylist([{**row, "status": status}], schema=PAYOUTS))
+
+        return build
+
+    commit_with_retry(ledger.snaps, record("signed"), run_id="sign")
+    commit_with_retry(ledger.snaps, record("broadcast"), run_id="send")
     store.delete(ledger.snaps.prefix + manifest_name(2))
     with pytest.raises(CorruptState, match=manifest_name(2)):
-        ledger.payments()
+        ledger.payments()  # not "p1 is only signed": that would let it be signed again
     with pytest.raises(CorruptState):
-        ledger.append([{**row, "status": "confirmed"}], run_id="confirm")
+        commit_with_retry(ledger.snaps, record("confirmed"), run_id="confirm")
+    assert not store.exists(ledger.snaps.prefix + manifest_name(2))
