@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import subprocess
 import sys
@@ -93,6 +94,13 @@ def _balances(state: LocalStore, earnings: dict[str, int]) -> None:
 
 @pytest.fixture
 def pool(tmp_path: Path) -> Iterator[Pool]:
+    with open_pool(tmp_path) as p:
+        yield p
+
+
+@contextlib.contextmanager
+def open_pool(tmp_path: Path) -> Iterator[Pool]:
+    """A funded hot wallet on a fresh anvil and six workers' balances in one partition."""
     with anvil(tmp_path / "logs") as rpc:
         chain = Chain(rpc)
         key = "0x" + secrets.token_hex(32)
@@ -198,15 +206,34 @@ def test_a_dropped_transaction_is_rebroadcast_from_its_recorded_bytes(pool: Pool
 
 
 def test_a_recipient_that_reverts_is_failed_and_its_amount_stays_payable(pool: Pool) -> None:
-    rejecting = next(iter(pool.earnings))
+    """Only a mined receipt with status 0 makes a payment ``failed`` (payable again); a
+    recipient that reverts already on the estimate is simply not signed this run."""
+    from tests.helpers.chain_faults import FaultyChain
+
+    rejecting, late = list(pool.earnings)[:2]
     pool.chain.rpc("anvil_setCode", [rejecting, "0x60006000fd"])  # REVERT on any call
+    faulty = FaultyChain(pool.chain)
+
+    def estimate(real, sender: str, to: str, value: int) -> int:  # type: ignore[no-untyped-def]
+        gas = real(sender, to, value)
+        if to == late:  # starts reverting after its estimate: the mined tx reverts
+            pool.chain.rpc("anvil_setCode", [late, "0x60006000fd"])
+        return gas
+
+    faulty.hooks["estimate_gas"] = estimate
     _, h = pool.plan()
-    rep = pool.run(h)
-    assert rep.confirmed == 5 and rep.failed == 1
+    rep = execute(load_plan(pool.state, h), h, pool.ledger(), faulty, pool.wallet, CAP, 30.0)
+    assert rep.confirmed == 4 and rep.failed == 1
+    assert [n["reason"] for n in rep.not_signed] == [
+        "gas estimate failed: ContractLogicError: ('execution reverted', '0x')"
+    ]
+    assert {r["eth_address"]: r["status"] for r in pool.ledger().payments().values()}[late] == (
+        "failed"
+    )
     paid = check_invariants(pool)
-    assert rejecting not in paid
+    assert rejecting not in paid and late not in paid
     replan = build_plan([PART], pool.state, pool.ledger(), LIMITS, 42161)
-    assert [p["eth_address"] for p in replan["payments"]] == [rejecting]
+    assert sorted(p["eth_address"] for p in replan["payments"]) == sorted([rejecting, late])
 
 
 def test_gas_above_the_cap_or_a_short_wallet_sends_nothing(pool: Pool) -> None:

@@ -6,6 +6,8 @@ yet recorded and commit all ``signed`` records in ONE ledger commit (claiming th
 before broadcasting anything; broadcast the recorded raw bytes; wait for all receipts
 concurrently; record ``confirmed`` / ``failed``. A receipt timeout leaves ``broadcast``
 for the next :func:`recover`; nothing is ever re-signed for a payment that has a record.
+A payment whose gas estimate fails is not signed this run and gets no record: only a mined
+receipt may make a payment ``failed`` (payable again).
 """
 
 from __future__ import annotations
@@ -26,12 +28,13 @@ from openpool.payouts.ledger import (
     BROADCAST,
     CONFIRMED,
     FAILED,
-    IN_FLIGHT,
     INVESTIGATE,
     OPEN,
     SIGNED,
     Ledger,
 )
+from openpool.payouts.payable import current as every_record
+from openpool.payouts.payable import payable, payout_log, settle
 from openpool.payouts.plan import PlanRefused
 from openpool.snapshots import Snapshot, SnapshotStore
 
@@ -52,6 +55,9 @@ class RunReport:
     failed: int = 0
     pending: int = 0
     investigate: list[str] = field(default_factory=list)
+    # Payments left unsigned this run (e.g. an RPC error on the gas estimate), with why:
+    # no record is written, so they are neither paid nor payable again until settled.
+    not_signed: list[dict[str, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -88,7 +94,8 @@ def fees(chain: Chain, cap_wei: int) -> tuple[int, int]:
 
 def refuse_unbacked(todo: list[dict[str, Any]], ledger: Ledger, base: Snapshot | None) -> None:
     """Refuse payments the balances do not back: to an address without a balance in the
-    partition, or above its payable (earnings - paid - in flight on the ledger ``base``).
+    partition, or above its payable (earnings - paid - in flight: this wallet's ledger at
+    ``base``, and every other wallet's ledger, so a rotated-out wallet's payments count).
 
     An approved plan is trusted for its hash, not for its arithmetic: a plan written by
     hand, or a replay of a paid plan under new payment ids, is refused before signing.
@@ -98,6 +105,7 @@ def refuse_unbacked(todo: list[dict[str, Any]], ledger: Ledger, base: Snapshot |
         key = (p["partition"], p["eth_address"])
         asked[key] = asked.get(key, 0) + int(p["amount_wei"])
     owed: dict[tuple[str, str], int] = {}
+    settled = settle(every_record(payout_log(ledger.snaps.store, pinned={ledger.wallet: base})))
     for part_key in sorted({k[0] for k in asked}):
         try:
             part = Partition.parse(part_key)
@@ -105,11 +113,8 @@ def refuse_unbacked(todo: list[dict[str, Any]], ledger: Ledger, base: Snapshot |
             raise PlanRefused(f"plan names an invalid partition: {exc}; nothing sent") from None
         snap = SnapshotStore(ledger.snaps.store, part).latest()
         for b in read_table(snap, "balances", BALANCES).to_pylist():
-            owed[(part_key, b["eth_address"])] = int(b["worker_earnings_wei"])
-    for r in ledger.current(ledger.log(base)).values():
-        key = (r["partition"], r["eth_address"])
-        if key in owed and r["status"] in (CONFIRMED, *IN_FLIGHT):
-            owed[key] -= int(r["amount_wei"])
+            key = (part_key, b["eth_address"])
+            owed[key] = payable(int(b["worker_earnings_wei"]), settled.get(key))
     for (part_key, addr), amount in sorted(asked.items()):
         if (part_key, addr) not in owed:
             raise PlanRefused(
@@ -137,7 +142,11 @@ def _sign_all(
     while True:
         base = ledger.latest()
         recorded = ledger.current(ledger.log(base))
-        todo = [p for p in plan["payments"] if p["payment_id"] not in recorded]
+        todo = [
+            p
+            for p in plan["payments"]
+            if p["payment_id"] in gas and p["payment_id"] not in recorded
+        ]
         if not todo:
             return 0
         refuse_unbacked(todo, ledger, base)  # on the base this commit will claim
@@ -253,18 +262,16 @@ def execute(
     if todo:
         max_fee, tip = fees(chain, max_gas_price_wei)
         gas: dict[str, int] = {}
-        refused = []
         for p in todo:
             try:
                 est = chain.estimate_gas(wallet.address, p["eth_address"], p["amount_wei"])
-            except Exception as exc:
-                refused.append(_row(p, plan_hash, FAILED, note=f"not sent: {exc}"[:300]))
+            except Exception as exc:  # "not signed this time", never failed (payable again)
+                reason = f"gas estimate failed: {type(exc).__name__}: {exc}"[:300]
+                report.not_signed.append({"payment_id": p["payment_id"], "reason": reason})
+                log.warning("payment %s not signed this run: %s", p["payment_id"], reason)
                 continue
             gas[p["payment_id"]] = -(-est * GAS_MARGIN[0] // GAS_MARGIN[1])
         todo = [p for p in todo if p["payment_id"] in gas]
-        if refused:
-            ledger.append(refused, run_id)
-            report.failed += len(refused)
         need = sum(p["amount_wei"] for p in todo) + sum(g * max_fee for g in gas.values())
         have = chain.balance(wallet.address)
         if have < need:

@@ -6,7 +6,10 @@ anything is broadcast. Two executors can therefore never reuse a nonce or sign o
 twice, and a crash after the commit leaves bytes that ``recover`` can rebroadcast as they
 are. A partition's payable amount is earnings - paid - in-flight from this ledger.
 
-The ``payouts`` table is append-only: a payment's status is its latest row.
+The ``payouts`` table is append-only: a payment's status is its latest row. Rows are only
+ever added by a commit that checks, on the committed base, that the payment has no record
+yet (:meth:`Ledger.try_commit`) or that its record moves forward (:data:`FORWARD`), so a
+racing writer can neither duplicate nor overwrite another's record.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from openpool.errors import OpenPoolError
 from openpool.ingest.schema import TS, WEI
 from openpool.partitions import WalletKey
 from openpool.snapshots import Snapshot, SnapshotStore, Transaction, commit_with_retry
@@ -50,6 +54,20 @@ SIGNED, BROADCAST, CONFIRMED, FAILED, INVESTIGATE = (
 OPEN = (SIGNED, BROADCAST)
 # Amounts that may not be planned again: paid, on their way, or under investigation.
 IN_FLIGHT = (SIGNED, BROADCAST, INVESTIGATE)
+# The only moves a record may make (checked at commit, against the committed record):
+# forward, as the chain decides. ``failed`` makes an amount payable again, so nothing but a
+# mined receipt with status 0 may lead there; settled records never move again.
+FORWARD: dict[str, frozenset[str]] = {
+    SIGNED: frozenset({BROADCAST, CONFIRMED, FAILED, INVESTIGATE}),
+    BROADCAST: frozenset({BROADCAST, CONFIRMED, FAILED, INVESTIGATE}),
+    INVESTIGATE: frozenset(),
+    CONFIRMED: frozenset(),
+    FAILED: frozenset(),
+}
+
+
+class RecordConflict(OpenPoolError):
+    """A new record for a payment the committed ledger already has (a racing executor)."""
 
 
 def _now() -> datetime:
@@ -90,7 +108,14 @@ class Ledger:
     def try_commit(
         self, base: Snapshot | None, rows: list[dict[str, Any]], run_id: str, next_nonce: int
     ) -> Snapshot:
-        """Commit ``rows`` on exactly ``base``; raises CommitConflict if the ledger moved."""
+        """Commit new ``signed`` records on exactly ``base`` (this is what claims their
+        nonces); CommitConflict if the ledger moved, RecordConflict if a payment already
+        has a record there or appears twice."""
+        recorded = self.current(self.log(base))
+        ids = [r["payment_id"] for r in rows]
+        dup = sorted({i for i in ids if i in recorded or ids.count(i) > 1})
+        if dup or any(r["status"] != SIGNED for r in rows):
+            raise RecordConflict(f"payments already recorded or repeated: {', '.join(dup)}")
         txn = self.snaps.begin(base, run_id)
         stamped = [{**r, "recorded_at": r.get("recorded_at") or _now()} for r in rows]
         txn.append("payouts", pa.Table.from_pylist(stamped, schema=PAYOUTS))
@@ -102,47 +127,38 @@ class Ledger:
     def transition(
         self, rows: list[dict[str, Any]], run_id: str, allowed_from: tuple[str, ...]
     ) -> list[dict[str, Any]]:
-        """Record rows whose payment is (on the committed base) still in ``allowed_from``.
+        """Record each row whose payment, on the committed base, is in ``allowed_from``,
+        may move forward to the row's status (:data:`FORWARD`), and still carries the tx
+        hash the writer saw (``expect_tx_hash``, default the row's own ``tx_hash``).
 
         Two executors or a recover racing an execute can both observe one receipt; only
-        the first records it. Returns the rows actually recorded.
+        the first records it, and nobody's stale view overwrites a newer record. Returns
+        the rows actually recorded.
         """
         kept: list[dict[str, Any]] = []
 
+        def movable(r: dict[str, Any], current: dict[str, dict[str, Any]]) -> bool:
+            cur = current.get(r["payment_id"])
+            if cur is None or cur["status"] not in allowed_from:
+                return False
+            if r["status"] not in FORWARD.get(cur["status"], frozenset()):
+                return False
+            return cur["tx_hash"] == r.get("expect_tx_hash", r["tx_hash"])
+
         def build(base: Snapshot | None, txn: Transaction) -> None:
             current = self.current(self.log(base))
-            kept[:] = [
-                {**r, "recorded_at": _now()}
-                for r in rows
-                if r["payment_id"] in current and current[r["payment_id"]]["status"] in allowed_from
-            ]
+            kept.clear()
+            for r in rows:
+                if movable(r, current):
+                    row = {k: v for k, v in r.items() if k != "expect_tx_hash"}
+                    kept.append({**row, "recorded_at": _now()})
+                    current[r["payment_id"]] = row  # a second row for it must follow this one
             txn.append("payouts", pa.Table.from_pylist(kept, schema=PAYOUTS))
             txn.set_properties(**(dict(base.manifest.properties) if base else {}))
 
         if rows:
             commit_with_retry(self.snaps, build, run_id=run_id)
         return kept
-
-    def append(
-        self,
-        rows: list[dict[str, Any]],
-        run_id: str,
-        check: Any = None,
-        next_nonce: int | None = None,
-    ) -> Snapshot:
-        """Commit ``rows``; ``check(base)`` may raise to refuse on the rebased state."""
-
-        def build(base: Snapshot | None, txn: Transaction) -> None:
-            if check is not None:
-                check(base)
-            stamped = [{**r, "recorded_at": r.get("recorded_at") or _now()} for r in rows]
-            txn.append("payouts", pa.Table.from_pylist(stamped, schema=PAYOUTS))
-            props = dict(base.manifest.properties) if base else {}
-            if next_nonce is not None:
-                props["next_nonce"] = max(next_nonce, self.next_nonce(base))
-            txn.set_properties(**props)
-
-        return commit_with_retry(self.snaps, build, run_id=run_id)
 
 
 def partition_payouts(log: pa.Table, partition: str) -> pa.Table:
