@@ -117,7 +117,7 @@ def _oracle(snap, window: str, as_of: datetime) -> tuple[pa.Table, pa.Table]:
     rows = []
     for r in summed(tc, ["eth_address"], valid).to_pylist():
         k = (r["eth_address"],)
-        r.update(window=window, timed_jobs=rt[k]["n"] if k in rt else None)
+        r.update(window=window, timed_jobs=rt[k]["n"] if k in rt else 0)
         for src, names in (
             (rt, ("response_ms_p50", "response_ms_p90", "response_ms_p99")),
             (rtf, ("rtf_p50", "rtf_p10")),
@@ -155,7 +155,7 @@ def _oracle(snap, window: str, as_of: datetime) -> tuple[pa.Table, pa.Table]:
     rows = []
     for r in summed(ai, keys, valid).to_pylist():
         k = tuple(r[x] for x in keys)
-        r.update(window=window, timed_jobs=lq[k]["n"] if k in lq else None)
+        r.update(window=window, timed_jobs=lq[k]["n"] if k in lq else 0)
         for name in ("latency_s_p50", "latency_s_p90", "latency_s_p99"):
             r[name] = lq[k][name] if k in lq else None
         r["compute_units_per_s_p50"] = cq[k]["compute_units_per_s_p50"] if k in cq else None

@@ -551,7 +551,6 @@ def test_wrong_string_field_type() -> None:
         "fees",
         "pricePerComputeUnit",
         "realTimeRatio",
-        "responseTime",
     ],
 )
 def test_transcode_job_missing_payload_field(missing: str) -> None:
@@ -559,6 +558,18 @@ def test_transcode_job_missing_payload_field(missing: str) -> None:
     del bad["Payload"][missing]
     row = one_rejected(read_tc(sandwich(bad)))
     assert row["reason"] == f"transcode job-processed missing {missing}"
+
+
+@pytest.mark.parametrize("node_type", ["transcode", "ai"])
+def test_a_job_without_response_time_is_accepted_with_a_null_time(node_type: str) -> None:
+    """The work was done, so it is paid; analytics count it in ``excluded_jobs``."""
+    job = tc_job() if node_type == "transcode" else ai_job()
+    del job["Payload"]["responseTime"]
+    result = (read_tc if node_type == "transcode" else read_ai)(
+        sandwich(job, tc_job if node_type == "transcode" else ai_job)
+    )
+    assert result.rejected.num_rows == 0 and result.events.num_rows == 3
+    assert result.events.column("response_time_ns").to_pylist()[1] is None
 
 
 def test_ai_job_processed_missing_request_id() -> None:

@@ -93,7 +93,7 @@ _PERF_COMMON = {
     "window": {"enum": ["all", "24h", "7d"]},
     "eth_address": {"type": "string", "pattern": "^0x[0-9a-fA-F]{40}$"},
     "jobs": {"type": "integer"},
-    "timed_jobs": {"type": ["integer", "null"]},
+    "timed_jobs": {"type": "integer", "minimum": 0},
     "excluded_jobs": {"type": "integer"},
     "compute_units_per_s_p50": _NUM,
     "fees_wei": _WEI,

@@ -185,7 +185,7 @@ class Tally:
                     parts = None  # the day slices can go once joined
                     n[i] = len(v)
                     out[i] = exact_quantiles(v, list(named.values()))
-            cols[f"{name}_n"] = pa.array(n, mask=n == 0)
+            cols[f"{name}_n"] = pa.array(n)  # 0 when every job was excluded: never null
             for j, col in enumerate(named):
                 cols[col] = pa.array(out[:, j], mask=n == 0)
         return pa.table(cols)

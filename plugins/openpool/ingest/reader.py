@@ -256,6 +256,9 @@ _COLUMNS: dict[str, tuple[str, pa.DataType]] = {
     "realTimeRatio": ("real_time_ratio", pa.int64()),
 }
 _CHECKED_FIELDS = (*_COLUMNS, "faceValue")
+# Keys a type owns (validated when present) that may be absent: a job with no response
+# time was still done, so it is paid; analytics count it in ``excluded_jobs``.
+_OPTIONAL_FIELDS = frozenset({"responseTime"})
 
 
 @dataclass
@@ -620,7 +623,7 @@ def _build(
                 present &= owned
             missing = owned & ~present
             columns[key] = arr
-        if missing.any():
+        if missing.any() and key not in _OPTIONAL_FIELDS:
             checks.append(
                 (missing, lambda i, key=key: f"{node_type} {events[i].EventType} missing {key}")
             )
