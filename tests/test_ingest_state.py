@@ -205,7 +205,9 @@ def test_reset_closes_every_open_connection_and_workers_stay() -> None:
     assert change.open.column("connection").to_pylist() == ["b:2"]
     assert sorted(change.closed.column("connection").to_pylist()) == ["a:1", "b:1"]
     assert change.opened.num_rows == 3
-    workers = conn.update_workers(conn.WORKERS.empty_table(), fresh, change.open, change.opened)
+    workers = conn.update_workers(
+        conn.WORKERS.empty_table(), fresh, change.open, conn.opened_counts(change.opened)
+    )
     w = {r["eth_address"]: r for r in workers.to_pylist()}
     assert w[A]["active"] is False and w[B]["active"] is True
     assert w[A]["connection_count"] == 1 and w[B]["connection_count"] == 2

@@ -97,6 +97,8 @@ class Settings(BaseSettings):
     hot_wallet_keystore: str | None = Field(None, validation_alias="HOT_WALLET_KEYSTORE")
     hot_wallet_password_file: str | None = Field(None, validation_alias="HOT_WALLET_PASSWORD_FILE")
     gc_grace_seconds: int = Field(24 * 3600, ge=0, validation_alias="OPENPOOL_GC_GRACE_SECONDS")
+    # How far past the ingest's wall clock an event may be dated before it is rejected.
+    clock_skew_seconds: int = Field(3600, ge=0, validation_alias="OPENPOOL_CLOCK_SKEW_SECONDS")
 
     @field_validator("events_uri", "archive_uri", "state_uri", "metrics_uri", mode="before")
     @classmethod

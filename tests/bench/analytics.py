@@ -121,6 +121,7 @@ def child_build(args: dict[str, Any]) -> dict[str, Any]:
 
     from openpool.ingest import accrue as acc
     from openpool.ingest import connections as conn
+    from openpool.ingest.batch import write_connections
     from openpool.ingest.generator import object_key, parse_key
     from openpool.ingest.schema import EVENTS, REJECTED
     from openpool.snapshots import SnapshotStore
@@ -220,11 +221,17 @@ def child_build(args: dict[str, Any]) -> dict[str, Any]:
                 conn.CONNECTIONS.empty_table(), pa.concat_tables(connection_events)
             )
             workers = conn.update_workers(
-                conn.WORKERS.empty_table(), pa.concat_tables(seen), change.open, change.opened
+                conn.WORKERS.empty_table(),
+                pa.concat_tables(seen),
+                change.open,
+                conn.opened_counts(change.opened),
             )
             txn.replace("balances", balances)
-            txn.replace_slice("connections", conn.OPEN, change.open)
-            txn.append("connections", change.closed, slice_=conn.CLOSED)
+            log = conn.log_of(pa.concat_tables(connection_events))
+            write_connections(txn, None, change.open, change.closed, [], log)
+            txn.set_properties(
+                connections_clock=pc.max(log.column("event_time")).as_py().isoformat()
+            )
             txn.replace("workers", workers)
             txn.replace("ai_requests", acc.AI_REQUESTS.empty_table())
             txn.replace("pending_ai", acc.PENDING_AI.empty_table())

@@ -253,7 +253,13 @@ def child_history(args: dict[str, Any]) -> dict[str, Any]:
     import pyarrow.compute as pc
 
     from openpool.ingest import connections as conn
-    from openpool.ingest.batch import Parsed, apply_batch, parse_batch, with_version
+    from openpool.ingest.batch import (
+        Parsed,
+        apply_batch,
+        parse_batch,
+        with_version,
+        write_connections,
+    )
     from openpool.ingest.dedup import ID_INDEX
     from openpool.ingest.discovery import Candidate
     from openpool.ingest.generator import object_key, parse_key
@@ -339,8 +345,11 @@ def child_history(args: dict[str, Any]) -> dict[str, Any]:
             change = conn.replay_connections(
                 conn.CONNECTIONS.empty_table(), pa.concat_tables(connection_events)
             )
-            txn.replace_slice("connections", conn.OPEN, change.open)
-            txn.append("connections", change.closed, slice_=conn.CLOSED)
+            log = conn.log_of(pa.concat_tables(connection_events))
+            write_connections(txn, None, change.open, change.closed, [], log)
+            txn.set_properties(
+                connections_clock=pc.max(log.column("event_time")).as_py().isoformat()
+            )
             mark = pc.max(connection_events[-1].column("event_time")).as_py()
             txn.set_properties(
                 **totals,

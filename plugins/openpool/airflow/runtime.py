@@ -23,6 +23,7 @@ VARIABLES = (
     "OPENPOOL_STATE_URI",
     "OPENPOOL_METRICS_URI",
     "POOL_COMMISSION_RATE",
+    "OPENPOOL_CLOCK_SKEW_SECONDS",
 )
 DEFAULT_AWS_CONN_ID = "aws_default"
 
@@ -70,4 +71,5 @@ def step_env(
         rate=s.commission_rate,
         ttl=ai_ttl,
         max_files=max_files,
+        skew=timedelta(seconds=s.clock_skew_seconds),
     )

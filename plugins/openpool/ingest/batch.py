@@ -10,20 +10,28 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from openpool.ingest import accrue as acc
 from openpool.ingest import connections as conn
-from openpool.ingest.dedup import ID_INDEX, day_slice, dedup, hour_slice
+from openpool.ingest.clock import (
+    DEFAULT_SKEW,
+    bounded_watermark,
+    check_times,
+    key_window,
+    no_window_reason,
+)
+from openpool.ingest.dedup import ID_INDEX, day_labels, day_slice, dedup, hour_slice
 from openpool.ingest.discovery import INGESTED, Candidate, file_ids
 from openpool.ingest.money import wei_sum
 from openpool.ingest.reader import read_file
-from openpool.ingest.schema import EVENTS, QUARANTINED, REJECTED
+from openpool.ingest.schema import EVENTS, QUARANTINED, REJECTED, TS
 from openpool.ingest.tickets import tickets_from
 from openpool.partitions import Partition
 from openpool.snapshots import Snapshot, Transaction
@@ -46,7 +54,11 @@ REPLACED = {
 }
 # The connections an accrual leaves open (the table's ``open`` slice, replaced) and those
 # it closed (appended to the ``closed`` slice); see :mod:`openpool.ingest.connections`.
-CONNECTION_TABLES = {"connections": conn.CONNECTIONS, "connections_closed": conn.CONNECTIONS}
+CONNECTION_TABLES = {
+    "connections": conn.CONNECTIONS,
+    "connections_closed": conn.CONNECTIONS,
+    "connection_events": conn.LOG,
+}
 # ingested_files gets one small file per commit; once a version has this many, the commit
 # rewrites them as one, so reading it costs the same at any length of history.
 COMPACT_INGESTED_AFTER = 16
@@ -70,6 +82,29 @@ class Counts:
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
+
+
+def split_by(table: pa.Table, labels: pa.Array | pa.ChunkedArray) -> list[tuple[str, pa.Table]]:
+    """``table``'s rows grouped by ``labels`` (one per row), in label order, each group in
+    the table's order: one stable sort, so a batch spanning many slices costs linear time."""
+    if table.num_rows == 0:
+        return []
+    enc = pc.dictionary_encode(labels)
+    if isinstance(enc, pa.ChunkedArray):
+        enc = enc.combine_chunks() if enc.num_chunks != 1 else enc.chunk(0)
+    names = enc.dictionary.to_pylist()
+    if len(names) == 1:
+        return [(names[0], table)]
+    codes = enc.indices.to_numpy(zero_copy_only=False)
+    order = np.argsort(codes, kind="stable")
+    counts = np.bincount(codes, minlength=len(names))
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    ordered = table.take(pa.array(order))
+    return sorted(
+        (names[i], ordered.slice(int(starts[i]), int(counts[i])))
+        for i in range(len(names))
+        if counts[i]
+    )
 
 
 def read_table(base: Snapshot | None, name: str, schema: pa.Schema) -> pa.Table:
@@ -102,6 +137,8 @@ class Parsed:
     rejected: pa.Table
     quarantined: pa.Table
     files: pa.Table  # INGESTED rows, one per file read
+    # The wall clock when the files were read: the partition clock never passes it.
+    clock: datetime | None = None
 
     def without_done(self, base: Snapshot | None) -> Parsed:
         """Drop files the base already ingested (a rebase, or a retried commit)."""
@@ -119,7 +156,11 @@ class Parsed:
             return t.filter(pc.invert(pc.is_in(t.column("source_key"), value_set=gone)))
 
         return Parsed(
-            keep(self.events), keep(self.rejected), keep(self.quarantined), keep(self.files)
+            keep(self.events),
+            keep(self.rejected),
+            keep(self.quarantined),
+            keep(self.files),
+            self.clock,
         )
 
     def counts(self) -> Counts:
@@ -135,30 +176,42 @@ def parse_batch(
     partition: Partition,
     files: Iterable[tuple[Candidate, bytes]],
     quarantine: Callable[[Candidate, bytes], str],
+    clock: datetime | None = None,
+    skew: timedelta = DEFAULT_SKEW,
 ) -> Parsed:
     """Read and validate each file; unparseable ones are copied aside by ``quarantine``.
 
-    ``files`` may be a generator that fetches each file as it is needed, so that only one
-    file's bytes are held at a time.
+    Events dated outside their file's key window, or more than ``skew`` past ``clock``
+    (the wall clock now, by default), are rejected with the reason; a file whose key names
+    no window is quarantined. ``files`` may be a generator that fetches each file as it is
+    needed, so that only one file's bytes are held at a time.
     """
+    clock = clock or datetime.now(UTC).replace(microsecond=0)
     events, rejected, quarantined, rows = [], [], [], []
     for cand, data in files:
-        result = read_file(data, cand.key, partition.node_type, partition.region)
-        if result.quarantine_reason is not None:
+        window = key_window(cand.key)
+        result = (
+            read_file(data, cand.key, partition.node_type, partition.region)
+            if window is not None
+            else None
+        )
+        reason = no_window_reason(cand.key) if result is None else result.quarantine_reason
+        if result is None or reason is not None:
             quarantined.append(
                 {
                     "source_key": cand.key,
                     "etag": cand.etag,
                     "size": cand.size,
-                    "reason": result.quarantine_reason,
+                    "reason": reason,
                     "quarantine_key": quarantine(cand, data),
                     "quarantined_at_version": 0,
                 }
             )
             rows.append((cand, "quarantined", 0))
             continue
-        events.append(result.events)
-        rejected.append(result.rejected)
+        kept, late = check_times(result.events, window, clock, skew)  # type: ignore[arg-type]
+        events.append(kept)
+        rejected.append(pa.concat_tables([result.rejected, late]).sort_by("source_index"))
         rows.append((cand, "ingested", result.events.num_rows + result.rejected.num_rows))
     return Parsed(
         events=pa.concat_tables([EVENTS.empty_table(), *events]).cast(EVENTS),
@@ -178,6 +231,7 @@ def parse_batch(
             ],
             schema=INGESTED,
         ),
+        clock=clock,
     )
 
 
@@ -218,6 +272,9 @@ class Accrued:
     base_version: int
     tables: dict[str, pa.Table]
     properties: dict[str, Any] = field(default_factory=dict)
+    # Closed-connection day slices this batch rewrites whole (a late event re-derived them);
+    # closed rows of other days are appended to their day's slice.
+    closed_days: list[str] = field(default_factory=list)
 
 
 def accrue_batch(
@@ -231,7 +288,9 @@ def accrue_batch(
     fresh = deduped.fresh
     props = dict(base.manifest.properties) if base else {}
     prev_mark = props.get("watermark")
-    mark = conn.watermark(fresh, datetime.fromisoformat(prev_mark) if prev_mark else None)
+    mark = bounded_watermark(
+        fresh, datetime.fromisoformat(prev_mark) if prev_mark else None, parsed.clock
+    )
     ai = acc.correlate_ai(
         fresh,
         read_table(base, "ai_requests", acc.AI_REQUESTS),
@@ -240,16 +299,16 @@ def accrue_batch(
         ttl,
     )
     credits = pa.concat_tables([acc.transcode_credits(fresh), ai.credited])
-    open_before, unsliced_closed = _open_connections(base)
-    change = conn.replay_connections(open_before, fresh)
+    cx = connections_after(base, fresh, props)
     tables = {
         "balances": acc.accrue(read_table(base, "balances", acc.BALANCES), credits, rate),
         "ai_requests": ai.requests,
         "pending_ai": ai.pending,
-        "connections": change.open,
-        "connections_closed": pa.concat_tables([unsliced_closed, change.closed]),
+        "connections": cx.open,
+        "connections_closed": cx.closed,
+        "connection_events": cx.log,
         "workers": conn.update_workers(
-            read_table(base, "workers", conn.WORKERS), fresh, change.open, change.opened
+            read_table(base, "workers", conn.WORKERS), fresh, cx.open, cx.count_delta
         ),
         "unattributed": ai.unattributed,
         "tickets": tickets_from(fresh),
@@ -263,7 +322,100 @@ def accrue_batch(
     )
     props["pending_ai_jobs"] = ai.pending.num_rows
     props["watermark"] = mark.isoformat() if mark else None
-    return Accrued(deduped.base_version, tables, props)
+    if cx.clock is not None:
+        props["connections_clock"] = cx.clock.isoformat()
+    return Accrued(deduped.base_version, tables, props, cx.closed_days)
+
+
+@dataclass
+class ConnectionsAfter:
+    """The connection tables after a batch (see :func:`connections_after`)."""
+
+    open: pa.Table  # the ``open`` slice, whole
+    closed: pa.Table  # closed rows to write, by the day they closed
+    closed_days: list[str]  # days whose closed slice is replaced whole by ``closed``'s rows
+    log: pa.Table  # connection events to append to ``connection_events``
+    count_delta: dict[str, int]
+    clock: datetime | None  # the newest connection event time applied
+
+
+def connections_after(
+    base: Snapshot | None, fresh: pa.Table, props: dict[str, Any]
+) -> ConnectionsAfter:
+    """Replay the batch's connection events in true order (event time, file, position).
+
+    A batch whose connection events all come after every one applied so far is replayed
+    onto the open connections. One that reaches back (a late file) re-derives every
+    connection from its earliest event time ``T`` on: the open rows, the closed day
+    slices from ``T``'s day and the logged connection events since ``T`` are read, and
+    nothing older. The first commit of a state written before the log existed builds the
+    log from the ledger and moves the old closed slice into day slices, once.
+    """
+    batch_log = conn.log_of(fresh)
+    open_rows, legacy_closed = _open_connections(base)
+    migrate = (
+        base is not None
+        and base.has_table("connections")
+        and not base.has_table("connection_events")
+    )
+    history = conn.LOG.empty_table()
+    if migrate:
+        legacy_closed = pa.concat_tables(
+            [legacy_closed, base.read("connections", slices=[conn.CLOSED], schema=conn.CONNECTIONS)]  # type: ignore[union-attr]
+        )
+        if base.has_table("events"):  # type: ignore[union-attr]
+            history = conn.log_of(base.read("events", columns=conn.LOG.names))  # type: ignore[union-attr]
+    clock_text = props.get("connections_clock")
+    clock = datetime.fromisoformat(clock_text) if clock_text else None
+    if history.num_rows:
+        newest = pc.max(history.column("event_time")).as_py()
+        clock = newest if clock is None or newest > clock else clock
+    elif clock is None and base is not None and base.has_table("connections"):
+        mark = props.get("watermark")  # no log, no clock: every connection is before it
+        clock = datetime.fromisoformat(mark) if mark else None
+    log_out = pa.concat_tables([history, batch_log])
+    if batch_log.num_rows == 0:
+        return ConnectionsAfter(open_rows, legacy_closed, [], log_out, {}, clock)
+    first = pc.min(batch_log.column("event_time")).as_py()
+    last = pc.max(batch_log.column("event_time")).as_py()
+    new_clock = last if clock is None or last > clock else clock
+    if clock is None or first > clock:  # in order: replay onto what is open
+        change = conn.replay_connections(open_rows, batch_log)
+        closed = pa.concat_tables([legacy_closed, change.closed])
+        return ConnectionsAfter(
+            change.open, closed, [], log_out, conn.opened_counts(change.opened), new_clock
+        )
+    # Late: re-derive from ``first`` on.
+    since = pa.scalar(first, TS)
+    day0 = f"{first:%Y-%m-%d}"
+    days = sorted(
+        s
+        for s in (base.slices("connections") if base is not None else set())
+        if s.startswith(conn.CLOSED_PREFIX) and s[len(conn.CLOSED_PREFIX) :] >= day0
+    )
+    closed_rows = pa.concat_tables(
+        [
+            legacy_closed,
+            base.read("connections", slices=days, schema=conn.CONNECTIONS)  # type: ignore[union-attr]
+            if days
+            else conn.CONNECTIONS.empty_table(),
+        ]
+    )
+    after = pc.greater_equal(closed_rows.column("disconnected_at"), since)
+    logged = history
+    if not migrate and base is not None and base.has_table("connection_events"):
+        log_days = sorted(s for s in base.slices("connection_events") if s >= day0)
+        logged = base.read("connection_events", slices=log_days, schema=conn.LOG)
+    logged = logged.filter(pc.greater_equal(logged.column("event_time"), since))
+    r = conn.rederive(
+        open_rows,
+        closed_rows.filter(after),
+        pa.concat_tables([logged, batch_log]),
+        first,
+    )
+    closed = pa.concat_tables([closed_rows.filter(pc.invert(after)), r.change.closed])
+    closed_days = [s[len(conn.CLOSED_PREFIX) :] for s in days]
+    return ConnectionsAfter(r.change.open, closed, closed_days, log_out, r.count_delta, new_clock)
 
 
 def _open_connections(base: Snapshot | None) -> tuple[pa.Table, pa.Table]:
@@ -308,26 +460,27 @@ def stage(
         raise ValueError("dedup/accrual were computed against another base version")
     fresh = deduped.fresh
     if fresh.num_rows:
-        fresh_slices = hour_slice(fresh)
-        labels = sorted(pc.unique(fresh_slices).to_pylist())
-        known = known_ids(base, labels)
-        ids = fresh.select(["event_id", "content_sha256"])
-        for s in labels:
-            new = ids if len(labels) == 1 else ids.filter(pc.equal(fresh_slices, s))
-            txn.replace_slice("event_ids", s, pa.concat_tables([known[s], new.cast(ID_INDEX)]))
-        dates = day_slice(fresh)  # what strftime("%Y-%m-%d") gives, without ~1.5 us a row
-        days = sorted(pc.unique(dates).to_pylist())
-        for day in days:
-            part = fresh if len(days) == 1 else fresh.filter(pc.equal(dates, day))
+        ids = fresh.select(["event_id", "content_sha256"]).cast(ID_INDEX)
+        hours = split_by(ids, hour_slice(fresh))
+        known = known_ids(base, [h for h, _ in hours])
+        for h, new in hours:
+            txn.replace_slice("event_ids", h, pa.concat_tables([known[h], new]))
+        # day_slice is what strftime("%Y-%m-%d") gives, without ~1.5 us a row
+        for day, part in split_by(fresh, day_slice(fresh)):
             txn.append("events", part, slice_=day)
     elif base is None or not base.has_table("events"):
         txn.append("events", EVENTS.empty_table())
 
+    write_connections(
+        txn,
+        base,
+        accrued.tables["connections"],
+        accrued.tables["connections_closed"],
+        accrued.closed_days,
+        accrued.tables["connection_events"],
+    )
     for name in REPLACED:
         txn.replace(name, accrued.tables[name])
-    txn.replace_slice("connections", None, conn.CONNECTIONS.empty_table())
-    txn.replace_slice("connections", conn.OPEN, accrued.tables["connections"])
-    txn.append("connections", accrued.tables["connections_closed"], slice_=conn.CLOSED)
     for name in APPENDED:
         txn.append(name, accrued.tables[name])
     rejected = pa.concat_tables([parsed.rejected, deduped.conflicts]).cast(REJECTED)
@@ -344,6 +497,33 @@ def stage(
         txn.append("ingested_files", ingested)
     txn.set_properties(**accrued.properties)
     return batch_counts(parsed, deduped)
+
+
+def write_connections(
+    txn: Transaction,
+    base: Snapshot | None,
+    open_rows: pa.Table,
+    closed: pa.Table,
+    closed_days: list[str],
+    log: pa.Table,
+) -> None:
+    """Stage the connection tables: the ``open`` slice whole, ``closed`` rows into the day
+    slices they closed on (rewriting ``closed_days`` whole, appending to the others), and
+    ``log`` into ``connection_events`` by event day. Earlier layouts' slices are dropped."""
+    by_day = dict(split_by(closed, day_labels(closed.column("disconnected_at"))))
+    for day in sorted(set(by_day) | set(closed_days)):
+        rows = by_day.get(day, conn.CONNECTIONS.empty_table())
+        if day in closed_days:
+            txn.replace_slice("connections", conn.closed_slice(day), rows)
+        else:
+            txn.append("connections", rows, slice_=conn.closed_slice(day))
+    txn.replace_slice("connections", None, conn.CONNECTIONS.empty_table())
+    txn.replace_slice("connections", conn.CLOSED, conn.CONNECTIONS.empty_table())
+    txn.replace_slice("connections", conn.OPEN, open_rows)
+    for day, part in split_by(log, day_labels(log.column("event_time"))):
+        txn.append("connection_events", part, slice_=day)
+    if base is None or not base.has_table("connection_events"):
+        txn.append("connection_events", conn.LOG.empty_table())
 
 
 def apply_batch(

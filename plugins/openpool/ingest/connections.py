@@ -38,8 +38,77 @@ WORKERS = pa.schema(
         ("active", pa.bool_()),
     ]
 )
-_KINDS = ("worker-connected", "worker-disconnected", "orchestrator-reset")
-OPEN, CLOSED = "open", "closed"  # the slices of the connections table
+KINDS = ("worker-connected", "worker-disconnected", "orchestrator-reset")
+# Slices of the connections table: ``open``, and the closed rows by the day they closed
+# (``closed-YYYY-MM-DD``), so a late event rewrites only the days after it. ``closed`` is
+# the single closed slice of earlier versions, moved into day slices once.
+OPEN, CLOSED = "open", "closed"
+CLOSED_PREFIX = "closed-"
+# The connection events of every commit (few beside the jobs), by event day: what a late
+# event is replayed with, so the jobs of the ledger are never re-read for it.
+LOG = pa.schema(
+    [
+        ("event_time", TS),
+        ("source_key", pa.string()),
+        ("source_index", pa.int32()),
+        ("event_type", pa.string()),
+        ("eth_address", pa.string()),
+        ("connection", pa.string()),
+    ]
+)
+_ORDER = [("event_time", "ascending"), ("source_key", "ascending"), ("source_index", "ascending")]
+
+
+def closed_slice(day: str) -> str:
+    return f"{CLOSED_PREFIX}{day}"
+
+
+def log_of(events: pa.Table) -> pa.Table:
+    """The connection events of ``events`` in true order, as the LOG keeps them."""
+    ev = events.filter(pc.is_in(events.column("event_type"), pa.array(KINDS)))
+    return ev.select(LOG.names).cast(LOG).sort_by(_ORDER)
+
+
+@dataclass
+class Rederived:
+    """Connections after replaying, in true order, every connection event from ``since``."""
+
+    change: ConnectionChange  # open after; closed at or after ``since``; opened since
+    count_delta: dict[str, int]  # per worker: connections opened minus those undone
+
+
+def rederive(
+    open_rows: pa.Table,
+    closed_since: pa.Table,
+    log_since: pa.Table,
+    since: datetime,
+) -> Rederived:
+    """Re-derive the connections from ``since`` on, as if every event had come in order.
+
+    ``open_rows`` are the connections open now, ``closed_since`` those closed at or after
+    ``since`` and ``log_since`` every connection event at or after ``since`` (history and
+    batch). A connection made before ``since`` was open just before it unless it closed
+    earlier; everything made at or after it is made again by the replay.
+    """
+    at = pa.scalar(since, TS)
+    both = pa.concat_tables([open_rows.cast(CONNECTIONS), closed_since.cast(CONNECTIONS)])
+    before = pc.less(both.column("connected_at"), at)
+    undone = both.filter(pc.invert(before))
+    state = both.filter(before)
+    state = state.set_column(
+        state.schema.get_field_index("disconnected_at"),
+        "disconnected_at",
+        pa.nulls(state.num_rows, TS),
+    ).set_column(
+        state.schema.get_field_index("close_reason"),
+        "close_reason",
+        pa.nulls(state.num_rows, pa.string()),
+    )
+    change = replay_connections(state, log_since)
+    delta = opened_counts(change.opened)
+    for a in undone.column("eth_address").to_pylist():
+        delta[a] = delta.get(a, 0) - 1
+    return Rederived(change, delta)
 
 
 @dataclass
@@ -67,16 +136,14 @@ def apply_connections(connections: pa.Table, fresh: pa.Table) -> pa.Table:
 
 def replay_connections(open_rows: pa.Table, fresh: pa.Table) -> ConnectionChange:
     """Replay the batch's connection events onto the open connections."""
-    ev = fresh.filter(pc.is_in(fresh.column("event_type"), pa.array(_KINDS)))
+    ev = fresh.filter(pc.is_in(fresh.column("event_type"), pa.array(KINDS)))
     open_rows = open_rows.cast(CONNECTIONS)
     if ev.num_rows == 0:
         empty = CONNECTIONS.empty_table()
         return ConnectionChange(open_rows, empty, empty)
     rows = open_rows.to_pylist()
     known = len(rows)
-    ev = ev.sort_by(
-        [("event_time", "ascending"), ("source_key", "ascending"), ("source_index", "ascending")]
-    )
+    ev = ev.sort_by(_ORDER)
     by_key: dict[tuple[str, str], dict] = {
         (r["eth_address"], r["connection"]): r for r in rows if r["disconnected_at"] is None
     }
@@ -109,12 +176,20 @@ def replay_connections(open_rows: pa.Table, fresh: pa.Table) -> ConnectionChange
     return ConnectionChange(still, closed, after.slice(known))
 
 
+def opened_counts(opened: pa.Table) -> dict[str, int]:
+    """Connections opened per worker (the ``count_delta`` of an in-order batch)."""
+    out: dict[str, int] = {}
+    for a in opened.column("eth_address").to_pylist():
+        out[a] = out.get(a, 0) + 1
+    return out
+
+
 def update_workers(
-    workers: pa.Table, fresh: pa.Table, open_now: pa.Table, opened: pa.Table
+    workers: pa.Table, fresh: pa.Table, open_now: pa.Table, count_delta: dict[str, int]
 ) -> pa.Table:
     """First/last seen over every event naming a worker; connection count (the previous
-    count plus the connections the batch ``opened``); active = holds a connection in
-    ``open_now``."""
+    count plus ``count_delta``: connections opened, less any a late event undid); active =
+    holds a connection in ``open_now``."""
     # The batch is reduced to one row per worker first (events without a worker form the
     # null group, dropped), so only those rows meet the previous table.
     seen = (
@@ -140,7 +215,6 @@ def update_workers(
     agg = both.group_by("eth_address", use_threads=False).aggregate(
         [("first_seen", "min"), ("last_seen", "max")]
     )
-    new = opened.group_by("eth_address", use_threads=False).aggregate([("connection", "count")])
     active = set(open_now.column("eth_address").to_pylist())
     counts = dict(
         zip(
@@ -149,11 +223,7 @@ def update_workers(
             strict=True,
         )
     )
-    for addr, k in zip(
-        new.column("eth_address").to_pylist(),
-        new.column("connection_count").to_pylist(),
-        strict=True,
-    ):
+    for addr, k in count_delta.items():
         counts[addr] = (counts.get(addr) or 0) + k
     addrs = agg.column("eth_address").to_pylist()
     out = pa.table(
@@ -167,11 +237,3 @@ def update_workers(
         schema=WORKERS,
     )
     return out.sort_by("eth_address")
-
-
-def watermark(fresh: pa.Table, previous: datetime | None) -> datetime | None:
-    """The newest event time seen in the partition so far."""
-    if fresh.num_rows == 0:
-        return previous
-    mx = pc.max(fresh.column("event_time")).as_py()
-    return mx if previous is None or mx > previous else previous

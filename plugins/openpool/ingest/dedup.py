@@ -39,6 +39,11 @@ def day_slice(events: pa.Table) -> pa.Array:
     return _time_labels(events.column("event_time"), 86400, "%Y-%m-%d")
 
 
+def day_labels(times: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """``YYYY-MM-DD`` of each time (null stays null)."""
+    return _time_labels(times, 86400, "%Y-%m-%d")
+
+
 def _time_labels(times: pa.Array | pa.ChunkedArray, width: int, fmt: str) -> pa.Array:
     """``strftime(fmt)`` of each time, for a format that names whole ``width``-second buckets.
 

@@ -25,6 +25,7 @@ from openpool.ingest.batch import (
     parse_batch,
     read_table,
 )
+from openpool.ingest.clock import DEFAULT_SKEW
 from openpool.ingest.discovery import Candidate, list_partition, pending_files
 from openpool.partitions import Partition
 from openpool.snapshots import Snapshot, SnapshotStore, Transaction, commit_with_retry
@@ -95,6 +96,7 @@ def ingest(
     start: datetime | None = None,
     end: datetime | None = None,
     progress: Callable[[IngestReport], None] | None = None,
+    skew: timedelta = DEFAULT_SKEW,
 ) -> IngestReport:
     """Ingest every file of ``partition`` in ``events`` not yet ingested, batch by batch.
 
@@ -120,7 +122,7 @@ def ingest(
                 except ObjectNotFound:  # expired or deleted since the listing: not ours
                     log.warning("%s vanished before it was read; skipping", events.url(c.key))
 
-        parsed = parse_batch(partition, fetch(), copy)
+        parsed = parse_batch(partition, fetch(), copy, skew=skew)
         if parsed.files.num_rows == 0:
             continue
         snap, counts = commit_parsed(snaps, parsed, rate, ttl, run_id=f"{run_id}-{report.batches}")

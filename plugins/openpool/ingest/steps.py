@@ -34,6 +34,7 @@ from openpool.ingest.batch import (
     read_table,
     stage,
 )
+from openpool.ingest.clock import DEFAULT_SKEW
 from openpool.ingest.discovery import INGESTED, Candidate, list_partition, pending_files
 from openpool.ingest.run import commit_parsed, quarantine_copier
 from openpool.ingest.schema import EVENTS, QUARANTINED, REJECTED
@@ -64,6 +65,7 @@ class StepEnv:
     rate: Fraction
     ttl: timedelta = timedelta(hours=24)
     max_files: int = 250
+    skew: timedelta = DEFAULT_SKEW  # how far past the wall clock an event may be dated
 
     @property
     def snapshots(self) -> SnapshotStore:
@@ -113,7 +115,9 @@ def parse(
             continue
         if store is not env.events:
             from_archive.append(cand.key)
-    parsed = parse_batch(env.partition, files, quarantine_copier(env.state, env.partition))
+    parsed = parse_batch(
+        env.partition, files, quarantine_copier(env.state, env.partition), skew=env.skew
+    )
     counts = parsed.counts()
     summary = {
         "files": parsed.files.num_rows,
@@ -130,18 +134,24 @@ def parse(
             "quarantined": parsed.quarantined,
             "files": parsed.files,
         },
-        {**summary, "from_archive_keys": from_archive},
+        {
+            **summary,
+            "from_archive_keys": from_archive,
+            "clock": parsed.clock.isoformat() if parsed.clock else None,
+        },
     )
     log.info("%s parse: %s", env.partition, summary)
     return summary
 
 
 def _parsed(staging: Staging) -> Parsed:
+    clock = staging.meta("parse").get("clock")
     return Parsed(
         events=staging.read("parse", "events", EVENTS),
         rejected=staging.read("parse", "rejected", REJECTED),
         quarantined=staging.read("parse", "quarantined", QUARANTINED),
         files=staging.read("parse", "files", INGESTED),
+        clock=datetime.fromisoformat(clock) if clock else None,
     )
 
 
@@ -189,7 +199,11 @@ def accrue(env: StepEnv, run_key: str) -> dict[str, Any]:
         "pending_ai_jobs": a.properties["pending_ai_jobs"],
         "unattributed_jobs": a.tables["unattributed"].num_rows,
     }
-    staging.write("accrue", a.tables, {**summary, "properties": a.properties})
+    staging.write(
+        "accrue",
+        a.tables,
+        {**summary, "properties": a.properties, "closed_days": a.closed_days},
+    )
     log.info("%s accrue: %s", env.partition, summary)
     return summary
 
@@ -198,7 +212,9 @@ def _accrued(staging: Staging) -> Accrued:
     meta = staging.meta("accrue")
     names = (*REPLACED, *CONNECTION_TABLES, *APPENDED)
     tables = {n: staging.read("accrue", n, _TABLE_SCHEMAS.get(n)) for n in names}
-    return Accrued(meta["base_version"], tables, meta["properties"])
+    return Accrued(
+        meta["base_version"], tables, meta["properties"], list(meta.get("closed_days", []))
+    )
 
 
 def commit(env: StepEnv, run_key: str) -> dict[str, Any]:

@@ -331,6 +331,28 @@ class Transaction:
             kept.append(self._stage(name, table, slice_))
         self._tables[name] = kept
 
+    def replace_file(
+        self, name: str, old: DataFile, table: pa.Table, ingested_version: int | None = None
+    ) -> None:
+        """Replace one data file of ``name`` by ``table`` (same slice; none if empty).
+
+        For corrections that remove a few rows: ``ingested_version`` keeps, in the new
+        file's stats, which version first wrote those rows.
+        """
+        files = self._tables.get(name, [])
+        if old not in files:
+            raise KeyError(f"{name}: {old.path} is not a file of the base version")
+        files = [f for f in files if f != old]
+        if table.num_rows:
+            f = self._stage(name, table, old.slice)
+            if ingested_version is not None:
+                f = DataFile(
+                    f.path, f.rows, f.size, f.sha256, f.slice,
+                    {**f.stats, "ingested_version": ingested_version},
+                )  # fmt: skip
+            files.append(f)
+        self._tables[name] = files
+
     def set_properties(self, **props: Any) -> None:
         """Small JSON-serialisable values carried in the manifest (e.g. counters)."""
         self._properties.update(props)

@@ -1,0 +1,522 @@
+"""The full-history duplicate check: every event ID, over every hour of every partition.
+
+An ingest checks its events' IDs against the ID index slices of the hours those events are
+dated in, so its cost stays flat as history grows. An event that comes back dated in
+another hour (the orchestrators never do that: a re-upload keeps its ``DT``; and an event
+must lie inside its file's key window) is therefore not seen as a repeat by that ingest.
+This check reads every slice of every partition's ID index at once, in DuckDB (spilling to
+disk when history outgrows memory), and finds every ID held in two places. It runs before
+every payout plan and before every execute: a worker that such an event touched is not paid
+until the repeat is resolved.
+
+:func:`resolve_duplicates` resolves them the way ingest resolves a repeat it does see: the
+occurrence committed first counts, every later one is set aside as a rejected conflict. Its
+event leaves the ledger, its credit leaves the balances (the commission at the current
+rate, as accrual computes it), its AI credit, pending or unattributed row goes, and the
+connections are re-derived from its time if it was a connection event. Each resolution is
+recorded in ``duplicate_resolutions``, so the check never reports it again while the ID
+stays in the index (a further copy is still found).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tempfile
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from fractions import Fraction
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from openpool.ingest import accrue as acc
+from openpool.ingest import connections as conn
+from openpool.ingest.dedup import ID_INDEX, day_labels
+from openpool.ingest.money import commission, subtract, wei_sum
+from openpool.ingest.schema import EVENTS, REJECTED, TS
+from openpool.partitions import Partition
+from openpool.snapshots import Snapshot, SnapshotStore, commit_with_retry
+from openpool.snapshots.manifest import DataFile
+from openpool.storage import ObjectStore
+
+log = logging.getLogger(__name__)
+
+RESOLUTIONS = pa.schema(
+    [
+        ("event_id", pa.string()),
+        ("hour", pa.string()),  # the ID index slice of the occurrence set aside
+        ("source_key", pa.string()),
+        ("source_index", pa.int32()),
+        ("kept_partition", pa.string()),
+        ("kept_hour", pa.string()),
+        ("resolved_at_version", pa.int64()),
+    ]
+)
+_VERSION_RE = re.compile(r"/(\d{20})-[^/]*\.parquet$")
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """One place an event ID is held: a partition's ID index slice and its ledger row."""
+
+    partition: str
+    hour: str
+    event_type: str | None = None
+    event_time: str | None = None
+    source_key: str | None = None
+    source_index: int | None = None
+    worker: str | None = None  # whom it credited (AI jobs: through their job-received)
+    fees_wei: int | None = None
+    version: int | None = None  # the snapshot version that ingested it
+    committed_at: str | None = None
+
+
+@dataclass
+class Duplicate:
+    """An event ID held more than once; ``occurrences[0]`` (first committed) counts."""
+
+    event_id: str
+    occurrences: list[Occurrence]
+
+    @property
+    def workers(self) -> set[tuple[str, str]]:
+        """(partition, worker) of every occurrence that names a worker."""
+        return {(o.partition, o.worker) for o in self.occurrences if o.worker}
+
+
+@dataclass
+class DuplicateReport:
+    """What one full-history check found."""
+
+    unresolved: list[Duplicate] = field(default_factory=list)
+    ids_checked: int = 0
+    versions: dict[str, int] = field(default_factory=dict)  # partition -> version read
+
+    def blocked(self) -> dict[tuple[str, str], list[str]]:
+        """(partition, worker) -> the unresolved event IDs that touched it."""
+        out: dict[tuple[str, str], list[str]] = {}
+        for d in self.unresolved:
+            for key in sorted(d.workers):
+                out.setdefault(key, []).append(d.event_id)
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ids_checked": self.ids_checked,
+            "versions": self.versions,
+            "unresolved": [
+                {"event_id": d.event_id, "occurrences": [asdict(o) for o in d.occurrences]}
+                for d in self.unresolved
+            ],
+        }
+
+
+def _version_of(f: DataFile) -> int:
+    kept = f.stats.get("ingested_version") if f.stats else None
+    if isinstance(kept, int):
+        return kept
+    m = _VERSION_RE.search("/" + f.path)
+    return int(m.group(1)) if m else 0
+
+
+def _resolved(snap: Snapshot) -> set[tuple[str, str]]:
+    if not snap.has_table("duplicate_resolutions"):
+        return set()
+    t = snap.read("duplicate_resolutions", schema=RESOLUTIONS, columns=["event_id", "hour"])
+    return set(zip(t.column("event_id").to_pylist(), t.column("hour").to_pylist(), strict=True))
+
+
+def _repeated_ids(snaps: dict[str, Snapshot]) -> tuple[dict[str, list[tuple[str, str]]], int]:
+    """(ID -> [(partition, hour)] for every ID held more than once, IDs checked)."""
+    with tempfile.TemporaryDirectory(prefix="openpool-dups-") as tmp:
+        db = duckdb.connect(f"{tmp}/ids.duckdb")
+        try:
+            db.execute(f"SET temp_directory = '{tmp}/spill'")
+            db.execute("SET memory_limit = '2GB'")
+            db.execute("SET threads = 1")
+            db.execute("CREATE TABLE ids (partition VARCHAR, hour VARCHAR, event_id VARCHAR)")
+            for part, snap in snaps.items():
+                for f in snap.files("event_ids"):
+                    t = snap.read("event_ids", slices=[f.slice], schema=ID_INDEX)
+                    chunk = pa.table(  # noqa: F841 - read by DuckDB by name
+                        {
+                            "partition": pa.repeat(pa.scalar(part), t.num_rows),
+                            "hour": pa.repeat(pa.scalar(f.slice or ""), t.num_rows),
+                            "event_id": t.column("event_id"),
+                        }
+                    )
+                    db.execute("INSERT INTO ids SELECT * FROM chunk")
+            (checked,) = db.execute("SELECT count(*) FROM ids").fetchone() or (0,)
+            rows = db.execute(
+                """
+                SELECT i.event_id, i.partition, i.hour FROM ids i
+                JOIN (SELECT event_id FROM ids GROUP BY event_id HAVING count(*) > 1) d
+                  USING (event_id)
+                ORDER BY i.event_id, i.partition, i.hour
+                """
+            ).fetchall()
+        finally:
+            db.close()
+    out: dict[str, list[tuple[str, str]]] = {}
+    for eid, part, hour in rows:
+        out.setdefault(eid, []).append((part, hour))
+    return out, int(checked)
+
+
+def _hour_day(hour: str) -> str:
+    return f"{hour[:4]}-{hour[4:6]}-{hour[6:8]}"
+
+
+def _locate(snap: Snapshot, wanted: dict[str, set[str]]) -> list[dict[str, Any]]:
+    """Ledger rows (with their file and the version that ingested them) of ``wanted``
+    (event ID -> hours), reading only the days those hours fall in."""
+    days: dict[str, set[str]] = {}
+    for eid, hours in wanted.items():
+        for h in hours:
+            days.setdefault(_hour_day(h), set()).add(eid)
+    found: list[dict[str, Any]] = []
+    for day, ids in sorted(days.items()):
+        for f in snap.files("events", [day]):
+            t = snap._read_file(f)
+            hit = t.filter(pc.is_in(t.column("event_id"), pa.array(sorted(ids), pa.string())))
+            for r in hit.to_pylist():
+                hour = f"{r['event_time']:%Y%m%d%H}"
+                if hour in wanted.get(r["event_id"], ()):
+                    found.append({**r, "_file": f, "_hour": hour, "_version": _version_of(f)})
+    return found
+
+
+def _credited(snap: Snapshot, rows: list[dict[str, Any]]) -> dict[tuple[str, datetime], str]:
+    """(event ID, time) -> worker of the AI job-processed rows' credits."""
+    ai = [r for r in rows if r["event_type"] == "job-processed" and r["node_type"] == "ai"]
+    if not ai or not snap.has_table("ai_credits"):
+        return {}
+    ids = pa.array(sorted({r["event_id"] for r in ai}), pa.string())
+    t = snap.read("ai_credits", schema=acc.CREDITS)
+    t = t.filter(pc.is_in(t.column("event_id"), ids))
+    return {(r["event_id"], r["event_time"]): r["eth_address"] for r in t.to_pylist()}
+
+
+def find_duplicates(state: ObjectStore, partitions: Iterable[Partition]) -> DuplicateReport:
+    """Every event ID held more than once across ``partitions`` and not yet resolved."""
+    snaps: dict[str, Snapshot] = {}
+    for part in partitions:
+        snap = SnapshotStore(state, part).latest()
+        if snap is not None:
+            snaps[str(part)] = snap
+    report = DuplicateReport(versions={k: s.version for k, s in snaps.items()})
+    if not snaps:
+        return report
+    repeated, report.ids_checked = _repeated_ids(snaps)
+    if not repeated:
+        return report
+    resolved = {k: _resolved(s) for k, s in snaps.items()}
+    live: dict[str, list[tuple[str, str]]] = {}
+    for eid, places in repeated.items():
+        left = [(p, h) for p, h in places if (eid, h) not in resolved[p]]
+        if len(left) > 1:
+            live[eid] = left
+    rows_by_part: dict[str, list[dict[str, Any]]] = {}
+    for part, snap in snaps.items():
+        wanted: dict[str, set[str]] = {}
+        for eid, places in live.items():
+            for p, h in places:
+                if p == part:
+                    wanted.setdefault(eid, set()).add(h)
+        if wanted:
+            rows_by_part[part] = _locate(snap, wanted)
+    committed: dict[tuple[str, int], str] = {}
+    occurrences: dict[str, list[Occurrence]] = {}
+    for part, rows in rows_by_part.items():
+        snap = snaps[part]
+        credited = _credited(snap, rows)
+        for r in rows:
+            v = r["_version"]
+            if (part, v) not in committed:
+                committed[(part, v)] = snap.snapshots.manifest(v).created_at if v else ""
+            worker = r["eth_address"] or credited.get((r["event_id"], r["event_time"]))
+            occurrences.setdefault(r["event_id"], []).append(
+                Occurrence(
+                    partition=part,
+                    hour=r["_hour"],
+                    event_type=r["event_type"],
+                    event_time=r["event_time"].isoformat(),
+                    source_key=r["source_key"],
+                    source_index=r["source_index"],
+                    worker=worker,
+                    fees_wei=int(r["fees_wei"]) if r["fees_wei"] is not None else None,
+                    version=v,
+                    committed_at=committed[(part, v)],
+                )
+            )
+    for eid in sorted(live):
+        occ = occurrences.get(eid, [])
+        # An index entry whose ledger row is gone is reported with what the index knows.
+        seen = {(o.partition, o.hour) for o in occ}
+        occ += [Occurrence(p, h) for p, h in live[eid] if (p, h) not in seen]
+        occ.sort(key=lambda o: (o.committed_at or "~", o.version or 0, o.partition, o.hour))
+        report.unresolved.append(Duplicate(eid, occ))
+    return report
+
+
+def resolve_duplicates(
+    state: ObjectStore,
+    partitions: Iterable[Partition],
+    report: DuplicateReport,
+    rate: Fraction = Fraction(1, 4),
+    run_id: str = "resolve-duplicates",
+) -> dict[str, int]:
+    """Set aside every occurrence but the first of each reported ID; one commit per
+    partition. Returns, per partition, how many occurrences were set aside."""
+    by_part: dict[str, list[tuple[Occurrence, Occurrence, str]]] = {}
+    for d in report.unresolved:
+        kept = d.occurrences[0]
+        for o in d.occurrences[1:]:
+            if o.source_key is None:
+                continue  # nothing in the ledger to set aside
+            by_part.setdefault(o.partition, []).append((o, kept, d.event_id))
+    done: dict[str, int] = {}
+    for part in partitions:
+        todo = by_part.get(str(part))
+        if not todo:
+            continue
+        snaps = SnapshotStore(state, part)
+        out: list[int] = []
+
+        def build(base: Snapshot | None, txn: Any, todo: list = todo, out: list = out) -> None:
+            out.clear()
+            out.append(_set_aside(base, txn, todo, rate))
+
+        commit_with_retry(snaps, build, run_id=run_id)
+        if out and out[0]:
+            done[str(part)] = out[0]
+    return done
+
+
+def _set_aside(
+    base: Snapshot | None, txn: Any, todo: list[tuple[Occurrence, Occurrence, str]], rate: Fraction
+) -> int:
+    """Stage the corrections for ``todo`` onto ``txn``; the number of occurrences set aside."""
+    if base is None:
+        return 0
+    already = _resolved(base)
+    todo = [t for t in todo if (t[2], t[0].hour) not in already]
+    if not todo:
+        return 0
+    version = base.version + 1
+    wanted: dict[str, set[str]] = {}
+    for o, _, eid in todo:
+        wanted.setdefault(eid, set()).add(o.hour)
+    rows = [
+        r
+        for r in _locate(base, wanted)
+        if any(
+            r["event_id"] == eid
+            and r["source_key"] == o.source_key
+            and r["source_index"] == o.source_index
+            for o, _, eid in todo
+        )
+    ]
+    if not rows:
+        return 0
+    credited = _credited(base, rows)
+    gone = {(r["source_key"], r["source_index"]) for r in rows}
+
+    # 1. The ledger: each file holding a set-aside row is rewritten without it.
+    files = {r["_file"].path: r["_file"] for r in rows}
+    for f in files.values():
+        t = base._read_file(f)
+        keep = pc.invert(_row_in(t, gone))
+        txn.replace_file("events", f, t.filter(keep), ingested_version=_version_of(f))
+
+    # 2. Money: the credit each set-aside job-processed made, reversed.
+    debits: list[dict[str, Any]] = []
+    ai_gone: list[tuple[str, datetime]] = []
+    for r in rows:
+        if r["event_type"] != "job-processed" or r["fees_wei"] is None:
+            continue
+        if r["node_type"] == "transcode":
+            debits.append({"eth_address": r["eth_address"], "fees_wei": r["fees_wei"]})
+        elif (r["event_id"], r["event_time"]) in credited:
+            who = credited[(r["event_id"], r["event_time"])]
+            debits.append({"eth_address": who, "fees_wei": r["fees_wei"]})
+            ai_gone.append((r["event_id"], r["event_time"]))
+        else:
+            ai_gone.append((r["event_id"], r["event_time"]))
+    if debits:
+        txn.replace("balances", _debit(base, debits, rate))
+    unattributed_fees = 0
+    if ai_gone:
+        for name, schema in (("ai_credits", acc.CREDITS), ("unattributed", acc.UNATTRIBUTED)):
+            for f in base.files(name):
+                t = base._read_file(f)
+                hit = _id_time_in(t, ai_gone)
+                if pc.any(hit).as_py():
+                    if name == "unattributed":
+                        unattributed_fees += wei_sum(t.filter(hit).column("fees_wei"))
+                    txn.replace_file(name, f, t.filter(pc.invert(hit)).cast(schema))
+        pending = base.read("pending_ai", schema=acc.PENDING_AI)
+        txn.replace("pending_ai", pending.filter(pc.invert(_id_time_in(pending, ai_gone))))
+    for f in base.files("tickets"):
+        t = base._read_file(f)
+        hit = _id_time_in(t, [(r["event_id"], r["event_time"]) for r in rows])
+        if pc.any(hit).as_py():
+            txn.replace_file("tickets", f, t.filter(pc.invert(hit)))
+
+    # 3. Connections: re-derived from the earliest set-aside connection event on.
+    conn_rows = [r for r in rows if r["event_type"] in conn.KINDS]
+    if conn_rows:
+        _rederive_without(base, txn, conn_rows)
+
+    # 4. The rejection, the resolution and the counters.
+    by_key = {(o.source_key, o.source_index): (o, kept, eid) for o, kept, eid in todo}
+    rejected, resolutions = [], []
+    for r in rows:
+        o, kept, eid = by_key[(r["source_key"], r["source_index"])]
+        rejected.append(
+            {
+                "source_key": r["source_key"],
+                "source_index": r["source_index"],
+                "event_id": eid,
+                "event_type": r["event_type"],
+                "reason": (
+                    f"conflict: event ID already ingested in hour {kept.hour} of {kept.partition}"
+                    " (found by the full-history duplicate check)"
+                ),
+                "raw_json": r["payload_json"],
+                "rejected_at_version": version,
+            }
+        )
+        resolutions.append(
+            {
+                "event_id": eid,
+                "hour": o.hour,
+                "source_key": r["source_key"],
+                "source_index": r["source_index"],
+                "kept_partition": kept.partition,
+                "kept_hour": kept.hour,
+                "resolved_at_version": version,
+            }
+        )
+    txn.append("rejected_events", pa.Table.from_pylist(rejected, schema=REJECTED))
+    txn.append("duplicate_resolutions", pa.Table.from_pylist(resolutions, schema=RESOLUTIONS))
+    props = dict(base.manifest.properties)
+    n = len(rows)
+    txn.set_properties(
+        events_accepted=int(props.get("events_accepted", 0)) - n,
+        events_rejected=int(props.get("events_rejected", 0)) + n,
+        unattributed_fees_wei=str(int(props.get("unattributed_fees_wei", "0")) - unattributed_fees),
+        pending_ai_jobs=int(props.get("pending_ai_jobs", 0)),
+    )
+    if ai_gone:
+        pending = base.read("pending_ai", schema=acc.PENDING_AI)
+        txn.set_properties(
+            pending_ai_jobs=pending.filter(pc.invert(_id_time_in(pending, ai_gone))).num_rows
+        )
+    return n
+
+
+def _row_in(t: pa.Table, keys: set[tuple[str, int]]) -> pa.Array:
+    joined = pc.binary_join_element_wise(
+        t.column("source_key"), pc.cast(t.column("source_index"), pa.string()), "\n"
+    )
+    return pc.is_in(joined, value_set=pa.array([f"{k}\n{i}" for k, i in keys], pa.string()))
+
+
+def _id_time_in(t: pa.Table, keys: list[tuple[str, datetime]]) -> pa.Array:
+    if t.num_rows == 0:
+        return pa.array([], pa.bool_())
+    joined = pc.binary_join_element_wise(
+        t.column("event_id"),
+        pc.cast(pc.cast(pc.cast(t.column("event_time"), TS), pa.int64()), pa.string()),
+        "\n",
+    )
+    want = [f"{e}\n{int(x.timestamp())}" for e, x in keys]
+    return pc.is_in(joined, value_set=pa.array(want, pa.string()))
+
+
+def _debit(base: Snapshot, debits: list[dict[str, Any]], rate: Fraction) -> pa.Table:
+    """Balances less the given credits (fees, their exact commission, one job each)."""
+    t = pa.Table.from_pylist(debits, schema=pa.schema([("eth_address", pa.string()),
+                                                      ("fees_wei", acc.WEI)]))  # fmt: skip
+    comm = commission(t.column("fees_wei"), rate)
+    earn = subtract(t.column("fees_wei"), comm)
+    per: dict[str, list[int]] = {}
+    for a, f, c, e in zip(
+        t.column("eth_address").to_pylist(),
+        t.column("fees_wei").to_pylist(),
+        comm.to_pylist(),
+        earn.to_pylist(),
+        strict=True,
+    ):
+        row = per.setdefault(a, [0, 0, 0, 0])
+        row[0] += int(f)
+        row[1] += int(c)
+        row[2] += int(e)
+        row[3] += 1
+    balances = base.read("balances", schema=acc.BALANCES).to_pylist()
+    for b in balances:
+        d = per.get(b["eth_address"])
+        if d:
+            b["total_fees_wei"] = int(b["total_fees_wei"]) - d[0]
+            b["pool_commission_wei"] = int(b["pool_commission_wei"]) - d[1]
+            b["worker_earnings_wei"] = int(b["worker_earnings_wei"]) - d[2]
+            b["job_count"] -= d[3]
+    kept = [b for b in balances if b["job_count"] > 0 or int(b["total_fees_wei"]) != 0]
+    return pa.Table.from_pylist(kept, schema=acc.BALANCES)
+
+
+def _rederive_without(base: Snapshot, txn: Any, rows: list[dict[str, Any]]) -> None:
+    """Re-derive the connections from the earliest of ``rows`` on, without ``rows``."""
+    first = min(r["event_time"] for r in rows)
+    since = pa.scalar(first, TS)
+    day0 = f"{first:%Y-%m-%d}"
+    gone = {(r["source_key"], r["source_index"]) for r in rows}
+    log_days = sorted(s for s in base.slices("connection_events") if s >= day0)
+    for d in log_days:
+        t = base.read("connection_events", slices=[d], schema=conn.LOG)
+        hit = _row_in(t, gone)
+        if pc.any(hit).as_py():
+            txn.replace_slice("connection_events", d, t.filter(pc.invert(hit)))
+    logged = base.read("connection_events", slices=log_days, schema=conn.LOG)
+    logged = logged.filter(pc.invert(_row_in(logged, gone)))
+    logged = logged.filter(pc.greater_equal(logged.column("event_time"), since))
+    days = sorted(
+        s
+        for s in base.slices("connections")
+        if s.startswith(conn.CLOSED_PREFIX) and s[len(conn.CLOSED_PREFIX) :] >= day0
+    )
+    closed = base.read("connections", slices=days, schema=conn.CONNECTIONS)
+    after = pc.greater_equal(closed.column("disconnected_at"), since)
+    open_rows = base.read("connections", slices=[conn.OPEN], schema=conn.CONNECTIONS)
+    r = conn.rederive(open_rows, closed.filter(after), logged, first)
+    rows_out = pa.concat_tables([closed.filter(pc.invert(after)), r.change.closed])
+    labels = day_labels(rows_out.column("disconnected_at")) if rows_out.num_rows else None
+    new_days = set(labels.to_pylist()) if labels is not None else set()
+    for d in sorted({s[len(conn.CLOSED_PREFIX) :] for s in days} | new_days):
+        part = rows_out.filter(pc.equal(labels, d)) if labels is not None else rows_out
+        txn.replace_slice("connections", conn.closed_slice(d), part)
+    txn.replace_slice("connections", conn.OPEN, r.change.open)
+    workers = base.read("workers", schema=conn.WORKERS).to_pylist()
+    active = set(r.change.open.column("eth_address").to_pylist())
+    for w in workers:
+        w["connection_count"] = (w["connection_count"] or 0) + r.count_delta.get(
+            w["eth_address"], 0
+        )
+        w["active"] = w["eth_address"] in active
+    txn.replace("workers", pa.Table.from_pylist(workers, schema=conn.WORKERS))
+
+
+__all__ = [
+    "EVENTS",
+    "RESOLUTIONS",
+    "Duplicate",
+    "DuplicateReport",
+    "Occurrence",
+    "find_duplicates",
+    "resolve_duplicates",
+]
