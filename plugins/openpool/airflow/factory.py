@@ -148,12 +148,8 @@ def build_ingest_dag(
             s = settings()
             state = store(s.state_uri, aws_conn_id)
             metrics = store(s.metrics_uri, aws_conn_id)
-            from openpool.payouts.ledger import payout_log  # read-only: paid and in flight
-
-            paid = payout_log(state, s, str(partition))
-            return refresh(
-                partition, state, metrics, s.payment_threshold_wei, payouts=paid
-            ).report()
+            # paid and in flight: every wallet's ledger in the state store, read-only
+            return refresh(partition, state, metrics, s.payment_threshold_wei).report()
 
         wait >> (parsed := parse())
         committed = commit(accrue(dedup(parsed)))

@@ -13,7 +13,6 @@ from openpool.analytics.refresh import refresh
 from openpool.analytics.summary import Summary, worker_summary
 from openpool.config import Settings
 from openpool.partitions import Partition
-from openpool.payouts.ledger import payout_log
 from openpool.snapshots import SnapshotStore
 from openpool.storage import open_store
 
@@ -47,15 +46,13 @@ def cmd_performance(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _summary(args: argparse.Namespace, settings: Settings) -> Summary:
+    """Paid and in flight come from every wallet's ledger (no wallet setting needed)."""
     threshold = settings.payment_threshold_wei
     if args.node_type:
         part = Partition(args.node_type, args.region)
-        log = payout_log(open_store(settings.state_uri), settings, str(part))
-        return worker_summary(_snap(settings, part), part, threshold, log)
+        return worker_summary(_snap(settings, part), part, threshold)
     state = open_store(settings.state_uri)
-    summary, _ = build_pool_summary(
-        list(settings.partitions), state, threshold, payout_log(state, settings)
-    )
+    summary, _ = build_pool_summary(list(settings.partitions), state, threshold)
     return summary
 
 
@@ -93,13 +90,7 @@ def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_analytics(args: argparse.Namespace, settings: Settings) -> int:
     part = Partition(args.node_type, args.region)
     state = open_store(settings.state_uri)
-    done = refresh(
-        part,
-        state,
-        open_store(settings.metrics_uri),
-        settings.payment_threshold_wei,
-        payouts=payout_log(state, settings, str(part)),
-    )
+    done = refresh(part, state, open_store(settings.metrics_uri), settings.payment_threshold_wei)
     print(json.dumps(done.report()))
     return 0
 

@@ -1,6 +1,6 @@
 """The pool dashboard's read model: everything the OpenPool page shows, without Airflow.
 
-Money comes live from the snapshot store and the hot wallet's payout ledger (the same
+Money comes live from the snapshot store and every hot wallet's payout ledger (the same
 ``worker_summary``/``pool_summary`` the CLI and the exports use, so the page can never
 disagree with them); performance ranks come from the published ``worker_performance.json``
 exports; fees over time are summed exactly (decimal128) from the events ledger's recent
@@ -29,7 +29,9 @@ from openpool.errors import ObjectNotFound, OpenPoolError
 from openpool.ingest.schema import EVENTS, TS
 from openpool.partitions import Partition
 from openpool.payouts.approvals import approval_key
-from openpool.payouts.ledger import CONFIRMED, INVESTIGATE, Ledger, partition_payouts
+from openpool.payouts.ledger import CONFIRMED, INVESTIGATE
+from openpool.payouts.payable import current as payable_current
+from openpool.payouts.payable import payout_log
 from openpool.payouts.plan import load_plan
 from openpool.snapshots import Snapshot, SnapshotStore
 from openpool.storage import ObjectStore
@@ -111,14 +113,15 @@ class DashboardReader:
     def read(self, src: Sources, now: datetime | None = None) -> Dashboard:
         now = now or datetime.now(UTC)
         warnings: list[str] = []
-        log = _ledger_log(src)
-        current = Ledger.current(log)
+        log = payout_log(src.state)  # every wallet's ledger: a rotated wallet's payments count
+        current = {(r["wallet"], r["payment_id"]): r for r in payable_current(log)}
         investigating = {r["eth_address"] for r in current.values() if r["status"] == INVESTIGATE}
         views, parts, props, snaps = [], [], [], {}
         for part in src.partitions:
             snap = SnapshotStore(src.state, part).latest()
             snaps[part] = snap
-            summ = worker_summary(snap, part, src.threshold_wei, partition_payouts(log, str(part)))
+            mine = log.filter(pc.equal(log.column("partition"), str(part)))
+            summ = worker_summary(snap, part, src.threshold_wei, mine)
             for row in summ.workers:
                 row["status"] = worker_status(row, investigating)
             parts.append(summ)
@@ -211,13 +214,7 @@ def hourly_fees(snap: Snapshot, start: datetime, end: datetime) -> dict[datetime
     }
 
 
-def _ledger_log(src: Sources) -> pa.Table:
-    if src.wallet is None:
-        return Ledger.log(None)
-    return Ledger.log(Ledger(src.state, src.wallet).latest())
-
-
-def _recent_payments(current: dict[str, dict[str, Any]], chain_id: int) -> list[dict[str, Any]]:
+def _recent_payments(current: dict[Any, dict[str, Any]], chain_id: int) -> list[dict[str, Any]]:
     rows = sorted(current.values(), key=lambda r: (r["recorded_at"], r["payment_id"]), reverse=True)
     return [
         {
@@ -238,7 +235,7 @@ def _recent_payments(current: dict[str, dict[str, Any]], chain_id: int) -> list[
 
 
 def _awaiting(
-    src: Sources, current: dict[str, dict[str, Any]], now: datetime, warnings: list[str]
+    src: Sources, current: dict[Any, dict[str, Any]], now: datetime, warnings: list[str]
 ) -> list[dict[str, Any]]:
     """The newest plan, if it is young, unapproved and unpaid (see the module docstring)."""
     cutoff = now - src.approval_window

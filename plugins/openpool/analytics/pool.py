@@ -6,11 +6,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from openpool.analytics.exports import dumps
 from openpool.analytics.summary import Summary, pool_summary, worker_summary
 from openpool.partitions import Partition
-from openpool.payouts.ledger import partition_payouts
+from openpool.payouts.payable import payout_log
 from openpool.snapshots import SnapshotStore
 from openpool.storage import ObjectStore
 
@@ -23,11 +24,16 @@ def build_pool_summary(
     threshold_wei: int,
     payouts: pa.Table | None = None,
 ) -> tuple[Summary, dict[str, int]]:
-    """The merged summary and the snapshot version of each partition it read."""
+    """The merged summary and the snapshot version of each partition it read.
+
+    ``payouts``: payout-ledger rows; by default every wallet's ledger in ``state`` (read once).
+    """
+    if payouts is None:
+        payouts = payout_log(state)
     parts, props, versions = [], [], {}
     for part in partitions:
         snap = SnapshotStore(state, part).latest()
-        mine = partition_payouts(payouts, str(part)) if payouts is not None else None
+        mine = payouts.filter(pc.equal(payouts.column("partition"), str(part)))
         parts.append(worker_summary(snap, part, threshold_wei, mine))
         props.append(snap.manifest.properties if snap else {})
         versions[str(part)] = snap.version if snap else 0

@@ -257,15 +257,17 @@ def payments(ledger: pa.Table | None) -> pa.Table:
 
     The latest row gives the status, amount, nonce and transaction; ``planned_at`` is the
     first row's ``recorded_at`` and ``confirmed_at`` the confirming row's. Payments are
-    few, so plain Python over rows; amounts stay exact (``Decimal``/``int``).
+    few, so plain Python over rows; amounts stay exact (``Decimal``/``int``). A payment is
+    its wallet's (``wallet`` column, several ledgers) and id: ids are unique per ledger only.
     """
     if ledger is None or ledger.num_rows == 0:
         return PAYOUTS.empty_table()
-    rows: dict[str, dict[str, Any]] = {}
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
     for r in ledger.to_pylist():
-        p = rows.get(r["payment_id"])
+        key = (r.get("wallet") or "", r["payment_id"])
+        p = rows.get(key)
         if p is None:
-            p = rows[r["payment_id"]] = {"planned_at": r.get("recorded_at"), "confirmed_at": None}
+            p = rows[key] = {"planned_at": r.get("recorded_at"), "confirmed_at": None}
         p.update({k: r.get(k) for k in ("payment_id", "eth_address", "amount_wei", "status")})
         p.update({k: r[k] for k in ("tx_hash", "nonce") if r.get(k) is not None})
         if r["status"] == "confirmed":

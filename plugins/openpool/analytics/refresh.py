@@ -18,6 +18,7 @@ from openpool.analytics.summary import Summary, worker_summary
 from openpool.ingest.batch import read_table
 from openpool.ingest.connections import CONNECTIONS
 from openpool.partitions import Partition
+from openpool.payouts.payable import payout_log
 from openpool.snapshots import Snapshot, SnapshotStore
 from openpool.storage import ObjectStore
 
@@ -54,8 +55,13 @@ def refresh(
     now: datetime | None = None,
     payouts: pa.Table | None = None,
 ) -> Refreshed:
-    """Compute and export the partition's analytics at ``snap`` (default: the latest)."""
+    """Compute and export the partition's analytics at ``snap`` (default: the latest).
+
+    ``payouts``: the partition's payout-ledger rows; by default every wallet's ledger.
+    """
     snap = snap or SnapshotStore(state, partition).latest()
+    if payouts is None:
+        payouts = payout_log(state, str(partition))
     now = now or datetime.now(UTC)
     summ = worker_summary(snap, partition, threshold_wei, payouts)
     perf = performance(snap) if snap else Performance(*_empty())

@@ -2,7 +2,8 @@
 
 Per-worker rows are built first (exact ``int`` wei; worker counts are small) and every
 aggregate is computed from those final rows, so the totals always equal the sum of what is
-shown. Payable = earnings - paid - in flight. A pool-wide summary merges the partitions:
+shown. Payable = earnings - paid - in flight, from :mod:`openpool.payouts.payable` over
+every wallet's ledger. A pool-wide summary merges the partitions:
 a worker active in two regions appears once, with the per-partition detail beside it.
 """
 
@@ -20,10 +21,18 @@ from openpool.ingest.batch import read_table
 from openpool.ingest.connections import WORKERS
 from openpool.ingest.schema import TS, WEI
 from openpool.partitions import Partition
+from openpool.payouts.payable import (
+    NOTHING,
+    WALLET_LOG,
+    Settled,
+    current,
+    payable,
+    payout_log,
+    settle,
+)
 from openpool.snapshots import Snapshot
 
-CONFIRMED = ("confirmed",)
-IN_FLIGHT = ("signed", "broadcast", "needs_investigation")
+PAYOUTS_EMPTY = WALLET_LOG.empty_table()
 
 SUMMARY = pa.schema(
     [
@@ -66,22 +75,9 @@ class Summary:
         )
 
 
-def _payouts(log: pa.Table | None) -> dict[str, dict[str, Any]]:
-    """Per worker paid / in flight / count / last payout, from each payment's latest row."""
-    latest: dict[str, dict[str, Any]] = {}
-    for r in log.to_pylist() if log is not None else []:
-        latest[r["payment_id"]] = r
-    out: dict[str, dict[str, Any]] = {}
-    for r in latest.values():
-        p = out.setdefault(r["eth_address"], {"paid": 0, "in_flight": 0, "count": 0, "last": None})
-        if r["status"] in CONFIRMED:
-            p["paid"] += int(r["amount_wei"])
-            p["count"] += 1
-            if p["last"] is None or r["recorded_at"] > p["last"]:
-                p["last"] = r["recorded_at"]
-        elif r["status"] in IN_FLIGHT:
-            p["in_flight"] += int(r["amount_wei"])
-    return out
+def _payouts(log: pa.Table, partition: str) -> dict[str, Settled]:
+    """Per worker paid / in flight / count / last payout (the one payable module's reading)."""
+    return {a: s for (p, a), s in settle(current(log)).items() if p == partition}
 
 
 def _aggregates(rows: list[dict[str, Any]], props: Iterable[dict[str, Any]]) -> dict[str, Any]:
@@ -105,32 +101,38 @@ def worker_summary(
     threshold_wei: int,
     payouts: pa.Table | None = None,
 ) -> Summary:
-    """The partition's summary at ``snap``; ``payouts``: its rows of the payout ledger."""
+    """The partition's summary at ``snap``.
+
+    ``payouts``: its rows of the payout ledgers; by default every wallet's ledger in the
+    snapshot's store (never "nothing paid" because no wallet was configured).
+    """
+    if payouts is None:
+        payouts = payout_log(snap.snapshots.store, str(partition)) if snap else PAYOUTS_EMPTY
     balances = {r["eth_address"]: r for r in read_table(snap, "balances", BALANCES).to_pylist()}
     workers = {r["eth_address"]: r for r in read_table(snap, "workers", WORKERS).to_pylist()}
-    paid_by = _payouts(payouts)
+    paid_by = _payouts(payouts, str(partition))
     rows = []
     for addr in sorted(set(balances) | set(workers)):
         b, w = balances.get(addr, {}), workers.get(addr, {})
-        p = paid_by.get(addr, {"paid": 0, "in_flight": 0, "count": 0, "last": None})
+        p = paid_by.get(addr, NOTHING)
         earnings = int(b.get("worker_earnings_wei") or 0)
-        payable = earnings - p["paid"] - p["in_flight"]
+        owed = payable(earnings, p)
         rows.append(
             {
                 "eth_address": addr,
                 "total_fees_wei": int(b.get("total_fees_wei") or 0),
                 "pool_commission_wei": int(b.get("pool_commission_wei") or 0),
                 "worker_earnings_wei": earnings,
-                "paid_wei": p["paid"],
-                "in_flight_wei": p["in_flight"],
-                "payable_wei": payable,
-                "payment_count": p["count"],
-                "last_payout_at": p["last"],
+                "paid_wei": p.paid_wei,
+                "in_flight_wei": p.in_flight_wei,
+                "payable_wei": owed,
+                "payment_count": p.payment_count,
+                "last_payout_at": p.last_paid_at,
                 "job_count": int(b.get("job_count") or 0),
                 "connection_count": int(w.get("connection_count") or 0),
                 "active": bool(w.get("active") or False),
                 "last_seen": _latest(w.get("last_seen"), b.get("last_job_at")),
-                "payout_due": payable >= threshold_wei,
+                "payout_due": owed >= threshold_wei,
             }
         )
     props = [snap.manifest.properties] if snap else []

@@ -26,13 +26,20 @@ def _latest(settings: Settings, partition: Partition) -> Snapshot | None:
 
 
 def balance_rows(snap: Snapshot | None) -> list[dict[str, Any]]:
-    """Per-worker money as exact ints: fees, commission, earnings, paid, payable, jobs."""
+    """Per-worker money as exact ints: fees, commission, earnings, paid, payable, jobs.
+
+    Paid and in flight are every wallet's ledger in the snapshot's store (payouts.payable).
+    """
+    from openpool.payouts.payable import payable, settled_in
+
     table = read_table(snap, "balances", BALANCES)
+    settled = settled_in(snap.snapshots.store, str(snap.snapshots.partition)) if snap else {}
     rows = []
     for r in table.to_pylist():
         earnings = int(r["worker_earnings_wei"])
-        paid = 0  # payouts land in a later issue; until then nothing has been paid
-        in_flight = 0
+        s = settled.get(r["eth_address"])
+        paid = s.paid_wei if s else 0
+        in_flight = s.in_flight_wei if s else 0
         rows.append(
             {
                 "eth_address": r["eth_address"],
@@ -41,7 +48,7 @@ def balance_rows(snap: Snapshot | None) -> list[dict[str, Any]]:
                 "worker_earnings_wei": earnings,
                 "paid_wei": paid,
                 "in_flight_wei": in_flight,
-                "payable_wei": earnings - paid - in_flight,
+                "payable_wei": payable(earnings, s),
                 "job_count": int(r["job_count"]),
                 "first_job_at": r["first_job_at"].isoformat() if r["first_job_at"] else None,
                 "last_job_at": r["last_job_at"].isoformat() if r["last_job_at"] else None,

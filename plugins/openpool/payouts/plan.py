@@ -20,6 +20,9 @@ from openpool.ingest.accrue import BALANCES
 from openpool.ingest.batch import read_table
 from openpool.partitions import Partition
 from openpool.payouts.ledger import CONFIRMED, IN_FLIGHT, INVESTIGATE, Ledger
+from openpool.payouts.payable import current as all_current
+from openpool.payouts.payable import payable as payable_wei
+from openpool.payouts.payable import payout_log, settle
 from openpool.snapshots import SnapshotStore
 from openpool.storage import ObjectStore
 
@@ -59,18 +62,14 @@ def build_plan(
     """The plan document (not yet saved)."""
     now = now or datetime.now(UTC)
     lsnap = ledger.latest()
-    log = ledger.current(ledger.log(lsnap))
-    paid: dict[tuple[str, str], int] = {}
-    flight: dict[tuple[str, str], int] = {}
+    # Every wallet's ledger (a rotated-out wallet's payments count), this one at lsnap.
+    records = all_current(payout_log(state, pinned={ledger.wallet: lsnap}))
+    settled = settle(records)
     last: dict[tuple[str, str], datetime] = {}
     blocked: set[str] = set()
-    for r in log.values():
+    for r in records:
         key = (r["partition"], r["eth_address"])
-        amount = int(r["amount_wei"])
-        if r["status"] == CONFIRMED:
-            paid[key] = paid.get(key, 0) + amount
-        elif r["status"] in IN_FLIGHT:
-            flight[key] = flight.get(key, 0) + amount
+        if r["status"] in IN_FLIGHT:
             blocked.add(r["eth_address"])
         if r["status"] == INVESTIGATE:
             blocked.add(r["eth_address"])
@@ -82,7 +81,7 @@ def build_plan(
         versions[str(part)] = snap.version if snap else 0
         for b in read_table(snap, "balances", BALANCES).to_pylist():
             key = (str(part), b["eth_address"])
-            payable = int(b["worker_earnings_wei"]) - paid.get(key, 0) - flight.get(key, 0)
+            payable = payable_wei(int(b["worker_earnings_wei"]), settled.get(key))
             if payable < limits.threshold_wei or b["eth_address"] in blocked:
                 continue
             if key in last and now - last[key] < limits.min_interval:
