@@ -73,7 +73,7 @@ class Pool:
         )
 
 
-def _balances(state: LocalStore, earnings: dict[str, int]) -> None:
+def _balances(state: LocalStore, earnings: dict[str, int], part: Partition = PART) -> None:
     rows = [
         {
             "eth_address": a,
@@ -86,7 +86,7 @@ def _balances(state: LocalStore, earnings: dict[str, int]) -> None:
         }
         for a, e in earnings.items()
     ]
-    snaps = SnapshotStore(state, PART)
+    snaps = SnapshotStore(state, part)
     txn = snaps.begin(snaps.latest(), "seed")
     txn.replace("balances", pa.Table.from_pylist(rows, schema=BALANCES))
     txn.commit()

@@ -7,23 +7,47 @@ balances over RPC.
 
 from __future__ import annotations
 
+import copy
+import os
+import re
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from eth_account import Account
 from web3.exceptions import Web3RPCError
 
-from openpool.payouts.execute import execute
+from openpool.partitions import Partition
+from openpool.payouts.execute import PayoutRefused, execute, recover
 from openpool.payouts.ledger import CONFIRMED, FAILED
-from openpool.payouts.plan import load_plan
+from openpool.payouts.plan import PlanRefused, build_plan, load_plan, save_plan
 from tests.helpers.chain_faults import FaultyChain
-from tests.test_payouts import CAP, Pool, check_invariants, open_pool
+from tests.test_payouts import CAP, LIMITS, PART, Pool, _balances, check_invariants, open_pool
 
 
 @pytest.fixture
 def pool(tmp_path: Path) -> Iterator[Pool]:
     with open_pool(tmp_path) as p:
         yield p
+
+
+def _cli(pool: Pool, *argv: str) -> subprocess.CompletedProcess[str]:
+    """``openpool payouts ...`` as an operator runs it, against this pool."""
+    env = dict(
+        os.environ,
+        OPENPOOL_STATE_URI=str(pool.state.root),
+        ETH_RPC_ENDPOINT=pool.rpc,
+        HOT_WALLET_KEYSTORE=str(pool.keystore),
+        HOT_WALLET_PASSWORD_FILE=str(pool.password),
+        OPENPOOL_PARTITIONS=str(PART),
+        MAX_GAS_PRICE_WEI=str(CAP),
+    )
+    cli = str(Path(sys.executable).with_name("openpool"))
+    return subprocess.run(
+        [cli, "payouts", *argv], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
 
 
 def paid_on_chain(pool: Pool) -> dict[str, int]:
@@ -94,3 +118,87 @@ def test_a_settled_record_never_moves_back(pool: Pool) -> None:
     assert ledger.transition([{**row, "status": BROADCAST}], "confused", (CONFIRMED,)) == []
     assert ledger.payments() == settled
     assert check_invariants(pool) == pool.earnings
+
+
+def _mangled(plan: dict, how: str) -> dict:
+    plan = copy.deepcopy(plan)
+    p0, p1 = plan["payments"][0], plan["payments"][1]
+    if how == "duplicate_payment_id":
+        p1["payment_id"] = p0["payment_id"]
+    elif how == "two_payments_to_one_worker":
+        plan["payments"].append({**p0, "payment_id": "f" * 32, "amount_wei": 10**15})
+    elif how == "zero_amount":
+        p0["amount_wei"] = 0
+    elif how == "negative_amount":
+        p0["amount_wei"] = -(10**16)
+    elif how == "float_amount":
+        p0["amount_wei"] = float(p0["amount_wei"])
+    elif how == "bad_address":
+        p0["eth_address"] = p0["eth_address"][:-2]
+    elif how == "unknown_field":
+        p0["memo"] = "pay twice"
+    return plan
+
+
+@pytest.mark.parametrize(
+    ("how", "named"),
+    [
+        ("duplicate_payment_id", "duplicate payment_id"),
+        ("two_payments_to_one_worker", "more than one payment per"),
+        ("zero_amount", "payments.0.amount_wei: Input should be greater than 0"),
+        ("negative_amount", "payments.0.amount_wei: Input should be greater than 0"),
+        ("float_amount", "payments.0.amount_wei: Input should be a valid integer"),
+        ("bad_address", "not a valid Ethereum address"),
+        ("unknown_field", "payments.0.memo: Extra inputs are not permitted"),
+    ],
+)
+def test_a_malformed_approved_plan_is_refused_before_signing(
+    pool: Pool, how: str, named: str
+) -> None:
+    """Issue 15 item 7: a plan with its own valid hash but a wrong structure (a duplicate
+    payment id signs two nonces, the ledger keeps one, the wallet is blocked for good)."""
+    plan, _ = pool.plan()
+    h = save_plan(pool.state, _mangled(plan, how))
+    with pytest.raises(PlanRefused, match=re.escape(named)) as refused:
+        pool.run(h, timeout=5)
+    assert refused.type.__name__ == "InvalidPlan"
+    assert pool.ledger().payments() == {}
+    assert pool.chain.nonce(pool.wallet.address, "pending") == 0
+    assert sum(paid_on_chain(pool).values()) == 0
+
+
+@pytest.mark.parametrize("when", ["after", "racing"])
+def test_two_plans_never_spend_more_than_the_wallet_holds(pool: Pool, when: str) -> None:
+    """Issue 15 item 8: the solvency check counts payments still in flight, on the same
+    base as the commit that claims the nonces. Plan 1 is broadcast but not yet mined; plan 2
+    (other workers) must see that money as spent, also when it checked the balance just
+    before plan 1 committed."""
+    other = Partition("ai", "us-west")
+    workers2 = {Account.create().address: 10 * 10**16 for _ in range(2)}
+    _balances(pool.state, workers2, other)
+    _, h1 = pool.plan()  # 0.27 ETH to the six workers of PART
+    plan2 = build_plan([other], pool.state, pool.ledger(), LIMITS, 42161)
+    h2 = save_plan(pool.state, plan2)  # 0.2 ETH to two others
+    pool.chain.rpc("anvil_setBalance", [pool.wallet.address, hex(4 * 10**17)])  # 0.4 ETH
+    pool.chain.rpc("evm_setAutomine", [False])
+    faulty = FaultyChain(pool.chain)
+    if when == "after":
+        pool.run(h1, timeout=1)
+    else:
+
+        def balance(real: Callable[..., int], address: str) -> int:
+            seen = real(address)
+            faulty.hooks.pop("balance")
+            pool.run(h1, timeout=1)  # plan 1 claims its nonces right after our look
+            return seen
+
+        faulty.hooks["balance"] = balance
+    with pytest.raises(PayoutRefused, match="short by"):
+        execute(load_plan(pool.state, h2), h2, pool.ledger(), faulty, pool.wallet, CAP, 1.0)
+    assert {r["plan_hash"] for r in pool.ledger().payments().values()} == {h1}
+    assert pool.chain.nonce(pool.wallet.address, "pending") == 6
+    pool.chain.rpc("evm_setAutomine", [True])
+    pool.chain.rpc("evm_mine", [])
+    recover(pool.ledger(), pool.chain, pool.wallet.address)
+    assert paid_on_chain(pool) == pool.earnings
+    assert all(pool.chain.balance(a) == 0 for a in workers2)

@@ -1,13 +1,15 @@
 """Execute an approved plan exactly once, and recover whatever a crash left open.
 
-Order per run: refuse a tampered plan; check gas price against the cap and the wallet
-against plan total + worst-case gas (send nothing if either fails); sign every payment not
-yet recorded and commit all ``signed`` records in ONE ledger commit (claiming their nonces)
-before broadcasting anything; broadcast the recorded raw bytes; wait for all receipts
-concurrently; record ``confirmed`` / ``failed``. A receipt timeout leaves ``broadcast``
-for the next :func:`recover`; nothing is ever re-signed for a payment that has a record.
-A payment whose gas estimate fails is not signed this run and gets no record: only a mined
-receipt may make a payment ``failed`` (payable again).
+Order per run: refuse a tampered or malformed plan; check gas price against the cap; sign
+every payment not yet recorded and commit all ``signed`` records in ONE ledger commit
+(claiming their nonces) before broadcasting anything -- on the base of that commit, the
+payments must be backed by balances and the wallet must cover them plus everything still
+in flight (:mod:`openpool.payouts.checks`; send nothing otherwise); broadcast the
+recorded raw bytes; wait for all receipts concurrently; record ``confirmed`` / ``failed``.
+A receipt timeout leaves ``broadcast`` for the next :func:`recover`; nothing is ever
+re-signed for a payment that has a record. A payment whose gas estimate fails is not signed
+this run and gets no record: only a mined receipt may make a payment ``failed`` (payable
+again).
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from openpool.errors import CommitConflict, OpenPoolError
+from openpool.errors import CommitConflict
 from openpool.ingest.accrue import BALANCES
 from openpool.ingest.batch import read_table
 from openpool.partitions import Partition
 from openpool.payouts.chain import Chain
+from openpool.payouts.checks import PayoutRefused, require_solvent
 from openpool.payouts.keys import HotWallet
 from openpool.payouts.ledger import (
     BROADCAST,
@@ -33,6 +36,7 @@ from openpool.payouts.ledger import (
     SIGNED,
     Ledger,
 )
+from openpool.payouts.models import validate_plan
 from openpool.payouts.payable import current as every_record
 from openpool.payouts.payable import payable, payout_log, settle
 from openpool.payouts.plan import PlanRefused
@@ -40,10 +44,6 @@ from openpool.snapshots import Snapshot, SnapshotStore
 
 log = logging.getLogger(__name__)
 GAS_MARGIN = (12, 10)  # estimate x 1.2: Arbitrum transfers need more than 21,000
-
-
-class PayoutRefused(OpenPoolError):
-    """Nothing was sent: the run failed a check before the first broadcast."""
 
 
 @dataclass
@@ -150,6 +150,7 @@ def _sign_all(
         if not todo:
             return 0
         refuse_unbacked(todo, ledger, base)  # on the base this commit will claim
+        require_solvent(todo, gas, max_fee, ledger, base, chain, wallet.address)
         nonce = max(Ledger.next_nonce(base), chain.nonce(wallet.address, "pending"))
         rows = []
         for p in todo:
@@ -253,6 +254,7 @@ def execute(
     """Pay the plan (see the module docstring); safe to run again or concurrently."""
     run_id = run_id or f"execute-{uuid.uuid4().hex[:12]}"
     report = RunReport(plan_hash)
+    plan = validate_plan(plan).model_dump()  # its structure, before anything else
     if plan["wallet"].lower() != wallet.address.lower():
         raise PlanRefused("the plan was made for another hot wallet")
     if plan["chain_id"] != chain.chain_id():
@@ -271,14 +273,6 @@ def execute(
                 log.warning("payment %s not signed this run: %s", p["payment_id"], reason)
                 continue
             gas[p["payment_id"]] = -(-est * GAS_MARGIN[0] // GAS_MARGIN[1])
-        todo = [p for p in todo if p["payment_id"] in gas]
-        need = sum(p["amount_wei"] for p in todo) + sum(g * max_fee for g in gas.values())
-        have = chain.balance(wallet.address)
-        if have < need:
-            raise PayoutRefused(
-                f"insufficient hot wallet balance: need {need} wei (payments + worst-case gas),"
-                f" have {have} wei, short by {need - have} wei; nothing sent"
-            )
         report.signed = _sign_all(plan, plan_hash, ledger, chain, wallet, max_fee, tip, gas, run_id)
     ids = {p["payment_id"] for p in plan["payments"]}
     current = [r for pid, r in ledger.payments().items() if pid in ids]
