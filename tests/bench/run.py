@@ -34,6 +34,7 @@ from openpool.partitions import Partition
 from openpool.snapshots import SnapshotStore
 from openpool.storage import LocalStore, ObjectStore, S3Store, make_s3_client
 from tests.bench import analytics as analytics_bench
+from tests.bench import backfill as backfill_bench
 from tests.bench import ingest as ingest_bench
 from tests.services import REPO, moto_server, s3_env
 
@@ -113,7 +114,9 @@ def main() -> int:
         default=float(os.environ.get("OPENPOOL_BENCH_SCALE", "1")),
         help="multiply the ingest sizes",
     )
-    parser.add_argument("--only", choices=["ingest", "analytics", "snapshots"], default=None)
+    parser.add_argument(
+        "--only", choices=["ingest", "backfill", "analytics", "snapshots"], default=None
+    )
     parser.add_argument("--out", type=Path, default=REPO / "reports" / "bench.json")
     args = parser.parse_args()
 
@@ -137,6 +140,11 @@ def main() -> int:
             {"target": name, "measured": got, "met": ok}
             for name, got, ok in ingest_bench.targets(fig)
         ]
+    if args.only in (None, "backfill"):
+        print("\nbackfill: a month of one-minute files in one run")
+        fig = backfill_bench.run(backfill_bench.QUICK if args.quick else backfill_bench.Sizes())
+        backfill_bench.print_table(fig)
+        report["backfill"] = fig
     if args.only in (None, "analytics"):
         print("\nanalytics refresh")
         fig = analytics_bench.run(analytics_bench.QUICK if args.quick else analytics_bench.Sizes())

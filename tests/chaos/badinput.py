@@ -260,6 +260,12 @@ def corpus(large_events: int) -> list[Kind]:
             r"is not RFC 3339 UTC",
         ),
         Kind(
+            "event dated outside its file's key window",
+            sandwich(job(DT="2026-10-02T09:00:00Z")),
+            "reject",
+            r"^DT 2026-10-02T09:00:00Z is outside its file's key window \[",
+        ),
+        Kind(
             "event of another region",
             sandwich(job(Region="eu-central")),
             "reject",
@@ -344,8 +350,9 @@ def _matcher(pattern: str) -> Callable[[str], bool]:
 
 
 def _key(i: int) -> str:
+    """Every file's events are dated 09:00:00, its first event; keys differ by their end."""
     stamp = f"20261003T{9 + i // 3600:02d}{i // 60 % 60:02d}{i % 60:02d}Z"
-    return f"{PART.path}/{PART.region}-{PART.node_type}-{stamp}_{stamp}.json"
+    return f"{PART.path}/{PART.region}-{PART.node_type}-20261003T090000Z_{stamp}.json"
 
 
 def run(c: Campaign) -> list[Result]:

@@ -513,17 +513,40 @@ def write_connections(
     by_day = dict(split_by(closed, day_labels(closed.column("disconnected_at"))))
     for day in sorted(set(by_day) | set(closed_days)):
         rows = by_day.get(day, conn.CONNECTIONS.empty_table())
+        label = conn.closed_slice(day)
         if day in closed_days:
-            txn.replace_slice("connections", conn.closed_slice(day), rows)
+            txn.replace_slice("connections", label, rows)
+        elif _many(base, "connections", label):
+            rows = _compacted(base, "connections", label, rows, conn.CONNECTIONS)
+            txn.replace_slice("connections", label, rows)
         else:
-            txn.append("connections", rows, slice_=conn.closed_slice(day))
+            txn.append("connections", rows, slice_=label)
     txn.replace_slice("connections", None, conn.CONNECTIONS.empty_table())
     txn.replace_slice("connections", conn.CLOSED, conn.CONNECTIONS.empty_table())
     txn.replace_slice("connections", conn.OPEN, open_rows)
     for day, part in split_by(log, day_labels(log.column("event_time"))):
-        txn.append("connection_events", part, slice_=day)
+        if _many(base, "connection_events", day):
+            both = _compacted(base, "connection_events", day, part, conn.LOG)
+            txn.replace_slice("connection_events", day, both)
+        else:
+            txn.append("connection_events", part, slice_=day)
     if base is None or not base.has_table("connection_events"):
         txn.append("connection_events", conn.LOG.empty_table())
+
+
+def _many(base: Snapshot | None, name: str, label: str) -> bool:
+    """Whether a slice holds so many small files that this commit rewrites it as one (one
+    file per commit would otherwise grow every manifest without end)."""
+    return base is not None and len(base.files(name, [label])) >= COMPACT_INGESTED_AFTER
+
+
+def _compacted(
+    base: Snapshot | None, name: str, label: str, new: pa.Table, schema: pa.Schema
+) -> pa.Table:
+    """``new``, preceded by the slice's rows when :func:`_many` says to rewrite it."""
+    if not _many(base, name, label):
+        return new
+    return pa.concat_tables([base.read(name, slices=[label], schema=schema), new.cast(schema)])  # type: ignore[union-attr]
 
 
 def apply_batch(

@@ -1,0 +1,147 @@
+"""Backfill benchmark (issue 14): a month of one-minute files ingested in ONE run.
+
+A backfill (or an archive replay) hands one run every file of its interval, so the batch
+spans hundreds of hours and dozens of days. Staging used to filter the whole batch once
+per hour slice and once per day (quadratic in the batch); it now groups the batch once.
+This figure is the wall time and peak RSS of that one run, on one pinned core, on files
+generated as an orchestrator flushing every minute writes them (``--quick``: three days).
+
+Inputs are cached under ``var/bench/inputs/backfill-*``; the state is built under
+``var/bench/work/`` and deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from tests.bench import common
+from tests.services import REPO
+
+VAR = REPO / "var" / "bench"
+START = datetime(2026, 9, 1, tzinfo=UTC)
+RATE = Fraction(1, 4)
+
+
+@dataclass(frozen=True)
+class Sizes:
+    days: int = 30
+    events_per_minute: int = 4  # a quiet partition: each one-minute flush holds a few events
+    workers: int = 50
+
+
+QUICK = Sizes(days=3)
+
+
+def _partition() -> Any:
+    from openpool.partitions import Partition
+
+    return Partition("transcode", "us-west")
+
+
+def _inputs(sizes: Sizes) -> Path:
+    from openpool.ingest import generator
+
+    h = hashlib.sha256(Path(generator.__file__).read_bytes())
+    h.update(json.dumps([sizes.days, sizes.events_per_minute, sizes.workers]).encode())
+    return VAR / "inputs" / f"backfill-{h.hexdigest()[:16]}"
+
+
+def child_generate(args: dict[str, Any]) -> dict[str, Any]:
+    from openpool.ingest.generator import count_events, generate, write
+    from openpool.storage import LocalStore
+
+    root = Path(args["root"])
+    files = generate(
+        _partition(),
+        START,
+        timedelta(days=args["days"]),
+        workers=args["workers"],
+        events_per_second=args["events_per_minute"] / 60,
+        flush_seconds=60,
+        seed=14,
+    )
+    tmp = root.with_suffix(".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    write(files, LocalStore(tmp))
+    tmp.rename(root)
+    return {"files": len(files), "events": sum(count_events(f.body) for f in files)}
+
+
+def child_backfill(args: dict[str, Any]) -> dict[str, Any]:
+    from openpool.ingest.run import ingest
+    from openpool.storage import LocalStore
+
+    work = Path(tempfile.mkdtemp(dir=args["work"]))
+    try:
+        t0 = time.perf_counter()
+        c0 = time.process_time()
+        report = ingest(
+            _partition(),
+            LocalStore(args["root"]),
+            LocalStore(work / "state"),
+            RATE,
+            max_files=10**7,  # the whole month in one batch, as a backfill run takes it
+        )
+        return {
+            "seconds": time.perf_counter() - t0,
+            "cpu_seconds": time.process_time() - c0,
+            "batches": report.batches,
+            "events_accepted": report.counts.events_accepted,
+            "files": report.counts.files_ingested,
+            "peak_rss_bytes": common.peak_rss_bytes(),
+        }
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+CHILDREN = {"generate": child_generate, "backfill": child_backfill}
+
+
+def run(sizes: Sizes) -> dict[str, Any]:
+    root = _inputs(sizes)
+    if not root.exists():
+        root.parent.mkdir(parents=True, exist_ok=True)
+        common.spawn(
+            "tests.bench.backfill",
+            "generate",
+            pin=False,
+            root=str(root),
+            days=sizes.days,
+            events_per_minute=sizes.events_per_minute,
+            workers=sizes.workers,
+        )
+    work = VAR / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    fig = common.spawn("tests.bench.backfill", "backfill", root=str(root), work=str(work))
+    return {"sizes": sizes.__dict__, **fig}
+
+
+def print_table(fig: dict[str, Any]) -> None:
+    s = fig["sizes"]
+    rows = [
+        ("batch", f"{s['days']} days of one-minute files: {fig['files']:,} files"),
+        ("events accepted", f"{fig['events_accepted']:,} in {fig['batches']} commit(s)"),
+        ("wall time of the one run", f"{fig['seconds']:.1f} s ({fig['cpu_seconds']:.1f} CPU-s)"),
+        ("files per second", f"{fig['files'] / fig['seconds']:,.0f}"),
+        ("peak RSS", common.mb(fig["peak_rss_bytes"])),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"  {k:<{width}}  {v}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    return common.main(argv, CHILDREN, lambda quick: run(QUICK if quick else Sizes()), print_table)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
