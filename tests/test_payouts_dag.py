@@ -226,13 +226,24 @@ def test_an_approved_plan_is_paid_exactly_and_the_key_never_leaks(
     assert {states[t] for t in ("approve", "execute", "confirm", "report")} == {"skipped"}
 
 
-def test_a_rejected_plan_sends_nothing(world: World) -> None:
-    """Reject path, answered via the public REST API (api-server over HTTP on loopback)."""
-    _, states, _ = _run(_responder(world, "Reject"))
+def test_a_reject_is_recorded_and_the_plan_is_never_executed_not_even_with_i_approve(
+    world: World,
+) -> None:
+    """Reject path, answered via the public REST API (api-server over HTTP on loopback);
+    then someone tries to pay the rejected plan on the command line."""
+    dr, states, _ = _run(_responder(world, "Reject"))
     assert states["plan"] == states["approve"] == "success", states
     assert {states[t] for t in ("execute", "confirm", "report")} == {"skipped"}, states
     (plan_hash,) = world.plans()
-    assert not world.state.exists(approval_key(plan_hash))
+    record = json.loads(world.state.get(approval_key(plan_hash)))
+    assert record["decision"] == "rejected" and record["plan_hash"] == plan_hash
+    assert record["approver"] == f"airflow:{APPROVER}" and dr.run_id in record["via"]
+    world.nothing_sent()
+    cli = REPO / ".venv/bin/openpool"
+    argv = [str(cli), "payouts", "execute", "--plan", plan_hash, "--i-approve", plan_hash]
+    out = subprocess.run(argv, env=os.environ, capture_output=True, text=True, timeout=180)
+    assert out.returncode != 0 and "rejected" in out.stderr, out.stderr
+    assert json.loads(world.state.get(approval_key(plan_hash)))["decision"] == "rejected"
     world.nothing_sent()
 
 

@@ -75,9 +75,12 @@ Tasks:
 - `approve`: Human-in-the-loop. Open **Required Actions** (or the task) and read the
   plan: number of payments, total ETH, the ten largest, the hot wallet's balance and the
   plan hash. **Approve** pays exactly that plan. **Reject** sends nothing (the rest is
-  skipped). No answer within {timeout} fails the task and sends nothing.
-- `execute`: loads the plan by the approved hash and refuses it if its content no longer
-  hashes to that name (tampering), records the approval (`approvals/<hash>.json`), checks
+  skipped) and is recorded: that plan is never executed, not even with the CLI's
+  `--i-approve`. No answer within {timeout} fails the task and sends nothing. The answer
+  is recorded in `approvals/<hash>.json`; that file is never the authority to pay.
+- `execute`: pays only on this run's own answer (the `approve` task's result in this run,
+  in state success in Airflow), loads the plan by the approved hash and refuses it if its
+  content no longer hashes to that name (tampering) or it was ever rejected, checks
   the gas price cap and the wallet balance, signs and records every payment before
   broadcasting it, and waits up to {receipt}s for receipts. Retried only for transient
   trouble (RPC, gas above the cap, wallet short); safe to retry, it never pays twice.
@@ -180,21 +183,76 @@ def _plan_summary(ledger: Ledger, plan_hash: str) -> dict[str, Any]:
 
 
 class PlanApprovalOperator(ApprovalOperator):
-    """The standard ApprovalOperator; on Approve its result also names the plan it approved.
+    """The standard ApprovalOperator; its result also names the plan and the run it decided.
 
     ``plan_hash`` is rendered from the ``plan`` task's XCom, the same value the subject and
-    body show the approver; ``execute`` pays the plan of that hash or nothing.
+    body show the approver; ``execute`` pays the plan of that hash or nothing. The answer
+    (Approve or Reject) is recorded in ``approvals/<hash>.json``: a rejection there is a
+    veto no later approval overrides; the record is never the authority to pay.
     """
 
     template_fields = (*ApprovalOperator.template_fields, "plan_hash")
 
-    def __init__(self, *, plan_hash: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, *, plan_hash: str, aws_conn_id: str = "aws_default", **kw: Any) -> None:
+        super().__init__(**kw)
         self.plan_hash = plan_hash
+        self.aws_conn_id = aws_conn_id
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        if "error" not in event:  # an answer (a timeout is handled, and fails, below)
+            # Recorded first: on Reject the parent skips downstream by raising.
+            self.validate_chosen_options(event["chosen_options"])
+            self._record(context, event)
         ret = super().execute_complete(context=context, event=event)
-        return {**ret, "plan_hash": self.plan_hash}
+        return {**ret, "plan_hash": self.plan_hash, "run_id": context["run_id"]}
+
+    def _record(self, context: Any, event: dict[str, Any]) -> None:
+        from openpool.airflow.runtime import store
+        from openpool.payouts.approvals import APPROVED, REJECTED, record_decision
+
+        approved = event["chosen_options"] == [ApprovalOperator.APPROVE]
+        who = (event.get("responded_by_user") or {}).get("name") or "?"
+        s = payout_settings()
+        doc = record_decision(
+            store(s.state_uri, self.aws_conn_id),
+            self.plan_hash,
+            APPROVED if approved else REJECTED,
+            f"airflow:{who}",
+            f"HITL {context['dag'].dag_id}/{context['run_id']}",
+        )
+        self.log.info("plan %s: %s by %s", self.plan_hash, doc["decision"], doc["approver"])
+
+
+def _authorise(decision: dict[str, Any] | None, plan_hash: str) -> str:
+    """The approver of ``plan_hash`` in this very run, or PlanRefused.
+
+    Authority is Airflow's record of this run: the ``approve`` task's return value (XCom of
+    the same dag run), naming Approve, this plan and this run, with ``approve`` in state
+    success in Airflow's metadata. A file in ``approvals/`` never is; a recorded rejection
+    of the plan (by any run) vetoes it.
+    """
+    from openpool.payouts.plan import PlanRefused
+
+    ctx = get_current_context()
+    if not decision or decision.get("chosen_options") != [ApprovalOperator.APPROVE]:
+        raise PlanRefused(f"plan {plan_hash[:12]}… was not approved; nothing sent")
+    if decision.get("plan_hash") != plan_hash:
+        raise PlanRefused(
+            f"the approval names plan {str(decision.get('plan_hash'))[:12]}…, "
+            f"not {plan_hash[:12]}…; nothing sent"
+        )
+    if decision.get("run_id") != ctx["run_id"]:
+        raise PlanRefused(f"the approval is not of this run ({ctx['run_id']}); nothing sent")
+    states = ctx["ti"].get_task_states(
+        dag_id=ctx["dag"].dag_id, task_ids=["approve"], run_ids=[ctx["run_id"]]
+    )
+    state = (states.get(ctx["run_id"]) or {}).get("approve")
+    if str(state) not in ("success", "TaskInstanceState.SUCCESS"):
+        raise PlanRefused(f"Airflow has approve in state {state!r} for this run; nothing sent")
+    who = (decision.get("responded_by_user") or {}).get("name")
+    if not who:
+        raise PlanRefused("the approval names no person; nothing sent")
+    return str(who)
 
 
 def build_payouts_dag(
@@ -273,6 +331,7 @@ def build_payouts_dag(
             subject=SUBJECT,
             body=BODY.replace("__TIMEOUT__", str(approval_timeout)),
             plan_hash="{{ ti.xcom_pull(task_ids='plan')['plan_hash'] }}",
+            aws_conn_id=aws_conn_id,
             response_timeout=approval_timeout,
             assigned_users=approvers,
             # Reject skips everything after it, whatever its trigger rules; a timeout (no
@@ -284,24 +343,18 @@ def build_payouts_dag(
         @task(retries=EXECUTE_RETRIES)
         def execute(described: dict[str, Any], decision: dict[str, Any] | None) -> dict[str, Any]:
             def run() -> dict[str, Any]:
-                from openpool.payouts.approvals import record_approval
+                from openpool.payouts.approvals import record_approval, refuse_if_rejected
                 from openpool.payouts.chain import Chain
                 from openpool.payouts.execute import execute as pay
                 from openpool.payouts.keys import load_wallet
                 from openpool.payouts.ledger import Ledger
-                from openpool.payouts.plan import PlanRefused, load_plan
+                from openpool.payouts.plan import load_plan
 
                 plan_hash = described["plan_hash"]
-                if not decision or decision.get("chosen_options") != [ApprovalOperator.APPROVE]:
-                    raise PlanRefused(f"plan {plan_hash[:12]}… was not approved; nothing sent")
-                if decision.get("plan_hash") != plan_hash:
-                    raise PlanRefused(
-                        f"the approval names plan {str(decision.get('plan_hash'))[:12]}…, "
-                        f"not {plan_hash[:12]}…; nothing sent"
-                    )
+                who = _authorise(decision, plan_hash)
                 s = payout_settings()
                 state, _ = _ledger(s, aws_conn_id)
-                who = (decision.get("responded_by_user") or {}).get("name") or "?"
+                refuse_if_rejected(state, plan_hash)
                 ctx = get_current_context()
                 record_approval(
                     state, plan_hash, f"airflow:{who}", f"HITL {ctx['dag'].dag_id}/{ctx['run_id']}"

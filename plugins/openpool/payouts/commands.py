@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import logging
 from datetime import timedelta
@@ -11,7 +10,7 @@ from typing import Any
 
 from openpool.analytics.exports import eth
 from openpool.config import Settings
-from openpool.payouts.approvals import record_approval, require_approval
+from openpool.payouts.approvals import approve_on_cli
 from openpool.payouts.chain import Chain
 from openpool.payouts.execute import execute, recover
 from openpool.payouts.keys import load_wallet
@@ -49,14 +48,10 @@ def cmd_plan(args: argparse.Namespace, s: Settings) -> int:
 
 def cmd_execute(args: argparse.Namespace, s: Settings) -> int:
     state = open_store(s.state_uri)
-    if args.i_approve:
-        if args.i_approve != args.plan:
-            raise PlanRefused("--i-approve must repeat the full plan hash")
-        who = f"cli:{getpass.getuser()}"
-        record_approval(state, args.plan, who, "openpool payouts execute --i-approve")
-        log.warning("plan %s approved on the command line by %s", args.plan, who)
-    approval = require_approval(state, args.plan)
-    plan = load_plan(state, args.plan)
+    plan = load_plan(state, args.plan)  # refuses content that no longer hashes to its name
+    # Authority is the person running this (--i-approve), never a file in approvals/.
+    who = approve_on_cli(state, args.plan, args.i_approve, args.approver)
+    log.warning("plan %s approved on the command line by %s", args.plan, who)
     wallet = load_wallet(s.hot_wallet_keystore, s.hot_wallet_password_file)
     report = execute(
         plan,
@@ -67,7 +62,7 @@ def cmd_execute(args: argparse.Namespace, s: Settings) -> int:
         s.max_gas_price_wei,
         receipt_timeout=args.receipt_timeout,
     )
-    print(json.dumps({**report.as_dict(), "approved_by": approval["approver"]}))
+    print(json.dumps({**report.as_dict(), "approved_by": who}))
     return 0 if not report.investigate else 3
 
 
@@ -111,6 +106,7 @@ def register(sub: Any, format_arg: Any) -> None:
     q = ps.add_parser("execute", help="pay an approved plan")
     q.add_argument("--plan", required=True, help="the plan's SHA-256")
     q.add_argument("--i-approve", metavar="HASH", help="approve it here (logged as approver)")
+    q.add_argument("--approver", metavar="NAME", help="your name, recorded beside your OS account")
     q.add_argument("--receipt-timeout", type=float, default=120.0)
     q.set_defaults(handler=cmd_execute)
     q = ps.add_parser("recover", help="resolve signed/broadcast payments by their tx hash")
