@@ -104,3 +104,7 @@ class CorruptState(OpenPoolError):
         super().__init__(f"corrupt snapshot chain: {reason}: {', '.join(uris)}")
         self.reason = reason
         self.uris = uris
+
+
+class ResolveRefused(OpenPoolError):
+    """A repeated event ID that cannot be set aside safely on this state (say why)."""

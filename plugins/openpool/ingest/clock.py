@@ -28,9 +28,12 @@ def key_window(key: str) -> tuple[datetime, datetime] | None:
     m = _KEY_RE.match(key)
     if not m:
         return None
-    start, end = (
-        datetime.strptime(m[g], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC) for g in ("start", "end")
-    )
+    try:
+        start, end = (
+            datetime.strptime(m[g], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC) for g in ("start", "end")
+        )
+    except ValueError:  # digits of the right shape that name no time (month 13, ...)
+        return None
     return (start, end) if start <= end else None
 
 
@@ -89,7 +92,11 @@ def bounded_watermark(
     fresh: pa.Table, previous: datetime | None, clock: datetime | None
 ) -> datetime | None:
     """The partition's clock after a batch: the newest accepted event time, never past the
-    wall clock of the ingest that read it (``clock``), never going backwards."""
+    wall clock of the ingest that read it (``clock``), never going backwards — except that a
+    clock already past ``clock`` (set before this bound existed, by one far-future event)
+    is brought back to it."""
+    if clock is not None and previous is not None and previous > clock:
+        previous = clock
     if fresh.num_rows == 0:
         return previous
     newest = pc.max(fresh.column("event_time")).as_py()

@@ -100,6 +100,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         start=args.start,
         end=args.end,
         progress=progress,
+        skew=timedelta(seconds=settings.clock_skew_seconds),
     )
     if tty and report.batches:
         sys.stderr.write("\n")
@@ -125,6 +126,52 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def duplicate_rows(report: Any) -> list[dict[str, Any]]:
+    """One row per place an unresolved repeated event ID is held (first: the one kept)."""
+    rows = []
+    for d in report.unresolved:
+        for n, o in enumerate(d.occurrences):
+            rows.append(
+                {
+                    "event_id": d.event_id,
+                    "occurrence": n + 1,
+                    "counts": n == 0,
+                    "partition": o.partition,
+                    "hour": o.hour,
+                    "event_type": o.event_type,
+                    "event_time": o.event_time,
+                    "worker": o.worker,
+                    "fees_wei": o.fees_wei,
+                    "source_key": o.source_key,
+                    "source_index": o.source_index,
+                    "ingested_in_version": o.version,
+                }
+            )
+    return rows
+
+
+def cmd_duplicates(args: argparse.Namespace, settings: Settings) -> int:
+    """List (and with --resolve, set aside) event IDs held twice anywhere in history."""
+    from openpool.cli import emit
+    from openpool.ingest.history import find_duplicates, resolve_duplicates
+
+    state = open_store(settings.state_uri)
+    parts = list(settings.partitions)
+    report = find_duplicates(state, parts)
+    if args.resolve and report.unresolved:
+        done = resolve_duplicates(state, parts, report, settings.commission_rate)
+        sys.stderr.write(
+            f"set aside {sum(done.values())} later occurrence(s): {json.dumps(done)}\n"
+        )
+        report = find_duplicates(state, parts)
+    sys.stderr.write(
+        f"{report.ids_checked} event IDs checked over {len(report.versions)} partition(s); "
+        f"{len(report.unresolved)} unresolved repeat(s)\n"
+    )
+    emit(duplicate_rows(report), args.format)
+    return 1 if report.unresolved else 0
+
+
 def register(sub: Any, partition_args: Any, format_arg: Any) -> None:
     from datetime import datetime
 
@@ -147,6 +194,18 @@ def register(sub: Any, partition_args: Any, format_arg: Any) -> None:
     partition_args(p)
     format_arg(p)
     p.set_defaults(handler=cmd_balances)
+
+    p = sub.add_parser(
+        "duplicates",
+        help="event IDs held twice anywhere in history (exit 1 while any is unresolved)",
+    )
+    format_arg(p)
+    p.add_argument(
+        "--resolve",
+        action="store_true",
+        help="keep each ID's first committed occurrence, set the later ones aside as rejected",
+    )
+    p.set_defaults(handler=cmd_duplicates)
 
     p = sub.add_parser("status", help="a partition's ingest status")
     partition_args(p)

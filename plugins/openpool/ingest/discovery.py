@@ -51,7 +51,10 @@ def key_start(key: str) -> datetime | None:
     m = _KEY_RE.match(key)
     if not m:
         return None
-    return datetime.strptime(m["start"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    try:
+        return datetime.strptime(m["start"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    except ValueError:  # the key's shape, not a time: read (and quarantined) like any other
+        return None
 
 
 def file_ids(keys: pa.Array | pa.ChunkedArray, etags: pa.Array | pa.ChunkedArray) -> pa.Array:

@@ -5,17 +5,18 @@ dated in, so its cost stays flat as history grows. An event that comes back date
 another hour (the orchestrators never do that: a re-upload keeps its ``DT``; and an event
 must lie inside its file's key window) is therefore not seen as a repeat by that ingest.
 This check reads every slice of every partition's ID index at once, in DuckDB (spilling to
-disk when history outgrows memory), and finds every ID held in two places. It runs before
-every payout plan and before every execute: a worker that such an event touched is not paid
-until the repeat is resolved.
+disk when history outgrows memory), and finds every ID held in two places. It runs in every
+payout plan, on the same snapshots the plan pays from: a worker that such an event touched
+is not paid until the repeat is resolved.
 
 :func:`resolve_duplicates` resolves them the way ingest resolves a repeat it does see: the
 occurrence committed first counts, every later one is set aside as a rejected conflict. Its
-event leaves the ledger, its credit leaves the balances (the commission at the current
-rate, as accrual computes it), its AI credit, pending or unattributed row goes, and the
-connections are re-derived from its time if it was a connection event. Each resolution is
-recorded in ``duplicate_resolutions``, so the check never reports it again while the ID
-stays in the index (a further copy is still found).
+event leaves the ledger, its credit leaves the balances (the commission at the given rate,
+as accrual computes it), its AI credit, pending, unattributed or ticket row goes; a
+``job-received`` set aside gives its request's jobs to the earliest remaining one (or back
+to pending); and the connections are re-derived from its time if it was a connection
+event. Each resolution is recorded in ``duplicate_resolutions``, so the check never
+reports it again while the ID stays in the index (a further copy is still found).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import re
 import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
@@ -33,10 +34,11 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from openpool.errors import ResolveRefused
 from openpool.ingest import accrue as acc
 from openpool.ingest import connections as conn
-from openpool.ingest.dedup import ID_INDEX, day_labels
-from openpool.ingest.money import commission, subtract, wei_sum
+from openpool.ingest.dedup import day_labels
+from openpool.ingest.money import commission, subtract, to_wei_array, wei_sum
 from openpool.ingest.schema import EVENTS, REJECTED, TS
 from openpool.partitions import Partition
 from openpool.snapshots import Snapshot, SnapshotStore, commit_with_retry
@@ -141,7 +143,7 @@ def _repeated_ids(snaps: dict[str, Snapshot]) -> tuple[dict[str, list[tuple[str,
             db.execute("CREATE TABLE ids (partition VARCHAR, hour VARCHAR, event_id VARCHAR)")
             for part, snap in snaps.items():
                 for f in snap.files("event_ids"):
-                    t = snap.read("event_ids", slices=[f.slice], schema=ID_INDEX)
+                    t = snap._read_file(f, ["event_id"])
                     chunk = pa.table(  # noqa: F841 - read by DuckDB by name
                         {
                             "partition": pa.repeat(pa.scalar(part), t.num_rows),
@@ -196,16 +198,46 @@ def _credited(snap: Snapshot, rows: list[dict[str, Any]]) -> dict[tuple[str, dat
     if not ai or not snap.has_table("ai_credits"):
         return {}
     ids = pa.array(sorted({r["event_id"] for r in ai}), pa.string())
-    t = snap.read("ai_credits", schema=acc.CREDITS)
-    t = t.filter(pc.is_in(t.column("event_id"), ids))
-    return {(r["event_id"], r["event_time"]): r["eth_address"] for r in t.to_pylist()}
+    out: dict[tuple[str, datetime], str] = {}
+    for f in _covering(snap, "ai_credits", [r["event_time"] for r in ai]):
+        t = snap._read_file(f)
+        t = t.filter(pc.is_in(t.column("event_id"), ids))
+        for r in t.to_pylist():
+            out[(r["event_id"], r["event_time"])] = r["eth_address"]
+    return out
 
 
-def find_duplicates(state: ObjectStore, partitions: Iterable[Partition]) -> DuplicateReport:
-    """Every event ID held more than once across ``partitions`` and not yet resolved."""
+def _covering(snap: Snapshot, name: str, times: list[datetime]) -> list[DataFile]:
+    """Files of ``name`` whose event-time range (manifest stats) holds one of ``times``;
+    a file without stats is always read."""
+    out = []
+    for f in snap.files(name):
+        lo, hi = f.stats.get("min_event_time"), f.stats.get("max_event_time")
+        if lo is None or hi is None:
+            out.append(f)
+            continue
+        a, b = datetime.fromisoformat(lo), datetime.fromisoformat(hi)
+        if any(a <= t <= b for t in times):
+            out.append(f)
+    return out
+
+
+def find_duplicates(
+    state: ObjectStore,
+    partitions: Iterable[Partition],
+    pinned: dict[str, Snapshot | None] | None = None,
+) -> DuplicateReport:
+    """Every event ID held more than once across ``partitions`` and not yet resolved.
+
+    ``pinned`` (partition key -> snapshot) fixes the versions checked: a payout plan passes
+    the very snapshots it pays from, so nothing committed between the check and the
+    payment is paid unchecked.
+    """
     snaps: dict[str, Snapshot] = {}
     for part in partitions:
-        snap = SnapshotStore(state, part).latest()
+        snap = pinned[str(part)] if pinned and str(part) in pinned else None
+        if pinned is None or str(part) not in pinned:
+            snap = SnapshotStore(state, part).latest()
         if snap is not None:
             snaps[str(part)] = snap
     report = DuplicateReport(versions={k: s.version for k, s in snaps.items()})
@@ -258,17 +290,25 @@ def find_duplicates(state: ObjectStore, partitions: Iterable[Partition]) -> Dupl
         # An index entry whose ledger row is gone is reported with what the index knows.
         seen = {(o.partition, o.hour) for o in occ}
         occ += [Occurrence(p, h) for p, h in live[eid] if (p, h) not in seen]
-        occ.sort(key=lambda o: (o.committed_at or "~", o.version or 0, o.partition, o.hour))
-        report.unresolved.append(Duplicate(eid, occ))
+        report.unresolved.append(Duplicate(eid, _first_committed(occ)))
     return report
+
+
+def _first_committed(occ: list[Occurrence]) -> list[Occurrence]:
+    """Occurrences in commit order. Within one partition its versions say it (no host
+    clock involved); across partitions the manifests' creation times do."""
+    if len({o.partition for o in occ}) == 1:
+        return sorted(occ, key=lambda o: (o.version is None, o.version or 0, o.hour))
+    return sorted(occ, key=lambda o: (o.committed_at or "~", o.version or 0, o.partition, o.hour))
 
 
 def resolve_duplicates(
     state: ObjectStore,
     partitions: Iterable[Partition],
     report: DuplicateReport,
-    rate: Fraction = Fraction(1, 4),
+    rate: Fraction,
     run_id: str = "resolve-duplicates",
+    ttl: timedelta = timedelta(hours=24),
 ) -> dict[str, int]:
     """Set aside every occurrence but the first of each reported ID; one commit per
     partition. Returns, per partition, how many occurrences were set aside."""
@@ -289,7 +329,7 @@ def resolve_duplicates(
 
         def build(base: Snapshot | None, txn: Any, todo: list = todo, out: list = out) -> None:
             out.clear()
-            out.append(_set_aside(base, txn, todo, rate))
+            out.append(_set_aside(base, txn, todo, rate, ttl))
 
         commit_with_retry(snaps, build, run_id=run_id)
         if out and out[0]:
@@ -298,7 +338,11 @@ def resolve_duplicates(
 
 
 def _set_aside(
-    base: Snapshot | None, txn: Any, todo: list[tuple[Occurrence, Occurrence, str]], rate: Fraction
+    base: Snapshot | None,
+    txn: Any,
+    todo: list[tuple[Occurrence, Occurrence, str]],
+    rate: Fraction,
+    ttl: timedelta,
 ) -> int:
     """Stage the corrections for ``todo`` onto ``txn``; the number of occurrences set aside."""
     if base is None:
@@ -334,41 +378,79 @@ def _set_aside(
         txn.replace_file("events", f, t.filter(keep), ingested_version=_version_of(f))
 
     # 2. Money: the credit each set-aside job-processed made, reversed.
-    debits: list[dict[str, Any]] = []
+    adjust: list[tuple[str, int, datetime, int]] = []  # (worker, fees, job time, +1 / -1)
     ai_gone: list[tuple[str, datetime]] = []
     for r in rows:
         if r["event_type"] != "job-processed" or r["fees_wei"] is None:
             continue
         if r["node_type"] == "transcode":
-            debits.append({"eth_address": r["eth_address"], "fees_wei": r["fees_wei"]})
+            adjust.append((r["eth_address"], int(r["fees_wei"]), r["event_time"], -1))
         elif (r["event_id"], r["event_time"]) in credited:
             who = credited[(r["event_id"], r["event_time"])]
-            debits.append({"eth_address": who, "fees_wei": r["fees_wei"]})
+            adjust.append((who, int(r["fees_wei"]), r["event_time"], -1))
             ai_gone.append((r["event_id"], r["event_time"]))
         else:
             ai_gone.append((r["event_id"], r["event_time"]))
-    if debits:
-        txn.replace("balances", _debit(base, debits, rate))
+    # A job-received set aside: its request's jobs go to the earliest remaining one.
+    recredit, requests = _remap_requests(
+        base, [r for r in rows if r["event_type"] == "job-received"], gone, ttl
+    )
+    pending = base.read("pending_ai", schema=acc.PENDING_AI)
+    pending = pending.filter(pc.invert(_id_time_in(pending, ai_gone)))
+    moved: dict[tuple[str, datetime], str | None] = {}  # AI credit -> new worker (None: pending)
+    for job, old, new in recredit:
+        adjust.append((old, int(job["fees_wei"]), job["event_time"], -1))
+        if new is not None:
+            adjust.append((new, int(job["fees_wei"]), job["event_time"], +1))
+        else:
+            pending = pa.concat_tables(
+                [pending, pa.Table.from_pylist([job], schema=acc.PENDING_AI)]
+            )
+        moved[(job["event_id"], job["event_time"])] = new
+    if adjust:
+        txn.replace("balances", _adjusted(base, adjust, rate))
     unattributed_fees = 0
-    if ai_gone:
+    if ai_gone or moved:
+        touched = ai_gone + list(moved)
         for name, schema in (("ai_credits", acc.CREDITS), ("unattributed", acc.UNATTRIBUTED)):
-            for f in base.files(name):
-                t = base._read_file(f)
+            for f in _covering(base, name, [t for _, t in touched]):
+                t = base._read_file(f).cast(schema)
                 hit = _id_time_in(t, ai_gone)
-                if pc.any(hit).as_py():
-                    if name == "unattributed":
-                        unattributed_fees += wei_sum(t.filter(hit).column("fees_wei"))
-                    txn.replace_file(name, f, t.filter(pc.invert(hit)).cast(schema))
-        pending = base.read("pending_ai", schema=acc.PENDING_AI)
-        txn.replace("pending_ai", pending.filter(pc.invert(_id_time_in(pending, ai_gone))))
-    for f in base.files("tickets"):
+                re = _id_time_in(t, list(moved)) if name == "ai_credits" else None
+                if not pc.any(hit).as_py() and not (re is not None and pc.any(re).as_py()):
+                    continue
+                if name == "unattributed":
+                    unattributed_fees += wei_sum(t.filter(hit).column("fees_wei"))
+                rows_out = [
+                    c
+                    for c in t.filter(pc.invert(hit)).to_pylist()
+                    if moved.get((c["event_id"], c["event_time"]), "") is not None
+                ]
+                for c in rows_out:
+                    who = moved.get((c["event_id"], c["event_time"]))
+                    if who:
+                        c["eth_address"] = who
+                txn.replace_file(name, f, pa.Table.from_pylist(rows_out, schema=schema))
+    if ai_gone or moved:
+        txn.replace("pending_ai", pending)
+    if requests is not None:
+        txn.replace("ai_requests", requests)
+    tickets = [
+        (r["event_id"], r["event_time"]) for r in rows if r["event_type"] == "ticket-redeemed"
+    ]
+    for f in _covering(base, "tickets", [t for _, t in tickets]) if tickets else []:
         t = base._read_file(f)
-        hit = _id_time_in(t, [(r["event_id"], r["event_time"]) for r in rows])
+        hit = _id_time_in(t, tickets)
         if pc.any(hit).as_py():
             txn.replace_file("tickets", f, t.filter(pc.invert(hit)))
 
     # 3. Connections: re-derived from the earliest set-aside connection event on.
     conn_rows = [r for r in rows if r["event_type"] in conn.KINDS]
+    if conn_rows and not base.has_table("connection_events"):
+        raise ResolveRefused(
+            f"{base.snapshots.partition} v{base.version} predates the connection log: "
+            "run one ingest of the partition first, then resolve"
+        )
     if conn_rows:
         _rederive_without(base, txn, conn_rows)
 
@@ -412,11 +494,8 @@ def _set_aside(
         unattributed_fees_wei=str(int(props.get("unattributed_fees_wei", "0")) - unattributed_fees),
         pending_ai_jobs=int(props.get("pending_ai_jobs", 0)),
     )
-    if ai_gone:
-        pending = base.read("pending_ai", schema=acc.PENDING_AI)
-        txn.set_properties(
-            pending_ai_jobs=pending.filter(pc.invert(_id_time_in(pending, ai_gone))).num_rows
-        )
+    if ai_gone or moved:
+        txn.set_properties(pending_ai_jobs=pending.num_rows)
     return n
 
 
@@ -439,35 +518,89 @@ def _id_time_in(t: pa.Table, keys: list[tuple[str, datetime]]) -> pa.Array:
     return pc.is_in(joined, value_set=pa.array(want, pa.string()))
 
 
-def _debit(base: Snapshot, debits: list[dict[str, Any]], rate: Fraction) -> pa.Table:
-    """Balances less the given credits (fees, their exact commission, one job each)."""
-    t = pa.Table.from_pylist(debits, schema=pa.schema([("eth_address", pa.string()),
-                                                      ("fees_wei", acc.WEI)]))  # fmt: skip
-    comm = commission(t.column("fees_wei"), rate)
-    earn = subtract(t.column("fees_wei"), comm)
-    per: dict[str, list[int]] = {}
-    for a, f, c, e in zip(
-        t.column("eth_address").to_pylist(),
-        t.column("fees_wei").to_pylist(),
-        comm.to_pylist(),
-        earn.to_pylist(),
-        strict=True,
-    ):
-        row = per.setdefault(a, [0, 0, 0, 0])
-        row[0] += int(f)
-        row[1] += int(c)
-        row[2] += int(e)
-        row[3] += 1
-    balances = base.read("balances", schema=acc.BALANCES).to_pylist()
-    for b in balances:
-        d = per.get(b["eth_address"])
-        if d:
-            b["total_fees_wei"] = int(b["total_fees_wei"]) - d[0]
-            b["pool_commission_wei"] = int(b["pool_commission_wei"]) - d[1]
-            b["worker_earnings_wei"] = int(b["worker_earnings_wei"]) - d[2]
-            b["job_count"] -= d[3]
-    kept = [b for b in balances if b["job_count"] > 0 or int(b["total_fees_wei"]) != 0]
+def _adjusted(
+    base: Snapshot, entries: list[tuple[str, int, datetime, int]], rate: Fraction
+) -> pa.Table:
+    """Balances with jobs taken off (-1) or added (+1): fees, their exact commission at
+    ``rate`` (as accrual computes it), one job each."""
+    fees = to_wei_array([f for _, f, _, _ in entries])
+    comm = commission(fees, rate).to_pylist()
+    earn = subtract(fees, commission(fees, rate)).to_pylist()
+    rows = {b["eth_address"]: b for b in base.read("balances", schema=acc.BALANCES).to_pylist()}
+    for (who, f, at, sign), c, e in zip(entries, comm, earn, strict=True):
+        b = rows.setdefault(
+            who,
+            {
+                "eth_address": who,
+                "total_fees_wei": 0,
+                "pool_commission_wei": 0,
+                "worker_earnings_wei": 0,
+                "job_count": 0,
+                "first_job_at": at,
+                "last_job_at": at,
+            },
+        )
+        b["total_fees_wei"] = int(b["total_fees_wei"]) + sign * f
+        b["pool_commission_wei"] = int(b["pool_commission_wei"]) + sign * int(c)
+        b["worker_earnings_wei"] = int(b["worker_earnings_wei"]) + sign * int(e)
+        b["job_count"] += sign
+        if sign > 0:
+            b["first_job_at"] = min(b["first_job_at"] or at, at)
+            b["last_job_at"] = max(b["last_job_at"] or at, at)
+    kept = [b for a, b in sorted(rows.items()) if b["job_count"] > 0 or int(b["total_fees_wei"])]
     return pa.Table.from_pylist(kept, schema=acc.BALANCES)
+
+
+def _remap_requests(
+    base: Snapshot,
+    received: list[dict[str, Any]],
+    gone: set[tuple[str, int]],
+    ttl: timedelta,
+) -> tuple[list[tuple[dict[str, Any], str, str | None]], pa.Table | None]:
+    """For job-received rows being set aside: ([(credited job, its worker, new worker or
+    None)], the new ai_requests or None if unchanged).
+
+    The request's worker becomes the earliest remaining job-received with its request ID
+    (accrual's rule). Its jobs are searched in the ledger days within ``ttl`` plus a day of
+    the set-aside events: a job is matched only while its request is within the
+    time-to-live, so none lies further away.
+    """
+    if not received:
+        return [], None
+    rids = sorted({r["request_id"] for r in received if r["request_id"]})
+    lo = min(r["event_time"] for r in received) - ttl - timedelta(days=1)
+    hi = max(r["event_time"] for r in received) + ttl + timedelta(days=1)
+    days = sorted(d for d in base.slices("events") if f"{lo:%Y-%m-%d}" <= d <= f"{hi:%Y-%m-%d}")
+    near = base.read("events", slices=days, schema=EVENTS) if days else EVENTS.empty_table()
+    near = near.filter(pc.is_in(near.column("request_id"), pa.array(rids, pa.string())))
+    near = near.filter(pc.invert(_row_in(near, gone))) if near.num_rows else near
+    winner: dict[str, str | None] = {rid: None for rid in rids}
+    best: dict[str, tuple] = {}
+    for r in near.to_pylist():
+        if r["event_type"] != "job-received":
+            continue
+        key = (r["event_time"], r["source_key"], r["source_index"])
+        if r["request_id"] not in best or key < best[r["request_id"]]:
+            best[r["request_id"]] = key
+            winner[r["request_id"]] = r["eth_address"]
+    jobs = [r for r in near.to_pylist() if r["event_type"] == "job-processed"]
+    credited = _credited(base, jobs)
+    out = []
+    for j in jobs:
+        old = credited.get((j["event_id"], j["event_time"]))
+        new = winner.get(j["request_id"])
+        if old is not None and old != new:
+            out.append(({k: j[k] for k in acc.PENDING_AI.names}, old, new))
+    requests = base.read("ai_requests", schema=acc.AI_REQUESTS)
+    hit = pc.is_in(requests.column("request_id"), pa.array(rids, pa.string()))
+    if not pc.any(hit).as_py():
+        return out, None
+    kept = requests.filter(pc.invert(hit)).to_pylist()
+    for r in requests.filter(hit).to_pylist():
+        if winner.get(r["request_id"]):
+            t = best[r["request_id"]][0]
+            kept.append({**r, "eth_address": winner[r["request_id"]], "event_time": t})
+    return out, pa.Table.from_pylist(kept, schema=acc.AI_REQUESTS)
 
 
 def _rederive_without(base: Snapshot, txn: Any, rows: list[dict[str, Any]]) -> None:

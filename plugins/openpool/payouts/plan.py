@@ -18,6 +18,7 @@ from typing import Any
 from openpool.errors import CorruptObject, ObjectExists, OpenPoolError
 from openpool.ingest.accrue import BALANCES
 from openpool.ingest.batch import read_table
+from openpool.ingest.history import find_duplicates
 from openpool.partitions import Partition
 from openpool.payouts.ledger import CONFIRMED, IN_FLIGHT, INVESTIGATE, Ledger
 from openpool.payouts.payable import current as all_current
@@ -75,14 +76,20 @@ def build_plan(
             blocked.add(r["eth_address"])
         if r["status"] in (CONFIRMED, *IN_FLIGHT):
             last[key] = max(last.get(key, r["recorded_at"]), r["recorded_at"])
+    # An event ID held twice (the full-history check) holds back every worker it touched.
+    # Checked on the very snapshots paid from: nothing committed meanwhile is paid unchecked.
+    snaps = {str(part): SnapshotStore(state, part).latest() for part in partitions}
+    held = find_duplicates(state, partitions, pinned=snaps).blocked()
     candidates, versions = [], {}
     for part in partitions:
-        snap = SnapshotStore(state, part).latest()
+        snap = snaps[str(part)]
         versions[str(part)] = snap.version if snap else 0
         for b in read_table(snap, "balances", BALANCES).to_pylist():
             key = (str(part), b["eth_address"])
             payable = payable_wei(int(b["worker_earnings_wei"]), settled.get(key))
             if payable < limits.threshold_wei or b["eth_address"] in blocked:
+                continue
+            if key in held:
                 continue
             if key in last and now - last[key] < limits.min_interval:
                 continue
@@ -121,6 +128,14 @@ def build_plan(
         "payments": payments,
         "total_wei": total,
         "deferred": deferred,
+        "held": [
+            {
+                "partition": p,
+                "eth_address": a,
+                "reason": "unresolved duplicate event ID(s) " + ", ".join(ids),
+            }
+            for (p, a), ids in sorted(held.items())
+        ],
     }
 
 
