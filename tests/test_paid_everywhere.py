@@ -235,3 +235,46 @@ def test_a_rotated_wallet_never_pays_what_its_predecessor_paid(world: World) -> 
 
 def _part() -> tuple[str, ...]:
     return ("--node-type", PART.node_type, "--region", PART.region)
+
+
+def test_every_wallet_under_wallet_is_found_without_listing_its_history(
+    store: ObjectStore,
+) -> None:
+    """Both backends (local and the moto S3 server): one short listing per wallet."""
+    from decimal import Decimal
+
+    import pyarrow as pa
+
+    from openpool.payouts.ledger import PAYOUTS
+    from openpool.payouts.payable import payout_log, wallets
+    from openpool.snapshots import commit_with_retry
+
+    addresses = sorted(Account.create().address.lower() for _ in range(3))
+    for n, addr in enumerate(addresses):
+        for k in range(3):  # a few commits each: manifests, data files and hints to skip over
+            row = {
+                "payment_id": f"p{k}",
+                "plan_hash": "h",
+                "partition": str(PART),
+                "eth_address": "0x" + "ab" * 20,
+                "amount_wei": Decimal(10**16 * (n + 1)),
+                "status": "confirmed",
+            }
+            table = pa.Table.from_pylist([row], schema=PAYOUTS)
+            commit_with_retry(
+                Ledger(store, addr).snaps, lambda b, t, x=table: t.append("payouts", x), "r"
+            )
+    store.put("wallets-not-a-ledger.json", b"{}")  # a neighbour of the prefix
+    calls: list[str] = []
+    inner = store.list
+
+    def counted(*a: Any, **kw: Any):
+        calls.append("list")
+        return inner(*a, **kw)
+
+    store.list = counted  # type: ignore[method-assign]
+    assert wallets(store) == addresses
+    assert len(calls) == len(addresses) + 1
+    log = payout_log(store, str(PART))
+    assert sorted(set(log.column("wallet").to_pylist())) == addresses
+    assert log.num_rows == 9
