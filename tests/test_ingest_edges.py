@@ -598,3 +598,25 @@ def test_the_connection_log_and_closed_days_stay_a_few_files_per_day(tmp_path: P
     assert snap.read("connection_events").num_rows == 80
     closed = snap.read("connections").to_pylist()
     assert len(closed) == 40 and all(r["close_reason"] == "worker-disconnected" for r in closed)
+
+
+def test_the_dashboard_lists_a_repeat_and_marks_the_workers_it_holds(tmp_path: Path) -> None:
+    from openpool.analytics.dashboard_data import DashboardReader, Sources
+
+    events, state = stores(tmp_path)
+    eid = str(uuid.uuid4())
+    put_file(events, TC, [job(TC, T0, W1, 10**15, eid), job(TC, T0, W2, 10**15)])
+    run(events, state, TC)
+    put_file(events, TC, [job(TC, T0 + timedelta(hours=5), W1, 10**15, eid)])
+    run(events, state, TC)
+    src = Sources(state, LocalStore(tmp_path / "metrics"), (TC,), 10**16, 42161, None)
+    reader = DashboardReader()
+    d = reader.read(src)
+    assert [r["event_id"] for r in d.repeats] == [eid]
+    assert any(eid in w and W1 in w for w in d.warnings)
+    status = {r["eth_address"]: r["status"] for r in d.partitions[0].summary.workers}
+    assert "held: repeated event ID" in status[W1]
+    assert "held: repeated event ID" not in status[W2]
+    resolve_duplicates(state, [TC], find_duplicates(state, [TC]))
+    d = reader.read(src)  # a new version: checked again, not taken from the cache
+    assert d.repeats == [] and not any(eid in w for w in d.warnings)

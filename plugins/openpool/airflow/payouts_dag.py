@@ -110,6 +110,7 @@ BODY = (
 | Total | {{ d.total_eth }} ETH |
 | Hot wallet balance | {{ d.wallet_balance_eth }} ETH |
 | Deferred to a later run (run cap) | {{ d.deferred }} |
+| Held back: a repeated event ID touched them (`openpool duplicates`) | {{ d.held }} |
 
 **The {{ d.largest | length }} largest payments**
 
@@ -315,9 +316,14 @@ def build_payouts_dag(
                 if chain.chain_id() != s.chain_id:
                     raise PlanRefused(f"the node at ETH_RPC_ENDPOINT is not chain {s.chain_id}")
                 doc = build_plan(list(s.partitions), state, ledger, limits(s), s.chain_id)
+                for h in doc["held"]:
+                    log.warning(
+                        "held back %s in %s: %s", h["eth_address"], h["partition"], h["reason"]
+                    )
                 if not doc["payments"]:
                     raise AirflowSkipException(
-                        f"nothing to pay ({len(doc['deferred'])} deferred); no plan written"
+                        f"nothing to pay ({len(doc['deferred'])} deferred, "
+                        f"{len(doc['held'])} held back by repeated event IDs); no plan written"
                     )
                 plan_hash = save_plan(state, doc)
                 described = describe(doc, plan_hash, chain.balance(ledger.wallet))

@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 from openpool.analytics.refresh import export_keys
 from openpool.analytics.summary import Summary, pool_summary, worker_summary
 from openpool.errors import ObjectNotFound, OpenPoolError
+from openpool.ingest.history import DuplicateReport, find_duplicates
 from openpool.ingest.schema import EVENTS, TS
 from openpool.partitions import Partition
 from openpool.payouts.approvals import approval_key
@@ -88,6 +89,8 @@ class Dashboard:
     fee_hours: list[datetime]
     fees: dict[str, list[int]]  # partition key -> wei per hour, aligned with fee_hours
     warnings: list[str] = field(default_factory=list)
+    # Event IDs held twice in history (openpool.ingest.history), not yet resolved.
+    repeats: list[dict[str, Any]] = field(default_factory=list)
 
 
 def worker_status(row: dict[str, Any], investigating: set[str]) -> list[str]:
@@ -108,6 +111,9 @@ class DashboardReader:
     def __init__(self) -> None:
         # (store, partition) -> (snapshot version, window start, fees): the newest only
         self._fees: dict[tuple[str, str], tuple[int, datetime, dict[datetime, int]]] = {}
+        # (store, (partition, version)...) -> the full-history duplicate check of those
+        # versions: it reads every ID of history, so it runs only when a partition commits.
+        self._repeats: tuple[tuple[Any, ...], DuplicateReport] | None = None
         self._lock = threading.Lock()
 
     def read(self, src: Sources, now: datetime | None = None) -> Dashboard:
@@ -131,6 +137,23 @@ class DashboardReader:
         pool = pool_summary(parts, props)
         for row in pool.workers:
             row["status"] = worker_status(row, investigating)
+        repeats = self._repeats_of(src, snaps)
+        held = repeats.blocked()
+        for view in views:
+            for row in view.summary.workers:
+                if (str(view.partition), row["eth_address"]) in held:
+                    row["status"].append("held: repeated event ID")
+        for row in pool.workers:
+            if any(a == row["eth_address"] for _, a in held):
+                row["status"].append("held: repeated event ID")
+        for d in repeats.unresolved:
+            places = ", ".join(f"{o.partition} {o.hour}" for o in d.occurrences)
+            workers = ", ".join(sorted({a for _, a in d.workers})) or "none"
+            warnings.append(
+                f"event ID {d.event_id} is held {len(d.occurrences)} times ({places}); "
+                f"workers held back from payouts: {workers}; resolve with "
+                "`openpool duplicates --resolve`"
+            )
         hours, fees = self._fee_series(src, snaps)
         return Dashboard(
             generated_at=now,
@@ -144,7 +167,23 @@ class DashboardReader:
             fee_hours=hours,
             fees=fees,
             warnings=warnings,
+            repeats=repeats.as_dict()["unresolved"],
         )
+
+    def _repeats_of(self, src: Sources, snaps: dict[Partition, Snapshot | None]) -> DuplicateReport:
+        key = (
+            src.state.url(""),
+            *sorted((str(p), s.version if s else 0) for p, s in snaps.items()),
+        )
+        with self._lock:
+            if self._repeats is not None and self._repeats[0] == key:
+                return self._repeats[1]
+        report = find_duplicates(
+            src.state, list(snaps), pinned={str(p): s for p, s in snaps.items()}
+        )
+        with self._lock:
+            self._repeats = (key, report)
+        return report
 
     def _fee_series(
         self, src: Sources, snaps: dict[Partition, Snapshot | None]

@@ -359,12 +359,10 @@ def connections_after(
         and not base.has_table("connection_events")
     )
     history = conn.LOG.empty_table()
-    if migrate:
-        legacy_closed = pa.concat_tables(
-            [legacy_closed, base.read("connections", slices=[conn.CLOSED], schema=conn.CONNECTIONS)]  # type: ignore[union-attr]
-        )
-        if base.has_table("events"):  # type: ignore[union-attr]
-            history = conn.log_of(base.read("events", columns=conn.LOG.names))  # type: ignore[union-attr]
+    if migrate and base is not None:
+        old = base.read("connections", slices=[conn.CLOSED], schema=conn.CONNECTIONS)
+        legacy_closed = pa.concat_tables([legacy_closed, old])
+        history = conn.log_of(base.read("events", columns=conn.LOG.names, schema=EVENTS))
     clock_text = props.get("connections_clock")
     clock = datetime.fromisoformat(clock_text) if clock_text else None
     if history.num_rows:
@@ -393,14 +391,12 @@ def connections_after(
         for s in (base.slices("connections") if base is not None else set())
         if s.startswith(conn.CLOSED_PREFIX) and s[len(conn.CLOSED_PREFIX) :] >= day0
     )
-    closed_rows = pa.concat_tables(
-        [
-            legacy_closed,
-            base.read("connections", slices=days, schema=conn.CONNECTIONS)  # type: ignore[union-attr]
-            if days
-            else conn.CONNECTIONS.empty_table(),
-        ]
+    closed_days_rows = (
+        base.read("connections", slices=days, schema=conn.CONNECTIONS)
+        if base is not None and days
+        else conn.CONNECTIONS.empty_table()
     )
+    closed_rows = pa.concat_tables([legacy_closed, closed_days_rows])
     after = pc.greater_equal(closed_rows.column("disconnected_at"), since)
     logged = history
     if not migrate and base is not None and base.has_table("connection_events"):
@@ -544,9 +540,9 @@ def _compacted(
     base: Snapshot | None, name: str, label: str, new: pa.Table, schema: pa.Schema
 ) -> pa.Table:
     """``new``, preceded by the slice's rows when :func:`_many` says to rewrite it."""
-    if not _many(base, name, label):
+    if base is None or not _many(base, name, label):
         return new
-    return pa.concat_tables([base.read(name, slices=[label], schema=schema), new.cast(schema)])  # type: ignore[union-attr]
+    return pa.concat_tables([base.read(name, slices=[label], schema=schema), new.cast(schema)])
 
 
 def apply_batch(

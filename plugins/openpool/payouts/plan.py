@@ -173,4 +173,5 @@ def describe(plan: dict[str, Any], plan_hash: str, wallet_balance_wei: int) -> d
         "largest": [{"eth_address": p["eth_address"], "eth": eth(p["amount_wei"])} for p in top],
         "wallet_balance_eth": eth(wallet_balance_wei),
         "deferred": len(plan["deferred"]),
+        "held": len(plan.get("held", [])),
     }

@@ -94,4 +94,5 @@ def to_json(d: Dashboard) -> dict[str, Any]:
             "wei": d.fees,
         },
         "warnings": d.warnings,
+        "repeated_event_ids": d.repeats,
     }
