@@ -466,3 +466,14 @@ def test_a_ledger_whose_newest_manifest_is_lost_is_not_silently_rolled_back(
     with pytest.raises(CorruptState):
         commit_with_retry(ledger.snaps, record("confirmed"), run_id="confirm")
     assert not store.exists(ledger.snaps.prefix + manifest_name(2))
+
+
+def test_the_compose_state_bucket_is_versioned_so_a_lost_manifest_can_be_restored() -> None:
+    """CorruptState names what is gone; bucket versioning is what brings it back."""
+    import yaml
+
+    from tests.services import REPO
+
+    compose = yaml.safe_load((REPO / "docker-compose.yaml").read_text())
+    script = " ".join(compose["services"]["minio-init"]["command"])
+    assert "mc version enable local/openpool-state" in script
