@@ -93,6 +93,8 @@ class Settings(BaseSettings):
     min_payout_interval_seconds: int = Field(
         24 * 3600, ge=0, validation_alias="MIN_PAYOUT_INTERVAL_SECONDS"
     )
+    # Payouts: a plan (and so its approval) older than this is never executed.
+    plan_max_age_seconds: int = Field(24 * 3600, gt=0, validation_alias="PLAN_MAX_AGE_SECONDS")
     hot_wallet_address: str | None = Field(None, validation_alias="HOT_WALLET_ADDRESS")
     hot_wallet_keystore: str | None = Field(None, validation_alias="HOT_WALLET_KEYSTORE")
     hot_wallet_password_file: str | None = Field(None, validation_alias="HOT_WALLET_PASSWORD_FILE")

@@ -9,6 +9,8 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_ex
 from web3 import Web3
 from web3.exceptions import TransactionNotFound, Web3RPCError
 
+from openpool.errors import OpenPoolError
+
 _TRANSIENT = (ConnectionError, TimeoutError, OSError)
 _retry = retry(
     retry=retry_if_exception_type(_TRANSIENT),
@@ -16,6 +18,23 @@ _retry = retry(
     stop=stop_after_attempt(6),
     reraise=True,
 )
+
+
+class SendRefused(OpenPoolError):
+    """The node would not take a transaction; ``reason`` is its answer."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the node refused the transaction: {reason}")
+        self.reason = reason
+
+
+def _reason(exc: BaseException) -> str:
+    """The node's message (a JSON-RPC error's ``message`` when there is one)."""
+    response = getattr(exc, "rpc_response", None)
+    error = response.get("error") if isinstance(response, dict) else None
+    if isinstance(error, dict) and "message" in error:
+        return str(error["message"])[:300]
+    return str(exc)[:300]
 
 
 @dataclass
@@ -62,7 +81,12 @@ class Chain:
         )
 
     def send_raw(self, raw: bytes) -> str:
-        """Broadcast; returns "sent", "known" or "nonce_too_low" (the caller then looks up)."""
+        """Broadcast; returns "sent", "known" or "nonce_too_low" (the caller then looks up).
+
+        Any other answer (priced out, underpriced replacement, node unreachable after the
+        retries...) is :class:`SendRefused` with the node's reason: the caller reports it
+        and keeps the record open, it never decides that the payment failed.
+        """
         try:
             self._send(raw)
             return "sent"
@@ -72,7 +96,9 @@ class Chain:
                 return "known"
             if "nonce too low" in text:
                 return "nonce_too_low"
-            raise
+            raise SendRefused(_reason(exc)) from None
+        except _TRANSIENT as exc:
+            raise SendRefused(f"node unreachable: {type(exc).__name__}") from None
 
     @_retry
     def _send(self, raw: bytes) -> None:
@@ -95,6 +121,30 @@ class Chain:
             return self.w3.eth.get_transaction(tx_hash) is not None
         except TransactionNotFound:
             return False
+
+    @_retry
+    def block_number(self) -> int:
+        return int(self.w3.eth.block_number)
+
+    @_retry
+    def sent_in_block(self, number: int, sender: str) -> list[dict[str, Any]]:
+        """The transactions ``sender`` sent in block ``number`` (for reconciling a ledger)."""
+        block = self.w3.eth.get_block(number, full_transactions=True)
+        out = []
+        for tx in block["transactions"]:
+            if str(tx["from"]).lower() == sender.lower():
+                out.append(
+                    {
+                        "nonce": int(tx["nonce"]),
+                        "tx_hash": "0x" + bytes(tx["hash"]).hex(),
+                        "to": str(tx["to"]) if tx.get("to") else None,
+                        "value": int(tx["value"]),
+                        "gas": int(tx["gas"]),
+                        "max_fee_per_gas": int(tx.get("maxFeePerGas") or tx.get("gasPrice") or 0),
+                        "block_number": number,
+                    }
+                )
+        return out
 
     def rpc(self, method: str, params: list[Any]) -> Any:
         """A raw call (tests and the demo use anvil's own methods)."""

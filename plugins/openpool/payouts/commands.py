@@ -12,10 +12,11 @@ from openpool.analytics.exports import eth
 from openpool.config import Settings
 from openpool.payouts.approvals import approve_on_cli
 from openpool.payouts.chain import Chain
-from openpool.payouts.execute import execute, recover
+from openpool.payouts.execute import RunReport, execute, recover
 from openpool.payouts.keys import load_wallet
 from openpool.payouts.ledger import Ledger, wallet_address
 from openpool.payouts.plan import Limits, PlanRefused, build_plan, describe, load_plan, save_plan
+from openpool.payouts.reconcile import reconcile, require_ledger_covers_chain
 from openpool.storage import open_store
 
 log = logging.getLogger(__name__)
@@ -40,10 +41,31 @@ def _ledger(s: Settings) -> Ledger:
 def cmd_plan(args: argparse.Namespace, s: Settings) -> int:
     ledger = _ledger(s)
     state = open_store(s.state_uri)
+    chain = Chain(s.eth_rpc_endpoint)
+    require_ledger_covers_chain(ledger, chain)  # a lost ledger would plan paid workers again
     plan = build_plan(list(s.partitions), state, ledger, limits(s), s.chain_id)
     h = save_plan(state, plan)
-    print(json.dumps(describe(plan, h, Chain(s.eth_rpc_endpoint).balance(ledger.wallet))))
+    print(json.dumps(describe(plan, h, chain.balance(ledger.wallet))))
     return 0
+
+
+def cmd_reconcile(args: argparse.Namespace, s: Settings) -> int:
+    """Show what the chain has that the ledger lost; record it only with --i-confirm.
+
+    Exit 0: the ledger agrees with the chain (now); 3: a person must confirm, or some
+    used nonces were not found in the scanned blocks (still pending? pass --from-block)."""
+    ledger = _ledger(s)
+    found = reconcile(
+        open_store(s.state_uri),
+        ledger,
+        Chain(s.eth_rpc_endpoint),
+        confirm=args.i_confirm,
+        from_block=args.from_block,
+    )
+    print(json.dumps(found))
+    if not found["missing_nonces"]:
+        return 0
+    return 0 if found["recorded"] and not found["not_found"] else 3
 
 
 def cmd_execute(args: argparse.Namespace, s: Settings) -> int:
@@ -61,16 +83,26 @@ def cmd_execute(args: argparse.Namespace, s: Settings) -> int:
         wallet,
         s.max_gas_price_wei,
         receipt_timeout=args.receipt_timeout,
+        limits=limits(s),  # today's settings, not the plan's
+        max_plan_age=timedelta(seconds=s.plan_max_age_seconds),
     )
     print(json.dumps({**report.as_dict(), "approved_by": who}))
-    return 0 if not report.investigate else 3
+    return _exit_code(report)
+
+
+def _exit_code(report: RunReport) -> int:
+    """0 all well; 3 a payment needs investigation; 4 the node refused a send (reported
+    with its reason; the record stays open for the next recover)."""
+    if report.investigate:
+        return 3
+    return 4 if report.refused else 0
 
 
 def cmd_recover(args: argparse.Namespace, s: Settings) -> int:
     ledger = _ledger(s)
     report = recover(ledger, Chain(s.eth_rpc_endpoint), ledger.wallet)
     print(json.dumps(report.as_dict()))
-    return 0 if not report.investigate else 3
+    return _exit_code(report)
 
 
 def cmd_status(args: argparse.Namespace, s: Settings) -> int:
@@ -111,6 +143,12 @@ def register(sub: Any, format_arg: Any) -> None:
     q.set_defaults(handler=cmd_execute)
     q = ps.add_parser("recover", help="resolve signed/broadcast payments by their tx hash")
     q.set_defaults(handler=cmd_recover)
+    q = ps.add_parser(
+        "reconcile", help="rebuild ledger records the chain shows were lost (needs --i-confirm)"
+    )
+    q.add_argument("--i-confirm", action="store_true", help="record what was found")
+    q.add_argument("--from-block", type=int, default=None, help="scan from this block")
+    q.set_defaults(handler=cmd_reconcile)
     q = ps.add_parser("status", help="open, confirmed, failed and blocked payments")
     format_arg(q)
     q.set_defaults(handler=cmd_status)

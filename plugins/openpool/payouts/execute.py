@@ -15,23 +15,26 @@ again).
 from __future__ import annotations
 
 import logging
-import time
 import uuid
-from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from openpool.errors import CommitConflict
 from openpool.ingest.accrue import BALANCES
 from openpool.ingest.batch import read_table
+from openpool.ingest.history import find_duplicates
 from openpool.partitions import Partition
 from openpool.payouts.chain import Chain
-from openpool.payouts.checks import PayoutRefused, require_solvent
+from openpool.payouts.checks import (
+    PayoutRefused,
+    plan_limits,
+    require_fresh,
+    require_solvent,
+    require_within_limits,
+)
 from openpool.payouts.keys import HotWallet
 from openpool.payouts.ledger import (
     BROADCAST,
-    CONFIRMED,
-    FAILED,
-    INVESTIGATE,
     OPEN,
     SIGNED,
     Ledger,
@@ -39,28 +42,17 @@ from openpool.payouts.ledger import (
 from openpool.payouts.models import validate_plan
 from openpool.payouts.payable import current as every_record
 from openpool.payouts.payable import payable, payout_log, settle
-from openpool.payouts.plan import PlanRefused
+from openpool.payouts.plan import Limits, PlanRefused
+from openpool.payouts.reconcile import require_ledger_covers_chain
+from openpool.payouts.recover import recover
+from openpool.payouts.sending import RunReport, broadcast, settle_receipts, wait_receipts
 from openpool.snapshots import Snapshot, SnapshotStore
 
+__all__ = ["PayoutRefused", "RunReport", "execute", "recover"]
+
 log = logging.getLogger(__name__)
+DEFAULT_PLAN_MAX_AGE = timedelta(hours=24)  # PLAN_MAX_AGE_SECONDS' default
 GAS_MARGIN = (12, 10)  # estimate x 1.2: Arbitrum transfers need more than 21,000
-
-
-@dataclass
-class RunReport:
-    plan_hash: str
-    signed: int = 0
-    broadcast: int = 0
-    confirmed: int = 0
-    failed: int = 0
-    pending: int = 0
-    investigate: list[str] = field(default_factory=list)
-    # Payments left unsigned this run (e.g. an RPC error on the gas estimate), with why:
-    # no record is written, so they are neither paid nor payable again until settled.
-    not_signed: list[dict[str, str]] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 def _row(p: dict[str, Any], plan_hash: str, status: str, **kw: Any) -> dict[str, Any]:
@@ -106,15 +98,25 @@ def refuse_unbacked(todo: list[dict[str, Any]], ledger: Ledger, base: Snapshot |
         asked[key] = asked.get(key, 0) + int(p["amount_wei"])
     owed: dict[tuple[str, str], int] = {}
     settled = settle(every_record(payout_log(ledger.snaps.store, pinned={ledger.wallet: base})))
+    snaps: dict[str, Snapshot | None] = {}
     for part_key in sorted({k[0] for k in asked}):
         try:
             part = Partition.parse(part_key)
         except ValueError as exc:
             raise PlanRefused(f"plan names an invalid partition: {exc}; nothing sent") from None
-        snap = SnapshotStore(ledger.snaps.store, part).latest()
+        snap = snaps[part_key] = SnapshotStore(ledger.snaps.store, part).latest()
         for b in read_table(snap, "balances", BALANCES).to_pylist():
             key = (part_key, b["eth_address"])
             owed[key] = payable(int(b["worker_earnings_wei"]), settled.get(key))
+    # A repeated event ID ingested since the plan was made holds its workers back here too.
+    parts = [Partition.parse(k) for k in snaps]
+    held = find_duplicates(ledger.snaps.store, parts, pinned=snaps).blocked()
+    for (part_key, addr), ids in sorted(held.items()):
+        if (part_key, addr) in asked:
+            raise PlanRefused(
+                f"plan pays {addr} in {part_key}, held back by unresolved repeated event "
+                f"ID(s) {', '.join(ids)} (openpool duplicates); refused, nothing sent"
+            )
     for (part_key, addr), amount in sorted(asked.items()):
         if (part_key, addr) not in owed:
             raise PlanRefused(
@@ -137,8 +139,12 @@ def _sign_all(
     tip: int,
     gas: dict[str, int],
     run_id: str,
+    limits: Limits,
+    now: datetime,
 ) -> int:
-    """Sign every unrecorded payment and commit them as ``signed``; returns how many."""
+    """Sign every unrecorded payment and commit them as ``signed``; returns how many.
+
+    Every check runs again on each base it tries to commit on (see :mod:`.checks`)."""
     while True:
         base = ledger.latest()
         recorded = ledger.current(ledger.log(base))
@@ -149,7 +155,10 @@ def _sign_all(
         ]
         if not todo:
             return 0
+        require_ledger_covers_chain(ledger, chain, base)  # a lost ledger would pay again
         refuse_unbacked(todo, ledger, base)  # on the base this commit will claim
+        records = every_record(payout_log(ledger.snaps.store, pinned={ledger.wallet: base}))
+        require_within_limits(plan, todo, limits, records, now)
         require_solvent(todo, gas, max_fee, ledger, base, chain, wallet.address)
         nonce = max(Ledger.next_nonce(base), chain.nonce(wallet.address, "pending"))
         rows = []
@@ -187,60 +196,6 @@ def _sign_all(
             log.info("ledger moved while signing (another executor?); re-reading")
 
 
-def broadcast(chain: Chain, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Send each recorded raw tx; returns rows now known to the node (for ``broadcast``)."""
-    sent = []
-    for r in rows:
-        outcome = chain.send_raw(bytes.fromhex(r["raw_tx"]))
-        if outcome == "nonce_too_low" and not chain.known(r["tx_hash"]):
-            continue  # left to recover: mined already, or the nonce went elsewhere
-        sent.append(r)
-    return sent
-
-
-def wait_receipts(
-    chain: Chain, rows: list[dict[str, Any]], timeout: float, poll: float = 0.5
-) -> dict[str, Any]:
-    """Receipts of ``rows`` by payment id, polling all of them together until ``timeout``."""
-    deadline = time.monotonic() + timeout
-    waiting = {r["payment_id"]: r for r in rows}
-    got: dict[str, Any] = {}
-    while waiting:
-        for pid, r in list(waiting.items()):
-            rc = chain.receipt(r["tx_hash"])
-            if rc is not None:
-                got[pid] = rc
-                del waiting[pid]
-        if not waiting or time.monotonic() >= deadline:
-            break
-        time.sleep(poll)
-    return got
-
-
-def _settle(
-    ledger: Ledger, rows: list[dict[str, Any]], receipts: dict[str, Any], run_id: str
-) -> tuple[int, int]:
-    out = []
-    for r in rows:
-        rc = receipts.get(r["payment_id"])
-        if rc is not None:
-            status = CONFIRMED if rc.status == 1 else FAILED
-            out.append(
-                {
-                    **r,
-                    "status": status,
-                    "block_number": rc.block_number,
-                    "recorded_at": None,
-                    "note": None if rc.status == 1 else "reverted",
-                }
-            )
-    done = ledger.transition(out, run_id, allowed_from=OPEN)
-    return (
-        sum(1 for r in done if r["status"] == CONFIRMED),
-        sum(1 for r in done if r["status"] == FAILED),
-    )
-
-
 def execute(
     plan: dict[str, Any],
     plan_hash: str,
@@ -250,15 +205,28 @@ def execute(
     max_gas_price_wei: int,
     receipt_timeout: float = 120.0,
     run_id: str | None = None,
+    *,
+    limits: Limits | None = None,
+    max_plan_age: timedelta = DEFAULT_PLAN_MAX_AGE,
+    approved_at: datetime | None = None,
+    now: datetime | None = None,
 ) -> RunReport:
-    """Pay the plan (see the module docstring); safe to run again or concurrently."""
+    """Pay the plan (see the module docstring); safe to run again or concurrently.
+
+    ``limits``: the executor's current settings (default: those the plan was built
+    under), re-checked against the ledger as it is when signing; a plan made, or approved
+    (``approved_at``), more than ``max_plan_age`` ago is refused."""
     run_id = run_id or f"execute-{uuid.uuid4().hex[:12]}"
     report = RunReport(plan_hash)
     plan = validate_plan(plan).model_dump()  # its structure, before anything else
+    now = now or datetime.now(UTC)
+    require_fresh(plan, plan_hash, max_plan_age, now, approved_at)
+    limits = limits or plan_limits(plan)
     if plan["wallet"].lower() != wallet.address.lower():
         raise PlanRefused("the plan was made for another hot wallet")
     if plan["chain_id"] != chain.chain_id():
         raise PlanRefused(f"the plan is for chain {plan['chain_id']}, the node is another")
+    require_ledger_covers_chain(ledger, chain)
     recorded = ledger.payments()
     todo = [p for p in plan["payments"] if p["payment_id"] not in recorded]
     if todo:
@@ -273,11 +241,13 @@ def execute(
                 log.warning("payment %s not signed this run: %s", p["payment_id"], reason)
                 continue
             gas[p["payment_id"]] = -(-est * GAS_MARGIN[0] // GAS_MARGIN[1])
-        report.signed = _sign_all(plan, plan_hash, ledger, chain, wallet, max_fee, tip, gas, run_id)
+        report.signed = _sign_all(
+            plan, plan_hash, ledger, chain, wallet, max_fee, tip, gas, run_id, limits, now
+        )
     ids = {p["payment_id"] for p in plan["payments"]}
     current = [r for pid, r in ledger.payments().items() if pid in ids]
     to_send = [r for r in current if r["status"] == SIGNED]
-    sent = broadcast(chain, to_send)
+    sent = broadcast(chain, to_send, report)
     if sent:
         ledger.transition([{**r, "status": BROADCAST} for r in sent], run_id, (SIGNED,))
     report.broadcast = len(sent)
@@ -285,61 +255,8 @@ def execute(
         r for r in ledger.payments().values() if r["payment_id"] in ids and r["status"] in OPEN
     ]
     receipts = wait_receipts(chain, open_rows, receipt_timeout)
-    confirmed, failed = _settle(ledger, open_rows, receipts, run_id)
+    confirmed, failed = settle_receipts(ledger, open_rows, receipts, run_id)
     report.confirmed, report.failed = confirmed, report.failed + failed
     report.pending = len(open_rows) - len(receipts)
     log.info("payout run %s: %s", plan_hash[:12], report.as_dict())
-    return report
-
-
-def recover(
-    ledger: Ledger, chain: Chain, wallet_address: str, run_id: str | None = None
-) -> RunReport:
-    """Resolve every ``signed``/``broadcast`` record by its tx hash (see module docstring)."""
-    run_id = run_id or f"recover-{uuid.uuid4().hex[:12]}"
-    report = RunReport("recover")
-    open_rows = [r for r in ledger.payments().values() if r["status"] in OPEN]
-    if not open_rows:
-        return report
-    mined_nonce = chain.nonce(wallet_address, "latest")
-    receipts, rebroadcast, investigate = {}, [], []
-    for r in open_rows:
-        rc = chain.receipt(r["tx_hash"])
-        if rc is not None:
-            receipts[r["payment_id"]] = rc
-        elif chain.known(r["tx_hash"]):
-            if r["status"] == SIGNED:
-                rebroadcast.append(r)  # it got out before the crash: record that
-        elif r["nonce"] >= mined_nonce:
-            if chain.send_raw(bytes.fromhex(r["raw_tx"])) != "nonce_too_low":
-                rebroadcast.append(r)
-        else:
-            investigate.append(r)
-    report.confirmed, report.failed = _settle(ledger, open_rows, receipts, run_id)
-    if rebroadcast:
-        ledger.transition([{**r, "status": BROADCAST} for r in rebroadcast], run_id, OPEN)
-    if investigate:
-        ledger.transition(
-            [
-                {
-                    **r,
-                    "status": INVESTIGATE,
-                    "recorded_at": None,
-                    "note": f"nonce {r['nonce']} was used by another transaction",
-                }
-                for r in investigate
-            ],
-            run_id,
-            OPEN,
-        )
-        for r in investigate:
-            log.error(
-                "PAYMENT NEEDS INVESTIGATION: %s to %s (nonce %s): worker blocked",
-                r["payment_id"],
-                r["eth_address"],
-                r["nonce"],
-            )
-    report.broadcast = len(rebroadcast)
-    report.investigate = [r["payment_id"] for r in investigate]
-    report.pending = len(open_rows) - len(receipts) - len(investigate)
     return report

@@ -160,6 +160,28 @@ class Ledger:
             commit_with_retry(self.snaps, build, run_id=run_id)
         return kept
 
+    def adopt(self, rows: list[dict[str, Any]], run_id: str) -> Snapshot:
+        """Record transactions the chain shows this wallet sent and the ledger had lost
+        (``openpool payouts reconcile``, once a person confirmed). Refused with
+        RecordConflict if, on the committed base, a nonce or payment id already has one."""
+
+        def build(base: Snapshot | None, txn: Transaction) -> None:
+            log = self.log(base).to_pylist()
+            nonces = {r["nonce"] for r in log}
+            ids = {r["payment_id"] for r in log}
+            clash = sorted(
+                r["nonce"] for r in rows if r["nonce"] in nonces or r["payment_id"] in ids
+            )
+            if clash:
+                raise RecordConflict(f"nonces {clash} already have records; nothing adopted")
+            stamped = [{**r, "recorded_at": _now()} for r in rows]
+            txn.append("payouts", pa.Table.from_pylist(stamped, schema=PAYOUTS))
+            props = dict(base.manifest.properties) if base else {}
+            props["next_nonce"] = max(self.next_nonce(base), *(int(r["nonce"]) + 1 for r in rows))
+            txn.set_properties(**props)
+
+        return commit_with_retry(self.snaps, build, run_id=run_id)
+
 
 def partition_payouts(log: pa.Table, partition: str) -> pa.Table:
     """One partition's rows of the payout log (for its summary and its publication)."""
