@@ -29,12 +29,19 @@ def key_window(key: str) -> tuple[datetime, datetime] | None:
     if not m:
         return None
     try:
-        start, end = (
-            datetime.strptime(m[g], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC) for g in ("start", "end")
-        )
+        start, end = (_stamp(m[g]) for g in ("start", "end"))
     except ValueError:  # digits of the right shape that name no time (month 13, ...)
         return None
     return (start, end) if start <= end else None
+
+
+def _stamp(text: str) -> datetime:
+    """``YYYYMMDDTHHMMSSZ`` (already matched by the key pattern) as a UTC time; a tenth of
+    what strptime costs, paid twice for every file."""
+    return datetime(
+        int(text[0:4]), int(text[4:6]), int(text[6:8]),
+        int(text[9:11]), int(text[11:13]), int(text[13:15]), tzinfo=UTC,
+    )  # fmt: skip
 
 
 def no_window_reason(key: str) -> str:
@@ -54,6 +61,10 @@ def check_times(
     if events.num_rows == 0:
         return events, REJECTED.empty_table()
     times = events.column("event_time")
+    mm = pc.min_max(times)  # the common case, every event inside: one pass, nothing else
+    first, last = mm["min"].as_py(), mm["max"].as_py()
+    if first is not None and window[0] <= first and last <= min(window[1], clock + skew):
+        return events, REJECTED.empty_table()
     lo, hi = (pa.scalar(t, TS) for t in window)
     limit = pa.scalar(clock + skew, TS)
     outside = pc.or_(pc.less(times, lo), pc.greater(times, hi))
