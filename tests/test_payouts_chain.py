@@ -307,3 +307,21 @@ def test_a_lost_or_rolled_back_ledger_refuses_everything_until_reconciled(
     assert json.loads(replanned.stdout)["payments"] == 0
     assert pool.run(h2).signed == 0
     assert {a: pool.chain.balance(a) for a in earned} == earned
+
+
+def test_a_rival_executor_committing_between_our_reads_is_no_ledger_gap(pool: Pool) -> None:
+    """The ledger-vs-chain check reads the chain first, then the ledger: a rival that
+    commits and broadcasts in between is not a gap (its commit precedes its broadcast)."""
+    _, h = pool.plan()
+    faulty = FaultyChain(pool.chain)
+
+    def nonce(real: Callable[..., int], address: str, block: str = "pending") -> int:
+        faulty.hooks.pop("nonce")
+        pool.run(h)  # the rival commits, broadcasts and confirms everything
+        return real(address, block)
+
+    faulty.hooks["nonce"] = nonce
+    rep = execute(load_plan(pool.state, h), h, pool.ledger(), faulty, pool.wallet, CAP, 10.0)
+    assert rep.signed == 0
+    assert paid_on_chain(pool) == pool.earnings
+    assert check_invariants(pool) == pool.earnings

@@ -95,6 +95,10 @@ class Settings(BaseSettings):
     )
     # Payouts: a plan (and so its approval) older than this is never executed.
     plan_max_age_seconds: int = Field(24 * 3600, gt=0, validation_alias="PLAN_MAX_AGE_SECONDS")
+    # A broadcast payment not mined after this long is replaced with raised fees.
+    stuck_after_seconds: int = Field(600, ge=0, validation_alias="STUCK_AFTER_SECONDS")
+    # Blocks deep (1: mined) a receipt must be before its payment is ``confirmed``.
+    confirmations: int = Field(1, ge=1, le=1000, validation_alias="CONFIRMATIONS")
     hot_wallet_address: str | None = Field(None, validation_alias="HOT_WALLET_ADDRESS")
     hot_wallet_keystore: str | None = Field(None, validation_alias="HOT_WALLET_KEYSTORE")
     hot_wallet_password_file: str | None = Field(None, validation_alias="HOT_WALLET_PASSWORD_FILE")

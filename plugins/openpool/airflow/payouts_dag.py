@@ -351,6 +351,7 @@ def build_payouts_dag(
             def run() -> dict[str, Any]:
                 from openpool.payouts.approvals import record_approval, refuse_if_rejected
                 from openpool.payouts.chain import Chain
+                from openpool.payouts.commands import limits
                 from openpool.payouts.execute import execute as pay
                 from openpool.payouts.keys import load_wallet
                 from openpool.payouts.ledger import Ledger
@@ -376,6 +377,9 @@ def build_payouts_dag(
                     s.max_gas_price_wei,
                     receipt_timeout=receipt_timeout.total_seconds(),
                     run_id=_run_key("execute"),
+                    limits=limits(s),  # re-checked under today's settings, not the plan's
+                    max_plan_age=timedelta(seconds=s.plan_max_age_seconds),
+                    confirmations=s.confirmations,
                 )
                 return {**rep.as_dict(), "approved_by": who}
 

@@ -42,6 +42,7 @@ class Receipt:
     status: int
     block_number: int
     gas_used: int
+    tx_hash: str = ""  # the transaction it is the receipt of
 
 
 class Chain:
@@ -112,7 +113,7 @@ class Chain:
             return None
         if r is None or r.get("blockNumber") is None:
             return None
-        return Receipt(int(r["status"]), int(r["blockNumber"]), int(r["gasUsed"]))
+        return Receipt(int(r["status"]), int(r["blockNumber"]), int(r["gasUsed"]), tx_hash)
 
     @_retry
     def known(self, tx_hash: str) -> bool:

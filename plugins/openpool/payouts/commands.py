@@ -85,6 +85,7 @@ def cmd_execute(args: argparse.Namespace, s: Settings) -> int:
         receipt_timeout=args.receipt_timeout,
         limits=limits(s),  # today's settings, not the plan's
         max_plan_age=timedelta(seconds=s.plan_max_age_seconds),
+        confirmations=s.confirmations,
     )
     print(json.dumps({**report.as_dict(), "approved_by": who}))
     return _exit_code(report)
@@ -100,7 +101,20 @@ def _exit_code(report: RunReport) -> int:
 
 def cmd_recover(args: argparse.Namespace, s: Settings) -> int:
     ledger = _ledger(s)
-    report = recover(ledger, Chain(s.eth_rpc_endpoint), ledger.wallet)
+    wallet = None
+    if s.hot_wallet_keystore and s.hot_wallet_password_file:
+        wallet = load_wallet(s.hot_wallet_keystore, s.hot_wallet_password_file)
+        if wallet.address.lower() != ledger.wallet.lower():
+            raise PlanRefused("HOT_WALLET_KEYSTORE is not the wallet of HOT_WALLET_ADDRESS")
+    report = recover(
+        ledger,
+        Chain(s.eth_rpc_endpoint),
+        ledger.wallet,
+        wallet=wallet,  # without the key, stuck sends are reported, not replaced
+        max_gas_price_wei=s.max_gas_price_wei,
+        stuck_after=timedelta(seconds=s.stuck_after_seconds),
+        confirmations=s.confirmations,
+    )
     print(json.dumps(report.as_dict()))
     return _exit_code(report)
 

@@ -45,7 +45,13 @@ from openpool.payouts.payable import payable, payout_log, settle
 from openpool.payouts.plan import Limits, PlanRefused
 from openpool.payouts.reconcile import require_ledger_covers_chain
 from openpool.payouts.recover import recover
-from openpool.payouts.sending import RunReport, broadcast, settle_receipts, wait_receipts
+from openpool.payouts.sending import (
+    RunReport,
+    broadcast,
+    deep_enough,
+    settle_receipts,
+    wait_receipts,
+)
 from openpool.snapshots import Snapshot, SnapshotStore
 
 __all__ = ["PayoutRefused", "RunReport", "execute", "recover"]
@@ -155,7 +161,7 @@ def _sign_all(
         ]
         if not todo:
             return 0
-        require_ledger_covers_chain(ledger, chain, base)  # a lost ledger would pay again
+        require_ledger_covers_chain(ledger, chain)  # a lost ledger would pay again
         refuse_unbacked(todo, ledger, base)  # on the base this commit will claim
         records = every_record(payout_log(ledger.snaps.store, pinned={ledger.wallet: base}))
         require_within_limits(plan, todo, limits, records, now)
@@ -210,6 +216,7 @@ def execute(
     max_plan_age: timedelta = DEFAULT_PLAN_MAX_AGE,
     approved_at: datetime | None = None,
     now: datetime | None = None,
+    confirmations: int = 1,
 ) -> RunReport:
     """Pay the plan (see the module docstring); safe to run again or concurrently.
 
@@ -255,6 +262,8 @@ def execute(
         r for r in ledger.payments().values() if r["payment_id"] in ids and r["status"] in OPEN
     ]
     receipts = wait_receipts(chain, open_rows, receipt_timeout)
+    head = chain.block_number() if confirmations > 1 and receipts else None
+    receipts = deep_enough(receipts, head, confirmations)  # the rest: recover, later
     confirmed, failed = settle_receipts(ledger, open_rows, receipts, run_id)
     report.confirmed, report.failed = confirmed, report.failed + failed
     report.pending = len(open_rows) - len(receipts)

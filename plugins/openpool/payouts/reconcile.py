@@ -41,17 +41,19 @@ def _spans(nonces: list[int]) -> str:
     return ("nonce " if len(nonces) == 1 else "nonces ") + ", ".join(parts)
 
 
-def unknown_nonces(ledger: Ledger, chain: Chain, base: Snapshot | None) -> tuple[list[int], int]:
-    """(nonces the chain shows used that ``base`` has no record of, nonces used)."""
+def unknown_nonces(ledger: Ledger, chain: Chain) -> tuple[list[int], int, Snapshot | None]:
+    """(nonces the chain shows used that the ledger has no record of, nonces used, the
+    ledger snapshot read). The chain is read first: every record is committed before its
+    transaction is broadcast, so a rival executor acting in between is never a gap."""
     used = max(chain.nonce(ledger.wallet, "latest"), chain.nonce(ledger.wallet, "pending"))
-    known = {int(n) for n in ledger.log(base).column("nonce").to_pylist() if n is not None}
-    return [n for n in range(used) if n not in known], used
+    snap = ledger.latest()
+    known = {int(n) for n in ledger.log(snap).column("nonce").to_pylist() if n is not None}
+    return [n for n in range(used) if n not in known], used, snap
 
 
-def require_ledger_covers_chain(ledger: Ledger, chain: Chain, base: Snapshot | None = None) -> None:
+def require_ledger_covers_chain(ledger: Ledger, chain: Chain) -> None:
     """Refuse (:class:`LedgerBehindChain`) unless every used nonce has a ledger record."""
-    snap = base if base is not None else ledger.latest()
-    missing, used = unknown_nonces(ledger, chain, snap)
+    missing, used, snap = unknown_nonces(ledger, chain)
     if missing:
         raise LedgerBehindChain(
             f"the hot wallet's ledger is behind the chain: the chain shows {used} "
@@ -102,8 +104,7 @@ def reconcile(
 ) -> dict[str, Any]:
     """What the chain shows that the ledger lost, matched to saved plans; recorded only
     with ``confirm`` (a person looked at it). Returns the findings."""
-    base = ledger.latest()
-    missing, used = unknown_nonces(ledger, chain, base)
+    missing, used, base = unknown_nonces(ledger, chain)
     log = ledger.log(base).to_pylist()
     report: dict[str, Any] = {
         "wallet": ledger.wallet,

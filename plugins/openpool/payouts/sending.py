@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from openpool.payouts.chain import Chain, SendRefused
+from openpool.payouts.chain import Chain, Receipt, SendRefused
 from openpool.payouts.ledger import CONFIRMED, FAILED, OPEN, Ledger
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,9 @@ class RunReport:
     not_signed: list[dict[str, str]] = field(default_factory=list)
     # Recorded sends the node would not take this run, with its reason (still open).
     refused: list[dict[str, Any]] = field(default_factory=list)
+    # Stuck sends replaced this run (same nonce, raised fees), and those that could not be.
+    replaced: list[dict[str, Any]] = field(default_factory=list)
+    stuck: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -93,19 +96,38 @@ def wait_receipts(
     return got
 
 
+def deep_enough(receipts: dict[str, Receipt], head: int | None, confirmations: int) -> dict:
+    """The receipts at least ``confirmations`` blocks deep (1: mined) under block ``head``."""
+    if confirmations <= 1 or head is None:
+        return dict(receipts)
+    return {k: rc for k, rc in receipts.items() if head - rc.block_number + 1 >= confirmations}
+
+
 def settle_receipts(
-    ledger: Ledger, rows: list[dict[str, Any]], receipts: dict[str, Any], run_id: str
+    ledger: Ledger,
+    rows: list[dict[str, Any]],
+    receipts: dict[str, Receipt],
+    run_id: str,
+    raw_of: dict[str, str | None] | None = None,
 ) -> tuple[int, int]:
-    """Record mined receipts: status 1 confirmed, 0 failed; returns (confirmed, failed)."""
+    """Record mined receipts: status 1 confirmed, 0 failed; returns (confirmed, failed).
+
+    A receipt may be of an earlier hash of the payment (the original mined, not its
+    replacement): the record then takes that hash (and its bytes, from ``raw_of``), on
+    condition that the record still carries the hash the caller saw."""
     out = []
     for r in rows:
         rc = receipts.get(r["payment_id"])
         if rc is not None:
+            mined = rc.tx_hash or r["tx_hash"]
             status = CONFIRMED if rc.status == 1 else FAILED
             out.append(
                 {
                     **r,
                     "status": status,
+                    "tx_hash": mined,
+                    "raw_tx": (raw_of or {}).get(mined, r["raw_tx"]),
+                    "expect_tx_hash": r["tx_hash"],
                     "block_number": rc.block_number,
                     "recorded_at": None,
                     "note": None if rc.status == 1 else "reverted",
