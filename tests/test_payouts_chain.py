@@ -325,3 +325,73 @@ def test_a_rival_executor_committing_between_our_reads_is_no_ledger_gap(pool: Po
     assert rep.signed == 0
     assert paid_on_chain(pool) == pool.earnings
     assert check_invariants(pool) == pool.earnings
+
+
+def test_a_send_from_the_wallet_outside_openpool_is_a_gap_reconciled_as_investigate(
+    pool: Pool,
+) -> None:
+    """A transfer signed with the hot wallet's key by hand matches no plan: planning stops
+    naming its nonce; once a person confirms, it is recorded ``needs_investigation`` (its
+    recipient blocked) and everyone else is paid."""
+    from eth_account import Account as Acct
+
+    stranger = Acct.create().address
+    wallet = pool.wallet
+    raw, _ = wallet.sign(
+        {
+            "type": 2,
+            "chainId": 42161,
+            "nonce": 0,
+            "to": stranger,
+            "value": 12345,
+            "gas": 21000,
+            "maxFeePerGas": 3 * 10**9,
+            "maxPriorityFeePerGas": 10**9,
+        }
+    )
+    assert pool.chain.send_raw(raw) == "sent"
+    planned = _cli(pool, "plan")
+    assert planned.returncode == 1 and "nonce 0" in planned.stderr, planned.stderr[-2000:]
+    found = json.loads(_cli(pool, "reconcile").stdout)
+    assert found["matched"] == [] and [u["eth_address"] for u in found["unmatched"]] == [stranger]
+    assert _cli(pool, "reconcile", "--i-confirm").returncode == 0
+    statuses = {r["eth_address"]: r["status"] for r in pool.ledger().payments().values()}
+    assert statuses == {stranger: "needs_investigation"}
+    replanned = _cli(pool, "plan")
+    assert replanned.returncode == 0, replanned.stderr[-2000:]
+    h = json.loads(replanned.stdout)["plan_hash"]
+    assert pool.run(h).confirmed == 6
+    assert paid_on_chain(pool) == pool.earnings
+    assert pool.chain.balance(stranger) == 12345
+
+
+def test_a_send_refused_in_execute_is_reported_and_left_for_recover(pool: Pool) -> None:
+    """The node refuses a signed payment's bytes during execute: reported with its reason,
+    the record stays ``signed``; the next recover broadcasts the same bytes."""
+    from openpool.payouts.chain import SendRefused
+    from openpool.payouts.ledger import SIGNED
+
+    _, h = pool.plan()
+    victim = next(iter(pool.earnings))
+    faulty = FaultyChain(pool.chain)
+    victim_row: dict = {}
+
+    def send_raw(real: Callable[..., str], raw: bytes) -> str:
+        rows = [r for r in pool.ledger().payments().values() if r["raw_tx"] == raw.hex()]
+        if rows and rows[0]["eth_address"] == victim:
+            victim_row.update(rows[0])
+            raise SendRefused("txpool is full")
+        return real(raw)
+
+    faulty.hooks["send_raw"] = send_raw
+    rep = execute(load_plan(pool.state, h), h, pool.ledger(), faulty, pool.wallet, CAP, 3.0)
+    assert [(r["payment_id"], r["reason"]) for r in rep.refused] == [
+        (victim_row["payment_id"], "txpool is full")
+    ]
+    assert pool.ledger().payments()[victim_row["payment_id"]]["status"] == SIGNED
+    assert pool.chain.balance(victim) == 0
+    rec = recover(pool.ledger(), pool.chain, pool.wallet.address)
+    assert rec.broadcast == 1
+    recover(pool.ledger(), pool.chain, pool.wallet.address)
+    assert paid_on_chain(pool) == pool.earnings
+    assert check_invariants(pool) == pool.earnings
