@@ -6,8 +6,8 @@ another hour (the orchestrators never do that: a re-upload keeps its ``DT``; and
 must lie inside its file's key window) is therefore not seen as a repeat by that ingest.
 This check reads every slice of every partition's ID index at once, in DuckDB (spilling to
 disk when history outgrows memory), and finds every ID held in two places. It runs in every
-payout plan, on the same snapshots the plan pays from: a worker that such an event touched
-is not paid until the repeat is resolved.
+payout plan and every execute, on the snapshots whose balances they check: a worker that
+such an event touched is not paid until the repeat is resolved.
 
 :func:`resolve_duplicates` resolves them the way ingest resolves a repeat it does see: the
 occurrence committed first counts, every later one is set aside as a rejected conflict. Its
