@@ -146,3 +146,17 @@ def test_a_replacement_above_the_gas_cap_is_never_sent_only_reported(pool: Pool)
     pool.chain.rpc("evm_mine", [])
     recover(pool.ledger(), pool.chain, pool.wallet.address)
     assert paid_on_chain(pool) == pool.earnings
+
+
+def test_without_the_key_a_stuck_send_is_reported_not_replaced(pool: Pool) -> None:
+    """A recover that has only the wallet's address (no keystore) names the stuck sends."""
+    _, h = pool.plan()
+    pool.chain.rpc("evm_setAutomine", [False])
+    pool.run(h, timeout=1)
+    before = {pid: rows[-1]["tx_hash"] for pid, rows in _history(pool).items()}
+    rep = recover(
+        pool.ledger(), pool.chain, pool.wallet.address, stuck_after=timedelta(0)
+    ).as_dict()
+    assert rep["replaced"] == [] and sorted(s["payment_id"] for s in rep["stuck"]) == sorted(before)
+    assert all("HOT_WALLET_KEYSTORE" in s["reason"] for s in rep["stuck"])
+    assert {pid: rows[-1]["tx_hash"] for pid, rows in _history(pool).items()} == before

@@ -76,12 +76,21 @@ def recover(
     can_replace = wallet is not None and max_gas_price_wei is not None and stuck_after is not None
     for r in (r for r in open_rows if r["payment_id"] not in receipts):
         stuck = (
-            can_replace
+            stuck_after is not None
             and r["status"] == BROADCAST
             and r["nonce"] >= mined_nonce
-            and now - _aware(r["recorded_at"]) >= stuck_after  # type: ignore[operator]
+            and now - _aware(r["recorded_at"]) >= stuck_after
         )
-        if stuck and replace_stuck(
+        if stuck and not can_replace:
+            report.stuck.append(
+                {
+                    "payment_id": r["payment_id"],
+                    "nonce": r["nonce"],
+                    "reason": "not mined after STUCK_AFTER_SECONDS; no key here to replace it "
+                    "(run `openpool payouts recover` with HOT_WALLET_KEYSTORE set)",
+                }
+            )
+        elif stuck and replace_stuck(
             ledger,
             chain,
             wallet,
