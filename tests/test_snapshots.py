@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -477,3 +478,45 @@ def test_the_compose_state_bucket_is_versioned_so_a_lost_manifest_can_be_restore
     compose = yaml.safe_load((REPO / "docker-compose.yaml").read_text())
     script = " ".join(compose["services"]["minio-init"]["command"])
     assert "mc version enable local/openpool-state" in script
+
+
+def test_parquet_is_read_from_arrow_memory_never_from_python_bytes(monkeypatch) -> None:
+    """CI died once with SIGABRT *after* ``openpool balances`` had printed its answer.
+
+    A Parquet reader over Python bytes keeps them through a buffer whose destructor takes
+    the GIL; Arrow's decode threads drop that buffer after the read returns, and if the
+    interpreter is exiting by then the process aborts ("terminate called without an
+    active exception"; 7 of 60 CLI runs under CPU load). Every reader in the product must
+    therefore read an Arrow-owned copy: a view of immutable Python bytes is the bug.
+    """
+    import pyarrow.parquet as pq
+
+    from openpool.analytics import daycache
+
+    sources: list[pa.BufferReader] = []
+    real = pq.ParquetFile
+
+    def spy(source, *args, **kwargs):  # type: ignore[no-untyped-def]
+        sources.append(source)
+        return real(source, *args, **kwargs)
+
+    monkeypatch.setattr(pq, "ParquetFile", spy)
+    table = pa.table({"a": pa.array(range(1000)), "b": pa.array([str(i) for i in range(1000)])})
+    from openpool.snapshots.parquet import encode
+
+    assert decode(encode(table), "mem://t").equals(table)
+    share = daycache.Share(groups=[("0xab", None, None)], jobs=[3], excluded=[0], fees=[7])
+    assert daycache.decode(daycache.encode({"workers": share}), "mem://d")["workers"].fees == [7]
+    assert len(sources) == 2
+    for source in sources:
+        source.seek(0)
+        backing = source.read_buffer(1).parent
+        assert backing is not None and backing.is_mutable, "reader is a view of Python bytes"
+
+    plugins = Path(__file__).resolve().parents[1] / "plugins"
+    offenders = [
+        p.name
+        for p in plugins.rglob("*.py")
+        if "BufferReader(" in p.read_text() and p.name != "parquet.py"
+    ]
+    assert offenders == [], f"read Parquet through snapshots.parquet.arrow_reader: {offenders}"

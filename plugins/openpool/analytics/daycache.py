@@ -36,6 +36,7 @@ from openpool.ingest.money import to_wei_array
 from openpool.ingest.schema import WEI
 from openpool.partitions import Partition
 from openpool.snapshots import DataFile
+from openpool.snapshots.parquet import arrow_reader
 from openpool.storage import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -140,7 +141,7 @@ def decode(data: bytes, uri: str) -> dict[str, Share]:
     ):
         raise CorruptDataFile(uri, "not a day share, or its SHA-256 does not match")
     try:
-        t = pq.read_table(pa.BufferReader(data[head:]), use_threads=False)
+        t = pq.ParquetFile(arrow_reader(data[head:])).read()
         kinds = t["kind"].to_pylist()
         groups = list(
             zip(

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from openpool.errors import CorruptDataFile, MissingDataFile, ObjectNotFound
 from openpool.snapshots import DataFile, Snapshot
+from openpool.snapshots.parquet import arrow_reader
 
 DAY = 86_400
 _EPOCH = date(1970, 1, 1)
@@ -62,7 +63,7 @@ def open_checked(snap: Snapshot, f: DataFile, dictionary: Iterable[str] = ()) ->
     if hashlib.sha256(data).hexdigest() != f.sha256:
         raise CorruptDataFile(uri, "SHA-256 does not match the manifest")
     try:
-        pf = pq.ParquetFile(pa.BufferReader(data), read_dictionary=list(dictionary))
+        pf = pq.ParquetFile(arrow_reader(data), read_dictionary=list(dictionary))
         return Checked(uri, pf, pf.schema_arrow.names)
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise CorruptDataFile(uri, f"not a readable Parquet file: {exc}") from None

@@ -56,6 +56,21 @@ def encode(table: pa.Table) -> bytes:
     return sink.getvalue()
 
 
+def arrow_reader(data: bytes) -> pa.BufferReader:
+    """A reader over an Arrow-owned copy of ``data``, never over the Python bytes.
+
+    A reader over Python bytes holds them through a buffer whose destructor takes the GIL.
+    Arrow's decode threads drop their last reference to it after the read has returned;
+    if the interpreter is exiting by then, that thread cannot take the GIL, Python ends it
+    mid-destructor and the process aborts ("terminate called without an active
+    exception", SIGABRT) after its work is done. One memcpy keeps every Arrow thread
+    clear of Python objects.
+    """
+    sink = pa.BufferOutputStream()
+    sink.write(data)
+    return pa.BufferReader(sink.getvalue())
+
+
 def decode(
     data: bytes,
     uri: str,
@@ -71,7 +86,7 @@ def decode(
     try:
         # ParquetFile reads directly, without the dataset scanner's background threads
         # (which can outlive the call and abort the interpreter at exit).
-        return pq.ParquetFile(pa.BufferReader(data)).read(columns=columns)
+        return pq.ParquetFile(arrow_reader(data)).read(columns=columns)
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise CorruptDataFile(uri, f"not a readable Parquet file: {exc}") from None
 
