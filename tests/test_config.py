@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from fractions import Fraction
@@ -78,3 +79,48 @@ def test_cli_refuses_to_start_on_bad_config_naming_the_variable() -> None:
     assert proc.returncode == 1
     assert "POOL_COMMISSION_RATE" in proc.stderr
     assert proc.stdout == ""
+
+
+def test_every_payout_setting_the_dag_reads_can_be_an_airflow_variable(tmp_path: Path) -> None:
+    """The payout DAG's settings come from the environment with same-named Airflow
+    Variables laid over them; the approval window, the stuck-send wait and the
+    confirmation depth (issue 15) must be among them, as the README says. Variables are
+    given here through Airflow's own environment backend (``AIRFLOW_VAR_<NAME>``)."""
+    wanted = {
+        "PLAN_MAX_AGE_SECONDS": ("plan_max_age_seconds", 600),
+        "STUCK_AFTER_SECONDS": ("stuck_after_seconds", 45),
+        "CONFIRMATIONS": ("confirmations", 3),
+        "MAX_RUN_WEI": ("max_run_wei", 7 * 10**18),
+    }
+    code = (
+        "import json\n"
+        "from openpool.airflow.payouts_dag import payout_settings\n"
+        "s = payout_settings()\n"
+        f"print(json.dumps({{k: getattr(s, k) for k in {[a for a, _ in wanted.values()]}}}))\n"
+    )
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "OPENPOOL_STATE_URI": str(tmp_path / "state"),
+        **{f"AIRFLOW_VAR_{name}": str(v) for name, (_, v) in wanted.items()},
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got == {attr: v for attr, v in wanted.values()}
+
+
+def test_the_readme_names_exactly_the_settings_airflow_variables_do_not_override() -> None:
+    from openpool.airflow.payouts_dag import PAYOUT_VARIABLES
+    from openpool.airflow.runtime import VARIABLES
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = readme.split("| variable | default | meaning |", 1)[1].split("\n\n", 1)[0]
+    names = {ln.split("`")[1] for ln in table.splitlines() if ln.startswith("| `")}
+    not_variables = names - set(VARIABLES) - set(PAYOUT_VARIABLES)
+    assert not_variables == {"OPENPOOL_GC_GRACE_SECONDS", "AWS_ENDPOINT_URL"}
+    for name in not_variables:
+        assert f"`{name}`" in readme.split("URIs are `s3://bucket/prefix`", 1)[1][:600]

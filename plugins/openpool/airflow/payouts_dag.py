@@ -49,6 +49,9 @@ PAYOUT_VARIABLES = (
     "MAX_RUN_WEI",
     "MIN_PAYOUT_INTERVAL_SECONDS",
     "MAX_GAS_PRICE_WEI",
+    "PLAN_MAX_AGE_SECONDS",
+    "STUCK_AFTER_SECONDS",
+    "CONFIRMATIONS",
 )
 
 # execute: fewer retries, and only for transient trouble (RPC down, gas above the cap, wallet
