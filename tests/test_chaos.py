@@ -20,6 +20,7 @@ PARTS = {
     "crash: ingest CLI (SIGKILL)",
     "crash: ingest DAG tasks",
     "crash: payouts execute (anvil)",
+    "payouts: race, rollback, stuck (anvil)",
     "S3 faults: ingest",
     "S3 faults: analytics",
     "S3 faults: payouts",
@@ -66,6 +67,11 @@ def test_the_reduced_campaign_injects_faults_everywhere_and_breaks_nothing(tmp_p
     # The kill points really landed in the work, not only before it started.
     assert parts["crash: ingest CLI (SIGKILL)"]["notes"]["byte_identical"] >= 1
     assert parts["bad input corpus"]["notes"]["bad-input kinds (quarantined or rejected)"] >= 30
+    judged = parts["payouts: race, rollback, stuck (anvil)"]["notes"]
+    assert judged["race trials"] >= 1 and judged["rollback trials"] >= 1
+    assert judged["stuck trials"] >= 1 and judged["stuck: priced out"] >= 1
+    assert judged["double payments (from chain balances)"] == 0
+    assert judged["detector self-test"] == "ok"
     scan = parts["secrets & pickle scan"]["notes"]
     assert scan["secret hits"] == 0 and scan["pickle.find_class events (all processes)"] == 0
     assert scan["detector self-test"] == "ok" and scan["Parquet files decoded and scanned"] > 0

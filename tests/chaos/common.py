@@ -43,9 +43,10 @@ class Sizes:
     large_file_events: int
     concurrency_rounds: int
     workers: int = 2  # trials run side by side (the machine has 2 cores)
+    payout_fault_trials: int = 1  # of each kind: race, rollback, stuck (payout_faults.py)
 
 
-FULL = Sizes("full", 140, 60, 5, 50, 100_000, 6, 3, 3, 2, 200_000, 2)
+FULL = Sizes("full", 140, 60, 5, 50, 100_000, 6, 3, 3, 2, 200_000, 2, payout_fault_trials=8)
 QUICK = Sizes("quick", 4, 2, 3, 2, 3_000, 1, 1, 1, 1, 20_000, 1)
 
 

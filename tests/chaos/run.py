@@ -26,6 +26,7 @@ from tests.chaos import (
     concurrency,
     crash_ingest,
     crash_payouts,
+    payout_faults,
     secrets_scan,
     store_faults,
     trust,
@@ -120,10 +121,15 @@ def campaign(c: Campaign) -> list[Result]:
         ("S3 faults", store_faults.run),
         ("bad input corpus", badinput.run),
     )
-    races, refused = _side_by_side(c, ("concurrency", concurrency.run), ("trust", trust.run))
+    races, refused, judged = _side_by_side(
+        c,
+        ("concurrency", concurrency.run),
+        ("trust", trust.run),
+        (payout_faults.PART, payout_faults.run),
+    )
     fuzz_thread.join()
     scan = _guard(c, "secrets & pickle scan", secrets_scan.run)
-    return crash + payouts + faults + corpus + fuzz + races + refused + scan
+    return crash + payouts + judged + faults + corpus + fuzz + races + refused + scan
 
 
 def table(rows: list[dict[str, Any]], total_seconds: float) -> str:
