@@ -218,6 +218,100 @@ def test_a_task_that_fails_once_is_retried_to_the_clean_state(
     assert _version(world) == 1  # one batch, one commit, even though commit ran twice
 
 
+def test_a_backfill_run_is_told_apart_by_the_run_type_the_task_sdk_hands_over() -> None:
+    """The task SDK's run type renders as ``DagRunType.BACKFILL``; its value is "backfill".
+    A backfill's own interval wins over any ``from``/``to`` left in the form."""
+    from types import SimpleNamespace
+
+    from airflow.sdk.api.datamodels._generated import DagRunType
+
+    from openpool.airflow.params import replay_interval
+
+    a, b = START, START + timedelta(minutes=5)
+    backfill = SimpleNamespace(run_type=DagRunType.BACKFILL)
+    assert str(DagRunType.BACKFILL) == "DagRunType.BACKFILL"
+    ctx = {"dag_run": backfill, "data_interval_start": a, "data_interval_end": b}
+    assert replay_interval(ctx) == (a, b)
+    assert replay_interval({**ctx, "params": {"from": "2020-01-01T00:00:00Z"}}) == (a, b)
+    manual = {**ctx, "dag_run": SimpleNamespace(run_type=DagRunType.MANUAL)}
+    assert replay_interval(manual) is None
+
+
+def _backfill_runs(dag, start: datetime, end: datetime) -> list[Any]:
+    """The runs Airflow's own backfill creates for ``[start, end]`` (what the UI's
+    backfill dialog and ``POST /api/v2/backfills`` call), oldest first."""
+    from airflow.models.backfill import _create_backfill
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    backfill = _create_backfill(
+        dag_id=dag.dag_id,
+        from_date=start,
+        to_date=end,
+        max_active_runs=1,
+        reverse=False,
+        dag_run_conf=None,
+        triggering_user_name="operator",
+    )
+    with create_session() as session:
+        runs = session.scalars(
+            select(DagRun).where(DagRun.backfill_id == backfill.id).order_by(DagRun.logical_date)
+        ).all()
+        session.expunge_all()
+    return list(runs)
+
+
+def _run_existing(dag, run: Any, monkeypatch) -> dict[str, str]:
+    """Run the tasks of an existing DagRun (a backfill's) through ``dag.test()``'s own
+    loop: only its lookup, which always makes a new manual run, is pointed at ``run``."""
+    import airflow.models.dagrun as dagrun_module
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState
+
+    def existing(*, dag: Any, session: Any, **_: Any) -> Any:
+        dr = session.merge(run)
+        dr.dag = dag
+        dr.state = DagRunState.RUNNING
+        session.commit()
+        return dr
+
+    monkeypatch.setattr(dagrun_module, "get_or_create_dagrun", existing)
+    dag.test(logical_date=run.logical_date)
+    with create_session() as session:
+        dr = session.merge(run)
+        return {ti.task_id: str(ti.state) for ti in dr.get_task_instances(session=session)}
+
+
+def test_a_backfill_from_airflow_ingests_its_interval_without_waiting(
+    world: World, monkeypatch
+) -> None:
+    """Issue 16 item 1: a backfill made by Airflow (not a ``conf`` replay) re-scans its
+    runs' data intervals. Airflow 3.3's task SDK renders the run type ``DagRunType.BACKFILL``;
+    a check for the text "backfill" missed it, so every run waited, then skipped everything
+    and reported success with nothing ingested."""
+    files = _files(span=timedelta(hours=1))
+    lo, hi = START + timedelta(minutes=20), START + timedelta(minutes=35)
+    dag = _dag()
+    near = timedelta(minutes=5)  # one period either side: whatever the runs cover
+    runs_window = [f for f in files if lo - near <= key_start(f.key) < hi + near]
+    before = [f for f in files if f not in runs_window]
+    write(before, world.events)
+    assert set(_run(dag).values()) == {"success"}  # the live run (and the DAG registered)
+    runs = _backfill_runs(dag, lo, hi)
+    assert runs and {str(r.run_type) for r in runs} == {"backfill"}
+    covered = [(r.data_interval_start, r.data_interval_end) for r in runs]
+    assert covered[0][0] <= lo and covered[-1][1] >= hi, covered  # the runs cover the range
+    in_runs = [f for f in files if any(a <= key_start(f.key) < b for a, b in covered)]
+    assert in_runs and {f.key for f in in_runs} <= {f.key for f in runs_window}
+    write(files, world.archive)  # only the archive holds them: nothing new to wait for
+    for run in runs:
+        states = _run_existing(dag, run, monkeypatch)
+        assert states["wait_for_events"] == "success", states
+        assert states["parse"] == "success" and states["commit"] == "success", states
+    assert balances_of(world.state, PART) == worker_oracle(before + in_runs, RATE)
+
+
 def test_a_backfill_of_an_archived_interval_ingests_missing_files_once(world: World) -> None:
     files = _files(span=timedelta(hours=2))
     lo, hi = START + timedelta(hours=1), START + timedelta(hours=2)

@@ -68,6 +68,19 @@ def _run_key() -> str:
     return f"{ctx['dag'].dag_id}/{ctx['run_id']}"
 
 
+def _timetable(schedule: timedelta | str | None) -> Any:
+    """The schedule, with each run covering the period before it as its data interval.
+
+    Airflow 3 turns a plain timedelta into a trigger timetable whose data interval is a
+    single instant: a backfill of 16:00-16:15 then asks to redo nothing. Each run at ``t``
+    covers ``[t - period, t)``, so the runs of a backfill cover exactly its range."""
+    if isinstance(schedule, timedelta):
+        from airflow.sdk.definitions.timetables.trigger import DeltaTriggerTimetable
+
+        return DeltaTriggerTimetable(schedule, interval=schedule)
+    return schedule
+
+
 def build_ingest_dag(
     partition: Partition,
     schedule: timedelta | str | None = timedelta(minutes=5),
@@ -90,7 +103,7 @@ def build_ingest_dag(
 
     with DAG(
         dag_id=dag_id(partition),
-        schedule=schedule,
+        schedule=_timetable(schedule),
         start_date=start_date,
         catchup=False,
         max_active_runs=1,

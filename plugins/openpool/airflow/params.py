@@ -17,16 +17,18 @@ PARAMS = {
         None,
         type=["null", "string"],
         format="date-time",
-        title="Replay from (UTC, inclusive)",
-        description="Leave empty for a normal run. With a value, files whose key time is at "
-        "or after it are re-scanned in the events and archive locations.",
+        title="Replay from (UTC, inclusive) -- instead of a backfill",
+        description="Leave empty for a normal run and for a backfill (a backfill redoes "
+        "each run's own 5-minute interval; these fields are ignored then). For a one-run "
+        "replay instead, files whose key time is at or after it are re-scanned in the "
+        "events and archive locations.",
     ),
     "to": Param(
         None,
         type=["null", "string"],
         format="date-time",
-        title="Replay to (UTC, exclusive)",
-        description="End of the replay interval; empty means up to now.",
+        title="Replay to (UTC, exclusive) -- instead of a backfill",
+        description="End of the one-run replay interval; empty means up to now.",
     ),
 }
 
@@ -40,11 +42,20 @@ def _dt(value: Any) -> datetime | None:
 
 def replay_interval(context: Any) -> tuple[datetime | None, datetime | None] | None:
     """``(start, end)`` when this run is a backfill or replay, else ``None``."""
+    dag_run = context.get("dag_run")
+    if dag_run is not None and run_type(dag_run) == "backfill":  # its own interval, always
+        return context.get("data_interval_start"), context.get("data_interval_end")
     params = context.get("params") or {}
     start, end = _dt(params.get("from")), _dt(params.get("to"))
     if start is not None or end is not None:
         return start, end
-    dag_run = context.get("dag_run")
-    if dag_run is not None and str(getattr(dag_run, "run_type", "")).endswith("backfill"):
-        return context.get("data_interval_start"), context.get("data_interval_end")
     return None
+
+
+def run_type(dag_run: Any) -> str:
+    """The run's type as Airflow stores it ("backfill", "manual", "scheduled"...).
+
+    The task SDK hands over an enum whose ``str()`` is ``DagRunType.BACKFILL``: compare its
+    value, never its rendering."""
+    kind = getattr(dag_run, "run_type", None)
+    return str(getattr(kind, "value", kind) or "").lower()
