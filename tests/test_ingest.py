@@ -294,3 +294,28 @@ def test_connections_split_open_and_closed_and_old_layout_migrates(tmp_path: Pat
     assert {a: k for a, k in counts.items() if k} == {
         r["eth_address"]: r["connection_count"] for r in per
     }
+
+
+def test_table_output_prints_money_exactly(tmp_path: Path) -> None:
+    """Issue 16: ``--format table`` printed ETH through tabulate's number parsing
+    (``7.03447e-05``, ``0.000122139`` for ``0.000122138597753041``). Every amount in a table
+    must read exactly as the JSON's integer wei says."""
+    from decimal import Decimal
+
+    events = tmp_path / "events"
+    shutil.copytree(FIXTURES, events)
+    env = dict(os.environ, OPENPOOL_EVENTS_URI=str(events), OPENPOOL_STATE_URI=str(tmp_path / "s"))
+    args = ["--node-type", "ai", "--region", "us-central"]
+
+    def cli(*argv: str) -> str:
+        return subprocess.run(
+            [OPENPOOL, *argv], env=env, capture_output=True, text=True, check=True, timeout=120
+        ).stdout
+
+    cli("ingest", *args)
+    wei = json.loads(cli("balances", "--format", "json", *args))[0]["worker_earnings_wei"]
+    exact = format(Decimal(wei).scaleb(-18), "f")
+    assert len(exact.rstrip("0")) > 8  # an amount a float rendering would round
+    table = cli("summary", "--format", "table", *args)
+    assert exact in table, table
+    assert "e-" not in table, table

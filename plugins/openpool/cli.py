@@ -38,13 +38,16 @@ def _partition(args: argparse.Namespace) -> Partition:
 
 
 def emit(rows: list[dict[str, Any]], fmt: str) -> None:
-    """Print rows as a JSON array or an aligned table."""
+    """Print rows as a JSON array or an aligned table, every value exactly as given.
+
+    tabulate would parse numeric strings as floats (``0.000122139`` for the ETH string
+    ``0.000122138597753041``): money is shown as written, never re-rendered."""
     if fmt == "json":
         print(json.dumps(rows, default=str))
         return
     from tabulate import tabulate
 
-    print(tabulate(rows, headers="keys") if rows else "(none)")
+    print(tabulate(rows, headers="keys", disable_numparse=True) if rows else "(none)")
 
 
 def cmd_snapshots(args: argparse.Namespace, settings: Settings) -> int:
