@@ -232,8 +232,10 @@ def test_a_reject_is_recorded_and_the_plan_is_never_executed_not_even_with_i_app
     """Reject path, answered via the public REST API (api-server over HTTP on loopback);
     then someone tries to pay the rejected plan on the command line."""
     dr, states, _ = _run(_responder(world, "Reject"))
-    assert states["plan"] == states["approve"] == "success", states
-    assert {states[t] for t in ("execute", "confirm", "report")} == {"skipped"}, states
+    # issue 16: a rejection reads as one in the grid, never as a green run with skips
+    assert states["plan"] == "success" and states["approve"] == "failed", states
+    assert {states[t] for t in ("execute", "confirm", "report")} == {"upstream_failed"}, states
+    assert str(dr.state) == "failed", dr.state
     (plan_hash,) = world.plans()
     record = json.loads(world.state.get(approval_key(plan_hash)))
     assert record["decision"] == "rejected" and record["plan_hash"] == plan_hash

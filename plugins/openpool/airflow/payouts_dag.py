@@ -204,13 +204,21 @@ class PlanApprovalOperator(ApprovalOperator):
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         if "error" not in event:  # an answer (a timeout is handled, and fails, below)
-            # Recorded first: on Reject the parent skips downstream by raising.
             self.validate_chosen_options(event["chosen_options"])
-            self._record(context, event)
+            who = self._record(context, event)
+            if event["chosen_options"] != [ApprovalOperator.APPROVE]:
+                # A rejection must read as one in the grid: this task failed (unretried),
+                # the rest upstream_failed, the run failed -- never green with skips.
+                from airflow.sdk.exceptions import AirflowFailException
+
+                raise AirflowFailException(
+                    f"plan {self.plan_hash[:12]}… REJECTED by {who}; nothing is sent, and "
+                    "the rejection is recorded: this plan can never be executed"
+                )
         ret = super().execute_complete(context=context, event=event)
         return {**ret, "plan_hash": self.plan_hash, "run_id": context["run_id"]}
 
-    def _record(self, context: Any, event: dict[str, Any]) -> None:
+    def _record(self, context: Any, event: dict[str, Any]) -> str:
         from openpool.airflow.runtime import store
         from openpool.payouts.approvals import APPROVED, REJECTED, record_decision
 
@@ -225,6 +233,7 @@ class PlanApprovalOperator(ApprovalOperator):
             f"HITL {context['dag'].dag_id}/{context['run_id']}",
         )
         self.log.info("plan %s: %s by %s", self.plan_hash, doc["decision"], doc["approver"])
+        return str(doc["approver"])
 
 
 def _authorise(decision: dict[str, Any] | None, plan_hash: str) -> str:
