@@ -168,6 +168,44 @@ def test_dag_files_parse_without_payout_code_and_ingest_never_loads_it() -> None
         assert alone["payout_modules"] == [], ingest_file
 
 
+def test_the_approval_counts_payments_and_workers_apart_and_names_partitions() -> None:
+    """Issue 16 item 3: "Pay 40 workers" was shown for 40 payments to 10 workers, and one
+    address twice in the top ten with nothing to tell the rows apart."""
+    from jinja2 import Environment
+
+    from openpool.airflow.payouts_dag import BODY, SUBJECT
+    from openpool.payouts.plan import describe
+
+    w = Account.create().address
+    payments = [
+        {"payment_id": "a" * 32, "partition": "ai|us-central", "eth_address": w,
+         "amount_wei": 122138597753041},
+        {"payment_id": "b" * 32, "partition": "transcode|us-west", "eth_address": w,
+         "amount_wei": 7 * 10**16},
+    ]  # fmt: skip
+    plan = {
+        "payments": payments,
+        "total_wei": sum(p["amount_wei"] for p in payments),
+        "created_at": "2026-12-02T05:00:00+00:00",
+        "deferred": [],
+        "held": [],
+    }
+    d = describe(plan, "f" * 64, 50 * ETH, 2 * 10**8, timedelta(hours=24))
+    assert (d["payments"], d["workers"]) == (2, 1)
+    assert d["network_fee_eth_at_most"] == eth(2 * 21_000 * 2 * 10**8)
+    assert d["expires_at"] == "2026-12-03T05:00:00+00:00"
+
+    class TI:
+        def xcom_pull(self, task_ids: str) -> dict[str, Any]:
+            return d
+
+    subject = Environment().from_string(SUBJECT).render(ti=TI())
+    body = Environment().from_string(BODY).render(ti=TI())
+    assert subject.startswith("Pay 2 payments to 1 workers, 0.070122138597753041 ETH?")
+    assert f"| 1 | 0.07 | transcode / us-west | `{w}` |" in body
+    assert f"| 2 | 0.000122138597753041 | ai / us-central | `{w}` |" in body
+
+
 def test_an_approved_plan_is_paid_exactly_and_the_key_never_leaks(
     world: World, capfd, caplog
 ) -> None:
@@ -189,8 +227,11 @@ def test_an_approved_plan_is_paid_exactly_and_the_key_never_leaks(
     # what the approver was shown: the hash, count, total, balance and the ten largest only
     assert plan_hash in detail["body"] and plan_hash[:12] in detail["subject"]
     assert described["total_eth"] in detail["subject"]
-    for addr, wei in largest[:10]:
-        assert f"`{addr}` | {eth(wei)}" in detail["body"]
+    assert "Pay 12 payments to 12 workers" in detail["subject"], detail["subject"]
+    for addr, wei in largest[:10]:  # exact amount first (never cut off), then the partition
+        assert f"| {eth(wei)} | transcode / us-west | `{addr}` |" in detail["body"]
+    assert f"| Network fee, at most | {described['network_fee_eth_at_most']} ETH" in detail["body"]
+    assert f"| Executable until (UTC) | {described['expires_at']}," in detail["body"]
     assert not any(addr in detail["body"] for addr, _ in largest[10:])
     assert detail["options"] == ["Approve", "Reject"]
 
@@ -215,6 +256,9 @@ def test_an_approved_plan_is_paid_exactly_and_the_key_never_leaks(
     out = capfd.readouterr()
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert f"plan {plan_hash} written" in logged and "payout run complete" in logged
+    for r in rows:  # issue 16: the report's log lists every payment with its tx hash
+        assert f"payment {r['payment_id']} confirmed:" in logged
+        assert f"tx {r['tx_hash']}" in logged and r["tx_hash"].startswith("0x")
     for secret in (world.private_key, WALLET_PASSWORD):
         assert secret not in xcoms and secret not in logged
         assert secret not in out.out and secret not in out.err
@@ -224,6 +268,9 @@ def test_an_approved_plan_is_paid_exactly_and_the_key_never_leaks(
     states = {ti.task_id: str(ti.state) for ti in again.get_task_instances()}
     assert states["recover"] == "success" and states["plan"] == "skipped", states
     assert {states[t] for t in ("approve", "execute", "confirm", "report")} == {"skipped"}
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "nothing to pay: (partition, worker) pairs: 12 with nothing payable, 0 below " in logged
+    assert "MIN_PAYOUT_INTERVAL_SECONDS (86400 s)" in logged, logged[-2000:]
 
 
 def test_a_reject_is_recorded_and_the_plan_is_never_executed_not_even_with_i_approve(

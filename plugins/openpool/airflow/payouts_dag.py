@@ -100,7 +100,8 @@ decrypted only inside `execute`), `PAYMENT_THRESHOLD_WEI`, `MAX_PAYMENT_WEI`,
 
 _PLAN = "{% set d = ti.xcom_pull(task_ids='plan') %}"
 SUBJECT = (
-    _PLAN + "Pay {{ d.payments }} workers {{ d.total_eth }} ETH? (plan {{ d.plan_hash[:12] }})"
+    _PLAN + "Pay {{ d.payments }} payments to {{ d.workers }} workers, {{ d.total_eth }} ETH? "
+    "(plan {{ d.plan_hash[:12] }})"
 )
 BODY = (
     _PLAN
@@ -110,16 +111,23 @@ BODY = (
 | | |
 |---|---|
 | Payments | {{ d.payments }} |
+| Workers | {{ d.workers }} (a worker paid in two partitions has two payments) |
 | Total | {{ d.total_eth }} ETH |
+{% set fee = d.network_fee_eth_at_most %}\
+| Network fee, at most | {{ (fee ~ " ETH") if fee else "unknown (no fee estimate)" }} \
+(21,000 gas a payment at today's maxFeePerGas) |
 | Hot wallet balance | {{ d.wallet_balance_eth }} ETH |
+| Plan made (UTC) | {{ d.created_at }} |
+| Executable until (UTC) | {{ d.expires_at }}, then it is refused: make a new plan |
 | Deferred to a later run (run cap) | {{ d.deferred }} |
 | Held back: a repeated event ID touched them (`openpool duplicates`) | {{ d.held }} |
 
 **The {{ d.largest | length }} largest payments**
 
-| # | Address | ETH |
-|---|---|---|
-{% for p in d.largest %}| {{ loop.index }} | `{{ p.eth_address }}` | {{ p.eth }} |
+| # | ETH (exact) | Partition | Address |
+|---|---|---|---|
+{% for p in d.largest %}{% set where = p.partition | replace("|", " / ") %}\
+| {{ loop.index }} | {{ p.eth }} | {{ where }} | `{{ p.eth_address }}` |
 {% endfor %}
 **Approve** pays exactly this plan: `execute` refuses it if the stored plan no longer hashes
 to `{{ d.plan_hash }}`. **Reject**, or no answer within __TIMEOUT__, sends nothing.
@@ -184,6 +192,24 @@ def _plan_summary(ledger: Ledger, plan_hash: str) -> dict[str, Any]:
             r["payment_id"] for r in rows if r["status"] == INVESTIGATE
         ),
     }
+
+
+def _log_payments(ledger: Ledger, plan_hash: str) -> None:
+    """One log line per payment of the plan: status, amount, worker, partition, tx hash."""
+    from openpool.analytics.exports import eth
+
+    rows = [r for r in ledger.payments().values() if r["plan_hash"] == plan_hash]
+    for r in sorted(rows, key=lambda r: (r["nonce"] is None, r["nonce"] or 0)):
+        log.info(
+            "payment %s %s: %s ETH to %s (%s), nonce %s, tx %s",
+            r["payment_id"],
+            r["status"],
+            eth(int(r["amount_wei"])),
+            r["eth_address"],
+            r["partition"],
+            r["nonce"],
+            r["tx_hash"] or "-",
+        )
 
 
 class PlanApprovalOperator(ApprovalOperator):
@@ -320,7 +346,14 @@ def build_payouts_dag(
             def run() -> dict[str, Any]:
                 from openpool.payouts.chain import Chain
                 from openpool.payouts.commands import limits
-                from openpool.payouts.plan import PlanRefused, build_plan, describe, save_plan
+                from openpool.payouts.execute import fees
+                from openpool.payouts.plan import (
+                    PlanRefused,
+                    build_plan,
+                    describe,
+                    save_plan,
+                    why_nothing,
+                )
 
                 s = payout_settings()
                 state, ledger = _ledger(s, aws_conn_id)
@@ -333,12 +366,22 @@ def build_payouts_dag(
                         "held back %s in %s: %s", h["eth_address"], h["partition"], h["reason"]
                     )
                 if not doc["payments"]:
-                    raise AirflowSkipException(
-                        f"nothing to pay ({len(doc['deferred'])} deferred, "
-                        f"{len(doc['held'])} held back by repeated event IDs); no plan written"
-                    )
+                    why = why_nothing(doc) + "; no plan written, nobody asked"
+                    log.info("%s", why)  # the reason, in words, before Airflow's skip line
+                    raise AirflowSkipException(why)
                 plan_hash = save_plan(state, doc)
-                described = describe(doc, plan_hash, chain.balance(ledger.wallet))
+                try:
+                    max_fee: int | None = fees(chain, s.max_gas_price_wei)[0]
+                except Exception as exc:  # shown as unknown; execute checks the cap itself
+                    log.warning("no fee estimate for the approver: %s", exc)
+                    max_fee = None
+                described = describe(
+                    doc,
+                    plan_hash,
+                    chain.balance(ledger.wallet),
+                    max_fee,
+                    timedelta(seconds=s.plan_max_age_seconds),
+                )
                 log.info("plan %s written: %s", plan_hash, described)
                 return described
 
@@ -424,6 +467,7 @@ def build_payouts_dag(
                 s = payout_settings()
                 _, ledger = _ledger(s, aws_conn_id)
                 summary = _plan_summary(ledger, described["plan_hash"])
+                _log_payments(ledger, described["plan_hash"])
                 if summary["needs_investigation"] or summary["wallet_needs_investigation"]:
                     log.error(
                         "PAYOUTS NEED INVESTIGATION: %s payment(s) of plan %s, %s in the wallet "

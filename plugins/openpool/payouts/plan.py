@@ -52,6 +52,34 @@ def payment_id(partition: str, worker: str, basis: str) -> str:
     return hashlib.sha256(f"{partition}|{worker}|{basis}".encode()).hexdigest()[:32]
 
 
+PASSED_OVER = (
+    "nothing_payable",
+    "below_threshold",
+    "payment_in_flight_or_investigated",
+    "held_by_repeated_event_id",
+    "paid_within_min_interval",
+)
+
+
+def why_nothing(plan: dict[str, Any]) -> str:
+    """One line saying why a plan pays nobody, with the settings that decided it."""
+    lim, n = plan["limits"], plan.get("passed_over", {})
+    from openpool.analytics.exports import eth
+
+    parts = [
+        f"{n.get('nothing_payable', 0)} with nothing payable",
+        f"{n.get('below_threshold', 0)} below PAYMENT_THRESHOLD_WEI "
+        f"({eth(lim['threshold_wei'])} ETH)",
+        f"{n.get('paid_within_min_interval', 0)} paid less than MIN_PAYOUT_INTERVAL_SECONDS "
+        f"({lim['min_interval_s']} s) ago",
+        f"{n.get('payment_in_flight_or_investigated', 0)} with a payment in flight or to "
+        "investigate",
+        f"{n.get('held_by_repeated_event_id', 0)} held back by a repeated event ID",
+        f"{len(plan['deferred'])} deferred by MAX_RUN_WEI",
+    ]
+    return "nothing to pay: (partition, worker) pairs: " + ", ".join(parts)
+
+
 def build_plan(
     partitions: list[Partition],
     state: ObjectStore,
@@ -81,17 +109,26 @@ def build_plan(
     snaps = {str(part): SnapshotStore(state, part).latest() for part in partitions}
     held = find_duplicates(state, partitions, pinned=snaps).blocked()
     candidates, versions = [], {}
+    passed = dict.fromkeys(PASSED_OVER, 0)  # why each (partition, worker) is not paid now
     for part in partitions:
         snap = snaps[str(part)]
         versions[str(part)] = snap.version if snap else 0
         for b in read_table(snap, "balances", BALANCES).to_pylist():
             key = (str(part), b["eth_address"])
             payable = payable_wei(int(b["worker_earnings_wei"]), settled.get(key))
-            if payable < limits.threshold_wei or b["eth_address"] in blocked:
-                continue
-            if key in held:
-                continue
-            if key in last and now - last[key] < limits.min_interval:
+            why = None
+            if payable <= 0:
+                why = "nothing_payable"
+            elif payable < limits.threshold_wei:
+                why = "below_threshold"
+            elif b["eth_address"] in blocked:
+                why = "payment_in_flight_or_investigated"
+            elif key in held:
+                why = "held_by_repeated_event_id"
+            elif key in last and now - last[key] < limits.min_interval:
+                why = "paid_within_min_interval"
+            if why:
+                passed[why] += 1
                 continue
             candidates.append((payable, str(part), b["eth_address"]))
     candidates.sort(key=lambda c: (-c[0], c[1], c[2]))
@@ -126,6 +163,7 @@ def build_plan(
             "min_interval_s": int(limits.min_interval.total_seconds()),
         },
         "payments": payments,
+        "passed_over": passed,
         "total_wei": total,
         "deferred": deferred,
         "held": [
@@ -161,17 +199,42 @@ def load_plan(state: ObjectStore, plan_hash: str) -> dict[str, Any]:
         raise CorruptObject(state.url(plan_key(plan_hash)), str(exc)) from None
 
 
-def describe(plan: dict[str, Any], plan_hash: str, wallet_balance_wei: int) -> dict[str, Any]:
-    """What the approver sees: count, total, the ten largest, the wallet balance, the hash."""
+TRANSFER_GAS = 21_000  # a plain ETH transfer; the estimate the approver sees
+
+
+def describe(
+    plan: dict[str, Any],
+    plan_hash: str,
+    wallet_balance_wei: int,
+    max_fee_per_gas_wei: int | None = None,
+    max_age: timedelta | None = None,
+) -> dict[str, Any]:
+    """What the approver sees: payments and workers, total, the ten largest with their
+    partition, the wallet balance, the network fee at most, the plan's age and expiry."""
     from openpool.analytics.exports import eth
 
     top = sorted(plan["payments"], key=lambda p: -p["amount_wei"])[:10]
+    created = datetime.fromisoformat(plan["created_at"])
+    fee = None
+    if max_fee_per_gas_wei is not None:
+        fee = eth(len(plan["payments"]) * TRANSFER_GAS * max_fee_per_gas_wei)
     return {
         "plan_hash": plan_hash,
         "payments": len(plan["payments"]),
+        "workers": len({p["eth_address"].lower() for p in plan["payments"]}),
         "total_eth": eth(plan["total_wei"]),
-        "largest": [{"eth_address": p["eth_address"], "eth": eth(p["amount_wei"])} for p in top],
+        "largest": [
+            {
+                "eth_address": p["eth_address"],
+                "partition": p["partition"],
+                "eth": eth(p["amount_wei"]),
+            }
+            for p in top
+        ],
         "wallet_balance_eth": eth(wallet_balance_wei),
+        "network_fee_eth_at_most": fee,
+        "created_at": created.isoformat(timespec="seconds"),
+        "expires_at": (created + max_age).isoformat(timespec="seconds") if max_age else None,
         "deferred": len(plan["deferred"]),
         "held": len(plan.get("held", [])),
     }
