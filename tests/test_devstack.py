@@ -126,6 +126,7 @@ def test_up_serves_the_dags_on_loopback_and_down_stops_everything(tmp_path: Path
         ):
             assert stat.S_IMODE((run_dir / path).stat().st_mode) == 0o600, path
         assert json.loads((run_dir / "airflow/passwords.json").read_text()) == {user: password}
+        assert (run_dir / "airflow/airflow.db").exists()
 
         # S3 holds the buckets and the generated events; anvil is chain 42161, wallet funded
         s3 = boto3.client(
@@ -168,5 +169,7 @@ def test_up_serves_the_dags_on_loopback_and_down_stops_everything(tmp_path: Path
     assert list((run_dir / "pids").glob("*.pid")) == []
     for name in names:
         assert name in down.stdout
+    # issue 16: S3 and the chain were in memory; the Airflow DB must not outlive them
+    assert not (run_dir / "airflow/airflow.db").exists() and "airflow metadata DB" in down.stdout
     again = _devstack(run_dir, "down", timeout=60)
     assert again.returncode == 0 and "nothing to stop" in again.stdout

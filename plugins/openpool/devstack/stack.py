@@ -266,8 +266,17 @@ def _start(
 
 
 def down(directory: Path) -> list[tuple[str, str]]:
-    """Stop what ``up`` started under ``directory``; repeating it does nothing."""
+    """Stop what ``up`` started under ``directory``; repeating it does nothing.
+
+    S3 (moto) and the chain (anvil) live in memory and end with their processes, so the
+    Airflow metadata DB goes too: the next ``up`` must not remember runs, approvals and
+    Variables of a world that no longer exists."""
     directory = directory.resolve()
     done = procs.stop(directory)
     (directory / "stack.json").unlink(missing_ok=True)
+    db = directory / "airflow" / "airflow.db"
+    if db.exists():
+        for leftover in (db, db.with_name("airflow.db-wal"), db.with_name("airflow.db-shm")):
+            leftover.unlink(missing_ok=True)
+        done.append(("airflow metadata DB", "removed (S3 and the chain start empty next up)"))
     return done
