@@ -195,21 +195,25 @@ def test_two_ingests_at_once_count_everything_once(stores: Stores) -> None:
     assert st["files_ingested"] == len({f.key for f in files})
 
 
-def test_cli_contract(tmp_path: Path) -> None:
+def _fixture_env(tmp_path: Path) -> dict[str, str]:
+    """The environment of a CLI run over a copy of the fixture events, state in tmp_path."""
     events = tmp_path / "events"
     shutil.copytree(FIXTURES, events)
-    env = dict(os.environ, OPENPOOL_EVENTS_URI=str(events), OPENPOOL_STATE_URI=str(tmp_path / "s"))
+    return dict(os.environ, OPENPOOL_EVENTS_URI=str(events), OPENPOOL_STATE_URI=str(tmp_path / "s"))
+
+
+def _run_cli(env: dict[str, str], *argv: str) -> str:
+    return subprocess.run(
+        [OPENPOOL, *argv], env=env, capture_output=True, text=True, check=True, timeout=120
+    ).stdout
+
+
+def test_cli_contract(tmp_path: Path) -> None:
+    env = _fixture_env(tmp_path)
     args = ["--node-type", "ai", "--region", "us-central"]
 
     def cli(*argv: str) -> str:
-        return subprocess.run(
-            [OPENPOOL, *argv, *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=120,
-        ).stdout
+        return _run_cli(env, *argv, *args)
 
     last = json.loads(cli("ingest").strip().splitlines()[-1])
     assert last == {
@@ -302,15 +306,11 @@ def test_table_output_prints_money_exactly(tmp_path: Path) -> None:
     must read exactly as the JSON's integer wei says."""
     from decimal import Decimal
 
-    events = tmp_path / "events"
-    shutil.copytree(FIXTURES, events)
-    env = dict(os.environ, OPENPOOL_EVENTS_URI=str(events), OPENPOOL_STATE_URI=str(tmp_path / "s"))
+    env = _fixture_env(tmp_path)
     args = ["--node-type", "ai", "--region", "us-central"]
 
     def cli(*argv: str) -> str:
-        return subprocess.run(
-            [OPENPOOL, *argv], env=env, capture_output=True, text=True, check=True, timeout=120
-        ).stdout
+        return _run_cli(env, *argv)
 
     cli("ingest", *args)
     wei = json.loads(cli("balances", "--format", "json", *args))[0]["worker_earnings_wei"]

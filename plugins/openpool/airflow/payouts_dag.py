@@ -173,12 +173,12 @@ def _ledger(s: Settings, aws_conn_id: str) -> tuple[ObjectStore, Ledger]:
     return state, Ledger(state, address)
 
 
-def _plan_summary(ledger: Ledger, plan_hash: str) -> dict[str, Any]:
-    """Each payment of ``plan_hash`` by its latest status, plus wallet-wide investigations."""
+def _plan_summary(rows: list[dict[str, Any]], plan_hash: str) -> dict[str, Any]:
+    """Each payment of ``plan_hash`` by its latest status (``rows``: the ledger's current
+    records), plus wallet-wide investigations."""
     from openpool.analytics.exports import eth
     from openpool.payouts.ledger import CONFIRMED, FAILED, INVESTIGATE, OPEN
 
-    rows = ledger.payments().values()
     mine = [r for r in rows if r["plan_hash"] == plan_hash]
     paid = sum(int(r["amount_wei"]) for r in mine if r["status"] == CONFIRMED)
     return {
@@ -194,12 +194,12 @@ def _plan_summary(ledger: Ledger, plan_hash: str) -> dict[str, Any]:
     }
 
 
-def _log_payments(ledger: Ledger, plan_hash: str) -> None:
+def _log_payments(rows: list[dict[str, Any]], plan_hash: str) -> None:
     """One log line per payment of the plan: status, amount, worker, partition, tx hash."""
     from openpool.analytics.exports import eth
 
-    rows = [r for r in ledger.payments().values() if r["plan_hash"] == plan_hash]
-    for r in sorted(rows, key=lambda r: (r["nonce"] is None, r["nonce"] or 0)):
+    mine = [r for r in rows if r["plan_hash"] == plan_hash]
+    for r in sorted(mine, key=lambda r: (r["nonce"] is None, r["nonce"] or 0)):
         log.info(
             "payment %s %s: %s ETH to %s (%s), nonce %s, tx %s",
             r["payment_id"],
@@ -466,8 +466,9 @@ def build_payouts_dag(
             def run() -> dict[str, Any]:
                 s = payout_settings()
                 _, ledger = _ledger(s, aws_conn_id)
-                summary = _plan_summary(ledger, described["plan_hash"])
-                _log_payments(ledger, described["plan_hash"])
+                rows = list(ledger.payments().values())  # read once, for both
+                summary = _plan_summary(rows, described["plan_hash"])
+                _log_payments(rows, described["plan_hash"])
                 if summary["needs_investigation"] or summary["wallet_needs_investigation"]:
                     log.error(
                         "PAYOUTS NEED INVESTIGATION: %s payment(s) of plan %s, %s in the wallet "
