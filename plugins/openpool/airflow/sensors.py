@@ -1,10 +1,13 @@
 """``wait_for_events``: the Amazon provider's S3KeySensor, deferred, that fires only on new files.
 
 The stock sensor fires when any key matches, and re-arms its full timeout each time its
-``check_fn`` says no, so "files exist but all are ingested" would wait forever. This
-subclass keeps one deadline for the whole wait, fires only when a listed (key, ETag) is not
-yet in the partition's snapshot, and ends the run as *skipped* (not failed) when nothing new
-arrives in time. Real errors (bad credentials, missing bucket) still fail the task.
+``check_fn`` says no, so "files exist but all are ingested" would wait forever; its trigger
+wakes the task on every poke that finds a key. This subclass checks once in the task, then
+defers **once** to :class:`~openpool.airflow.triggers.NewEventFilesTrigger`, which asks "is
+any listed (key, ETag) not yet in the snapshot?" in the triggerer and ends the wait itself:
+the task succeeds when a new file is there, and ends *skipped* at the deadline with the
+reason as its log line (no trigger-timeout ERROR). Real errors (bad credentials, missing
+bucket) still fail the task.
 
 It resolves the bucket, prefix and connection when it runs, never at DAG parse time; with
 a ``file://`` events location (local demo) it checks the folder directly instead of
@@ -17,17 +20,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
-from airflow.providers.amazon.aws.triggers.s3 import S3KeyTrigger
-from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
+from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, AirflowSkipException
 
 from openpool.airflow import runtime
 from openpool.airflow.params import replay_interval
+from openpool.airflow.triggers import IDLE, NEW, NewEventFilesTrigger
 from openpool.ingest.discovery import list_partition
 from openpool.ingest.steps import has_new_files
 from openpool.partitions import Partition
 from openpool.storage import ObjectInfo, S3Store
 
-DEADLINE_KEY = "wait_deadline"
+BACKSTOP = timedelta(minutes=2)  # beyond the trigger's own deadline
 
 
 class NewEventFilesSensor(S3KeySensor):
@@ -90,55 +93,51 @@ class NewEventFilesSensor(S3KeySensor):
         if self.local:
             self._poke_local()
             return
+        if self.poke(context):
+            return
         deadline = datetime.now(UTC) + self.wait_timeout
-        # Kept in XCom, not in the trigger's kwargs: every resume must see the same deadline.
-        context["ti"].xcom_push(key=DEADLINE_KEY, value=deadline.isoformat())
-        if not self.poke(context):
-            self._defer_until(deadline)
-
-    def _poke_local(self) -> None:
-        env = runtime.step_env(self.partition)
-        if not has_new_files(env, list_partition(env.events, self.partition)):
-            raise AirflowSkipException(f"no new event files for {self.partition}")
-
-    def _defer_until(self, deadline: datetime) -> None:
-        remaining = deadline - datetime.now(UTC)
-        if remaining <= timedelta(0):
-            raise AirflowSkipException(
-                f"no new event files for {self.partition} within {self.wait_timeout}"
-            )
         self.defer(
-            timeout=remaining,
-            trigger=S3KeyTrigger(
-                bucket_name=self.bucket_name,
-                bucket_key=self.bucket_key,
-                wildcard_match=True,
-                aws_conn_id=self.aws_conn_id,
-                region_name=self.region_name,
-                verify=self.verify,
-                botocore_config=self.botocore_config,
-                poke_interval=self.poke_interval,
-                should_check_fn=True,
-                metadata_keys=self.metadata_keys,
+            # a backstop only: the trigger ends the wait itself at the deadline
+            timeout=self.wait_timeout + BACKSTOP,
+            trigger=NewEventFilesTrigger(
+                partition=str(self.partition),
+                deadline=deadline.isoformat(),
+                poke_interval=float(self.poke_interval),
+                aws_conn_id=self.aws_conn_id or runtime.DEFAULT_AWS_CONN_ID,
             ),
             method_name="execute_complete",
         )
 
+    def _poke_local(self) -> None:
+        env = runtime.step_env(self.partition)
+        if not has_new_files(env, list_partition(env.events, self.partition)):
+            raise AirflowSkipException(f"idle: no new event files for {self.partition}")
+
     def execute_complete(self, context: Any, event: dict[str, Any]) -> None:
-        self._configure()
-        if event["status"] == "error":
-            super().execute_complete(context, event)  # raises with the trigger's message
+        if event["status"] == NEW:
+            self.log.info(
+                "%d new event file(s) for %s (%d listed)",
+                event["pending"],
+                self.partition,
+                event["listed"],
+            )
             return
-        if event["status"] == "running" and not self._has_new(event["files"]):
-            deadline = context["ti"].xcom_pull(task_ids=self.task_id, key=DEADLINE_KEY)
-            self._defer_until(datetime.fromisoformat(deadline))
+        if event["status"] == IDLE:
+            reason = (
+                f"idle: no new event files for {self.partition} within {self.wait_timeout} "
+                f"({event['listed']} listed, all ingested)"
+            )
+            self.log.info(reason)
+            raise AirflowSkipException(reason)
+        raise AirflowException(f"wait_for_events: unexpected trigger event {event!r}")
 
     def resume_execution(
         self, next_method: str, next_kwargs: dict[str, Any] | None, context: Any
     ) -> Any:
         try:
             return super().resume_execution(next_method, next_kwargs, context)
-        except AirflowSensorTimeout as exc:  # the deferral's own timeout: nothing arrived
+        except AirflowSensorTimeout as exc:  # the backstop: the trigger never answered
             raise AirflowSkipException(
-                f"no new event files for {self.partition} within {self.wait_timeout}"
+                f"idle: no answer from the trigger for {self.partition} within "
+                f"{self.wait_timeout + BACKSTOP}"
             ) from exc

@@ -75,10 +75,14 @@ class StepEnv:
         return Staging(self.state, self.partition, run_key)
 
 
+def ingested_files(env: StepEnv) -> pa.Table:
+    """Every file version (key, ETag) the partition's latest snapshot has taken in."""
+    return read_table(env.snapshots.latest(), "ingested_files", INGESTED)
+
+
 def has_new_files(env: StepEnv, listing: list[ObjectInfo]) -> bool:
     """True when ``listing`` holds a file whose (key, ETag) was never ingested."""
-    ingested = read_table(env.snapshots.latest(), "ingested_files", INGESTED)
-    return bool(pending_files(listing, ingested))
+    return bool(pending_files(listing, ingested_files(env)))
 
 
 def parse(

@@ -1,0 +1,85 @@
+"""The deferred half of ``wait_for_events``: one trigger that fires on new files or at the deadline.
+
+The Amazon provider's ``S3KeyTrigger`` fires as soon as *any* key matches, so with a
+partition full of already-ingested files every poke woke the task in a fresh worker process
+(imports and all) only for it to defer again, and the wait ended in the scheduler's trigger
+timeout, logged as ``ERROR Trigger cancelled due to timeout``. This trigger asks the question
+the task needs answered, "is any listed (key, ETag) not yet in the snapshot?", in the
+triggerer itself, and ends on its own with one event: ``new`` (the task succeeds and ingest
+runs) or ``idle`` at the deadline (the task ends skipped and says why). The deferral's own
+timeout is only a backstop.
+
+The blocking S3 reads run in a worker thread (``asyncio.to_thread``), so the triggerer's
+event loop keeps serving the other partitions' waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from openpool.ingest.discovery import list_partition, pending_files
+from openpool.ingest.steps import StepEnv, ingested_files
+from openpool.partitions import Partition
+
+NEW, IDLE = "new", "idle"
+
+
+class NewEventFilesTrigger(BaseTrigger):
+    """Poll the partition's event files until one was never ingested, or until ``deadline``."""
+
+    def __init__(
+        self,
+        partition: str,
+        deadline: str,
+        poke_interval: float,
+        aws_conn_id: str,
+    ) -> None:
+        super().__init__()
+        self.partition = partition
+        self.deadline = deadline
+        self.poke_interval = poke_interval
+        self.aws_conn_id = aws_conn_id
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "partition": self.partition,
+                "deadline": self.deadline,
+                "poke_interval": self.poke_interval,
+                "aws_conn_id": self.aws_conn_id,
+            },
+        )
+
+    def _env(self) -> StepEnv:
+        """The partition's stores, built once per wait (settings, connection, clients)."""
+        from openpool.airflow import runtime
+
+        return runtime.step_env(Partition.parse(self.partition), self.aws_conn_id)
+
+    @staticmethod
+    def _check(env: StepEnv) -> tuple[int, int]:
+        """(files listed, files never ingested): one listing and one snapshot read per poke."""
+        listing = list_partition(env.events, env.partition)
+        return len(listing), len(pending_files(listing, ingested_files(env)))
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        deadline = datetime.fromisoformat(self.deadline)
+        env = await asyncio.to_thread(self._env)
+        polls = 0
+        while True:
+            listed, pending = await asyncio.to_thread(self._check, env)
+            polls += 1
+            if pending:
+                yield TriggerEvent({"status": NEW, "listed": listed, "pending": pending})
+                return
+            remaining = (deadline - datetime.now(UTC)).total_seconds()
+            if remaining <= 0:
+                yield TriggerEvent({"status": IDLE, "listed": listed, "polls": polls})
+                return
+            await asyncio.sleep(min(self.poke_interval, remaining))
