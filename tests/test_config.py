@@ -114,13 +114,15 @@ def test_every_payout_setting_the_dag_reads_can_be_an_airflow_variable(tmp_path:
 
 
 def test_the_readme_names_exactly_the_settings_airflow_variables_do_not_override() -> None:
+    from openpool.airflow.dashboard.app import DASHBOARD_VARIABLES
     from openpool.airflow.payouts_dag import PAYOUT_VARIABLES
     from openpool.airflow.runtime import VARIABLES
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     table = readme.split("| variable | default | meaning |", 1)[1].split("\n\n", 1)[0]
     names = {ln.split("`")[1] for ln in table.splitlines() if ln.startswith("| `")}
-    not_variables = names - set(VARIABLES) - set(PAYOUT_VARIABLES)
+    assert set(DASHBOARD_VARIABLES) <= names  # the page's settings, Variables too
+    not_variables = names - set(VARIABLES) - set(PAYOUT_VARIABLES) - set(DASHBOARD_VARIABLES)
     assert not_variables == {"OPENPOOL_GC_GRACE_SECONDS", "AWS_ENDPOINT_URL"}
     for name in not_variables:
         assert f"`{name}`" in readme.split("URIs are `s3://bucket/prefix`", 1)[1][:600]

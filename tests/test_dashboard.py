@@ -33,7 +33,8 @@ import pyarrow.compute as pc
 import pytest
 
 from openpool.airflow.dashboard.charts import nice_step
-from openpool.analytics.dashboard_data import DashboardReader, Sources, tx_url
+from openpool.airflow.dashboard.render import render_html
+from openpool.analytics.dashboard_data import DashboardReader, Sources, explorer, tx_url
 from openpool.analytics.exports import eth
 from openpool.analytics.refresh import refresh
 from openpool.ingest.accrue import BALANCES
@@ -49,10 +50,11 @@ from openpool.payouts.ledger import CONFIRMED, Ledger, partition_payouts
 from openpool.payouts.plan import Limits, build_plan, load_plan, save_plan
 from openpool.snapshots import SnapshotStore
 from openpool.storage import LocalStore
+from tests.helpers.browser import browser as _browser
+from tests.helpers.browser import full_page_screenshot as _full_page_screenshot
+from tests.helpers.browser import wait as _wait
 from tests.services import REPO, anvil, free_port
 
-CHROMIUM = os.environ.get("OPENPOOL_CHROMIUM", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("OPENPOOL_CHROMEDRIVER", "/usr/bin/chromedriver")
 TRANSCODE, AI = Partition.parse("transcode|us-west"), Partition.parse("ai|us-central")
 START = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 MESS = Mess(duplicate_events=0.02, late_files=0.05, invalid_events=0.005, split_ai_jobs=0.2)
@@ -218,9 +220,58 @@ def test_a_plan_leaves_the_approval_list_when_approved_or_out_of_its_window(
 
 def test_explorer_links_and_axis_steps() -> None:
     h = "0x" + "ab" * 32
-    assert tx_url(42161, h) == f"https://arbiscan.io/tx/{h}"
-    assert tx_url(421614, h) == f"https://sepolia.arbiscan.io/tx/{h}"
-    assert tx_url(31337, h) is None and tx_url(42161, None) is None
+    arbiscan, sepolia = explorer(42161), explorer(421614)
+    assert tx_url(arbiscan, h) == f"https://arbiscan.io/tx/{h}"
+    assert tx_url(sepolia, h) == f"https://sepolia.arbiscan.io/tx/{h}"
+    assert explorer(31337) is None and tx_url(None, h) is None and tx_url(arbiscan, None) is None
+    # issue 16: a local chain (anvil runs as 42161) must not link to the public explorer
+    assert explorer(42161, "") is None
+    assert explorer(42161, "http://127.0.0.1:5100/") == "http://127.0.0.1:5100"
+    assert [nice_step(n) for n in (1, 7, 40, 41, 999, 10**18)] == [1, 2, 10, 20, 500, 5 * 10**17]
+
+
+def test_explorer_links_follow_the_setting_and_none_for_a_local_chain(
+    pool: Pool, monkeypatch
+) -> None:
+    d = DashboardReader().read(pool.sources(explorer_url=""))
+    assert d.payments and all(p["tx_url"] is None for p in d.payments)
+    assert d.explorer is None
+    html = render_html(d)
+    assert "arbiscan" not in html and d.payments[0]["tx_hash"] in html
+    d = DashboardReader().read(pool.sources(explorer_url="http://127.0.0.1:5100"))
+    assert {p["tx_url"] for p in d.payments} == {
+        f"http://127.0.0.1:5100/tx/{p['tx_hash']}" for p in d.payments
+    }
+    from openpool.airflow.dashboard.app import load_sources
+
+    monkeypatch.setenv("OPENPOOL_EXPLORER_URL", "")
+    assert load_sources().explorer_url == ""
+    monkeypatch.delenv("OPENPOOL_EXPLORER_URL")
+    assert load_sources().explorer_url is None  # the chain's public explorer
+
+
+def test_a_worker_is_online_only_while_its_events_are_recent(pool: Pool) -> None:
+    """Issue 16: an open connection with no event for hours (its orchestrator stopped
+    writing) read "online". Online = connection open and an event within the window."""
+    reader = DashboardReader()
+    rows = [r for v in reader.read(pool.sources()).partitions for r in v.summary.workers]
+    open_ = [r for r in rows if r["active"] and r["last_seen"] is not None]
+    assert open_, "the fixture's traffic ends with connections open"
+    last = max(r["last_seen"] for r in open_)
+    window = pool.sources().online_window
+    assert window == timedelta(minutes=15)
+    soon = reader.read(pool.sources(), now=last + timedelta(minutes=5))
+    later = reader.read(pool.sources(), now=last + timedelta(hours=2))
+    for d, when in ((soon, last + timedelta(minutes=5)), (later, last + timedelta(hours=2))):
+        for view in d.partitions:
+            for r in view.summary.workers:
+                recent = r["last_seen"] is not None and when - r["last_seen"] <= window
+                expected = "online" if (r["active"] and recent) else "offline"
+                assert r["status"][0] == expected, (r["eth_address"], r["status"], when)
+                if r["active"] and not recent:
+                    assert f"silent since {r['last_seen']:%Y-%m-%d %H:%M} UTC" in r["status"]
+    assert any(r["status"][0] == "online" for v in soon.partitions for r in v.summary.workers)
+    assert not any(r["status"][0] == "online" for v in later.partitions for r in v.summary.workers)
     assert [nice_step(n) for n in (1, 7, 40, 41, 999, 10**18)] == [1, 2, 10, 20, 500, 5 * 10**17]
 
 
@@ -347,55 +398,6 @@ def test_the_plugin_is_registered_and_serves_json_to_a_signed_in_client(
     [tc] = [p for p in doc["partitions"] if p["partition"] == str(TRANSCODE)]
     assert {w["eth_address"]: w["worker_earnings_wei"] for w in tc["workers"]} == earnings
     assert doc["awaiting_approval"][0]["plan_hash"] == pool.waiting_plan
-
-
-def _browser(user_data: Path) -> Any:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    for path in (CHROMIUM, CHROMEDRIVER):
-        assert os.access(path, os.X_OK), (
-            f"{path} is missing: install Debian's chromium and chromium-driver "
-            "(apt-get install -y chromium chromium-driver; .ci/run does it)"
-        )
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        f"--user-data-dir={user_data}",
-        "--window-size=1440,1000",
-    ):
-        opts.add_argument(flag)
-    service = Service(
-        executable_path=CHROMEDRIVER, log_output=str(user_data.parent / "chromedriver.log")
-    )
-    return webdriver.Chrome(service=service, options=opts)
-
-
-def _wait(driver: Any, css: str, timeout: float = 60) -> Any:
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(driver, timeout).until(
-        ec.presence_of_element_located((By.CSS_SELECTOR, css))
-    )
-
-
-def _full_page_screenshot(driver: Any, path: Path) -> None:
-    height = driver.execute_script("return document.documentElement.scrollHeight")
-    driver.set_window_size(1440, min(max(int(height) + 120, 800), 6000))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    assert driver.save_screenshot(str(path))
-    assert path.stat().st_size > 20_000  # a real rendering, not a blank page
 
 
 def test_signed_in_operator_sees_the_pool_in_chromium(

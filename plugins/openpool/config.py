@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     gc_grace_seconds: int = Field(24 * 3600, ge=0, validation_alias="OPENPOOL_GC_GRACE_SECONDS")
     # How far past the ingest's wall clock an event may be dated before it is rejected.
     clock_skew_seconds: int = Field(3600, ge=0, validation_alias="OPENPOOL_CLOCK_SKEW_SECONDS")
+    # the dashboard: tx links ("" = none, for a local chain; unset = the chain's explorer)
+    explorer_url: str | None = Field(None, validation_alias="OPENPOOL_EXPLORER_URL")
+    online_window_seconds: int = Field(900, gt=0, validation_alias="OPENPOOL_ONLINE_WINDOW_SECONDS")
 
     @field_validator("events_uri", "archive_uri", "state_uri", "metrics_uri", mode="before")
     @classmethod

@@ -105,6 +105,7 @@ def _environment(root: Path, rpc: str, wallet_env: dict[str, str]) -> str:
             "POOL_COMMISSION_RATE": RATE,
             "ETH_RPC_ENDPOINT": rpc,
             "CHAIN_ID": "42161",
+            "OPENPOOL_EXPLORER_URL": "",  # a local anvil chain: no public explorer links
             "PAYMENT_THRESHOLD_WEI": str(THRESHOLD_WEI),
             **wallet_env,
         }

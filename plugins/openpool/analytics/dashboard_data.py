@@ -39,16 +39,23 @@ from openpool.storage import ObjectStore
 
 EXPLORERS = {42161: "https://arbiscan.io", 421614: "https://sepolia.arbiscan.io"}
 RECENT_PAYMENTS = 50
+ONLINE_WINDOW = timedelta(minutes=15)
 
 
-def tx_url(chain_id: int, tx_hash: str | None) -> str | None:
-    """The block explorer page of ``tx_hash`` (Arbiscan on Arbitrum), if the chain has one."""
-    base = EXPLORERS.get(chain_id)
+def explorer(chain_id: int, configured: str | None = None) -> str | None:
+    """The block explorer's base URL: ``configured`` when set ("" = none, for a local chain
+    such as the devstack's anvil, which runs as 42161), else the chain's public explorer."""
+    if configured is not None:
+        return configured.rstrip("/") or None
+    return EXPLORERS.get(chain_id)
+
+
+def tx_url(base: str | None, tx_hash: str | None) -> str | None:
+    """The explorer page of ``tx_hash``, when there is an explorer."""
     return f"{base}/tx/{tx_hash}" if base and tx_hash else None
 
 
-def address_url(chain_id: int, address: str | None) -> str | None:
-    base = EXPLORERS.get(chain_id)
+def address_url(base: str | None, address: str | None) -> str | None:
     return f"{base}/address/{address}" if base and address else None
 
 
@@ -64,6 +71,8 @@ class Sources:
     wallet: str | None
     approval_window: timedelta = timedelta(hours=12)
     fee_hours: int = 48
+    explorer_url: str | None = None  # None: the chain's public explorer; "": no links
+    online_window: timedelta = ONLINE_WINDOW  # online = connection open, an event this recent
 
 
 @dataclass
@@ -80,6 +89,7 @@ class PartitionView:
 class Dashboard:
     generated_at: datetime
     chain_id: int
+    explorer: str | None
     wallet: str | None
     threshold_wei: int
     pool: Summary
@@ -93,9 +103,18 @@ class Dashboard:
     repeats: list[dict[str, Any]] = field(default_factory=list)
 
 
-def worker_status(row: dict[str, Any], investigating: set[str]) -> list[str]:
-    """Labels for a worker row: connection, then where its money stands."""
-    labels = ["online" if row["active"] else "offline"]
+def worker_status(
+    row: dict[str, Any], investigating: set[str], now: datetime, window: timedelta
+) -> list[str]:
+    """Labels for a worker row: connection, then where its money stands.
+
+    *Online* needs an open connection **and** an event within ``window`` of ``now``: a
+    connection the events never closed (its orchestrator stopped writing) is *silent*."""
+    seen = row["last_seen"]
+    recent = seen is not None and now - seen <= window
+    labels = ["online" if row["active"] and recent else "offline"]
+    if row["active"] and not recent and seen is not None:
+        labels.append(f"silent since {seen:%Y-%m-%d %H:%M} UTC")
     if row["eth_address"] in investigating:
         labels.append("needs investigation")
     elif row["in_flight_wei"] > 0:
@@ -129,14 +148,14 @@ class DashboardReader:
             mine = log.filter(pc.equal(log.column("partition"), str(part)))
             summ = worker_summary(snap, part, src.threshold_wei, mine)
             for row in summ.workers:
-                row["status"] = worker_status(row, investigating)
+                row["status"] = worker_status(row, investigating, now, src.online_window)
             parts.append(summ)
             props.append(snap.manifest.properties if snap else {})
             tc, ai, as_of = _ranks(src.metrics, part, warnings)
             views.append(PartitionView(part, snap.version if snap else 0, summ, tc, ai, as_of))
         pool = pool_summary(parts, props)
         for row in pool.workers:
-            row["status"] = worker_status(row, investigating)
+            row["status"] = worker_status(row, investigating, now, src.online_window)
         repeats = self._repeats_of(src, snaps)
         held = repeats.blocked()
         for view in views:
@@ -158,12 +177,13 @@ class DashboardReader:
         return Dashboard(
             generated_at=now,
             chain_id=src.chain_id,
+            explorer=explorer(src.chain_id, src.explorer_url),
             wallet=src.wallet,
             threshold_wei=src.threshold_wei,
             pool=pool,
             partitions=views,
             awaiting=_awaiting(src, current, now, warnings),
-            payments=_recent_payments(current, src.chain_id),
+            payments=_recent_payments(current, explorer(src.chain_id, src.explorer_url)),
             fee_hours=hours,
             fees=fees,
             warnings=warnings,
@@ -253,7 +273,7 @@ def hourly_fees(snap: Snapshot, start: datetime, end: datetime) -> dict[datetime
     }
 
 
-def _recent_payments(current: dict[Any, dict[str, Any]], chain_id: int) -> list[dict[str, Any]]:
+def _recent_payments(current: dict[Any, dict[str, Any]], base: str | None) -> list[dict[str, Any]]:
     rows = sorted(current.values(), key=lambda r: (r["recorded_at"], r["payment_id"]), reverse=True)
     return [
         {
@@ -264,7 +284,7 @@ def _recent_payments(current: dict[Any, dict[str, Any]], chain_id: int) -> list[
             "amount_wei": int(r["amount_wei"]),
             "status": r["status"],
             "tx_hash": r["tx_hash"],
-            "tx_url": tx_url(chain_id, r["tx_hash"]),
+            "tx_url": tx_url(base, r["tx_hash"]),
             "block_number": r["block_number"],
             "plan_hash": r["plan_hash"],
             "confirmed": r["status"] == CONFIRMED,

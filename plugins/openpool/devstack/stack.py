@@ -138,6 +138,7 @@ def _openpool_env(s3_url: str, rpc_url: str, wallet_env: dict[str, str]) -> dict
         "AWS_EC2_METADATA_DISABLED": "true",
         "ETH_RPC_ENDPOINT": rpc_url,
         "CHAIN_ID": str(CHAIN_ID),
+        "OPENPOOL_EXPLORER_URL": "",  # anvil, not Arbitrum One: no public explorer links
         "PAYMENT_THRESHOLD_WEI": str(THRESHOLD_WEI),
         **wallet_env,
     }

@@ -24,6 +24,7 @@ from openpool.airflow.dashboard import URL_PREFIX
 from openpool.analytics.dashboard_data import DashboardReader, Sources
 
 APPROVAL_WINDOW = timedelta(hours=12)  # the payout DAG's approval timeout
+DASHBOARD_VARIABLES = ("OPENPOOL_EXPLORER_URL", "OPENPOOL_ONLINE_WINDOW_SECONDS")
 ICON = (
     '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" fill="none" stroke="#017cee" '
     'stroke-width="2"><circle cx="12" cy="12" r="9"/><path d="M7 14l3-3 3 2 4-5"/></svg>'
@@ -36,7 +37,7 @@ def load_sources() -> Sources:
     from openpool.airflow.runtime import settings, store
     from openpool.payouts.ledger import wallet_address
 
-    s = settings(extra=PAYOUT_VARIABLES)
+    s = settings(extra=(*PAYOUT_VARIABLES, *DASHBOARD_VARIABLES))
     return Sources(
         state=store(s.state_uri),
         metrics=store(s.metrics_uri),
@@ -45,6 +46,8 @@ def load_sources() -> Sources:
         chain_id=s.chain_id,
         wallet=wallet_address(s),
         approval_window=APPROVAL_WINDOW,
+        explorer_url=s.explorer_url,
+        online_window=timedelta(seconds=s.online_window_seconds),
     )
 
 

@@ -37,7 +37,7 @@ def render_html(d: Dashboard) -> str:
     return _env.get_template("dashboard.html").render(
         d=d,
         chain_name=CHAINS.get(d.chain_id, f"chain {d.chain_id}"),
-        wallet_url=address_url(d.chain_id, d.wallet),
+        wallet_url=address_url(d.explorer, d.wallet),
         fees_svg=fees_chart(d.fee_hours, d.fees),
         fee_totals=fee_totals,
         rank_chart=rank_chart,
