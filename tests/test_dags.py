@@ -331,3 +331,74 @@ def test_a_backfill_of_an_archived_interval_ingests_missing_files_once(world: Wo
     assert set(states.values()) == {"success"}, states
     assert _version(world) == v + 1
     assert balances_of(world.state, PART) == worker_oracle(files, RATE)
+
+
+def _trigger_events(deadline_s: float, during: Any = None) -> tuple[list[dict[str, Any]], float]:
+    """Every event one NewEventFilesTrigger yields (run as the triggerer runs it), and how long."""
+    import asyncio
+
+    from openpool.airflow.triggers import NewEventFilesTrigger
+
+    deadline = datetime.now(UTC) + timedelta(seconds=deadline_s)
+    trigger = NewEventFilesTrigger(str(PART), deadline.isoformat(), 0.5, "aws_default")
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "openpool.airflow.triggers.NewEventFilesTrigger"
+
+    async def run() -> list[dict[str, Any]]:
+        if during is not None:
+            asyncio.get_running_loop().call_later(1.5, during)
+        return [e.payload async for e in NewEventFilesTrigger(**kwargs).run()]
+
+    t0 = time.monotonic()
+    events = asyncio.run(run())
+    return events, time.monotonic() - t0
+
+
+def test_the_trigger_answers_once_idle_at_its_deadline_or_new_when_a_file_lands(
+    world: World,
+) -> None:
+    """Issue 16 item 4: the stock S3KeyTrigger fired on every poke that found any key, so a
+    partition full of ingested files woke its task once per poke (6-7 task restarts per idle
+    4-minute wait in the devstack) and the wait ended in ERROR "Trigger cancelled due to
+    timeout". This trigger fires once: idle at its own deadline, or new when a file lands."""
+    from openpool.ingest.run import ingest
+
+    files = _files(span=timedelta(minutes=40))
+    write(files[:-1], world.events)
+    ingest(PART, world.events, world.state, RATE)
+    events, took = _trigger_events(3)
+    assert events == [{"status": "idle", "listed": len(files) - 1, "polls": events[0]["polls"]}]
+    assert events[0]["polls"] >= 3 and took >= 3  # it kept looking for the whole wait
+
+    events, took = _trigger_events(30, during=lambda: write(files[-1:], world.events))
+    assert events == [{"status": "new", "listed": len(files), "pending": 1}]
+    assert took < 10  # woke on the file, not at the deadline
+
+
+def test_an_idle_run_defers_once_and_ends_skipped_saying_why(world: World, monkeypatch) -> None:
+    from openpool.airflow.sensors import NewEventFilesSensor
+    from openpool.airflow.triggers import IDLE
+
+    write(_files(span=timedelta(minutes=30)), world.events)
+    dag = _dag()
+    assert set(_run(dag).values()) == {"success"}
+    deferrals: list[str] = []
+    original = NewEventFilesSensor.defer
+
+    def counting(self, **kw: Any) -> None:
+        deferrals.append(type(kw["trigger"]).__name__)
+        original(self, **kw)
+
+    monkeypatch.setattr(NewEventFilesSensor, "defer", counting)
+    states = _run(dag)  # a 4 s wait polled every second, nothing new
+    assert all(s == "skipped" for s in states.values()), states
+    assert deferrals == ["NewEventFilesTrigger"]
+
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    sensor = dag.get_task("wait_for_events")
+    with pytest.raises(AirflowSkipException) as skip:
+        sensor.execute_complete({}, {"status": IDLE, "listed": 6, "polls": 4})
+    assert str(skip.value) == (
+        f"idle: no new event files for {PART} within 0:00:04 (6 listed, all ingested)"
+    )

@@ -17,6 +17,7 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -26,6 +27,7 @@ from typing import Any
 import pytest
 from eth_account import Account
 
+from openpool.airflow.demo import Approver
 from openpool.analytics.exports import eth
 from openpool.payouts.approvals import approval_key
 from openpool.payouts.chain import Chain
@@ -33,6 +35,7 @@ from openpool.payouts.keys import write_keystore
 from openpool.payouts.ledger import CONFIRMED, Ledger
 from openpool.payouts.plan import plan_key
 from openpool.storage import LocalStore
+from tests.helpers.browser import browser, full_page_screenshot, sign_in, wait
 from tests.helpers.hitl_api import airflow_api, api_server, fail_awaiting, responder
 from tests.services import REPO, anvil
 from tests.test_payouts import ETH, _balances
@@ -322,7 +325,6 @@ def test_a_plan_tampered_with_before_approval_is_refused(world: World, capfd) ->
 def test_no_answer_before_the_timeout_sends_nothing(world: World) -> None:
     """Nobody answers: the scheduler's own AWAITING_INPUT timeout sweep resolves the task."""
     import threading
-    import time
 
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
@@ -365,3 +367,64 @@ def test_no_answer_before_the_timeout_sends_nothing(world: World) -> None:
     assert states["plan"] == "success" and states["approve"] == "failed", states
     assert {states[t] for t in ("execute", "confirm", "report")} == {"upstream_failed"}, states
     world.nothing_sent()
+
+
+class BrowserAnswer(Approver):
+    """A person answering in the Airflow UI: Chromium signs in on Airflow's login page,
+    opens the approve task's Required Action page and clicks ``option``."""
+
+    def __init__(self, world: World, option: str, profile: Path) -> None:
+        super().__init__(
+            lambda: airflow_api(world.api_url, APPROVER, APPROVER_PASSWORD),
+            DAG_ID,
+            option,
+            lambda _detail: None,
+            timeout=240,
+        )
+        self.url, self.profile = world.api_url, profile
+        self.seen: str = ""
+
+    def answer(self, api: Any, detail: dict[str, Any]) -> None:
+        from selenium.webdriver.common.by import By
+
+        run = f"{self.url}/dags/{DAG_ID}/runs/{detail['task_instance']['dag_run_id']}"
+        driver = browser(self.profile)
+        try:
+            sign_in(driver, f"{run}/tasks/approve/required_actions", APPROVER, APPROVER_PASSWORD)
+            button = wait(driver, f"//button[normalize-space()='{self.option}']", xpath=True)
+            self.seen = driver.find_element(By.TAG_NAME, "body").text
+            full_page_screenshot(driver, REPO / "reports" / "payouts-approval.png")
+            button.click()
+            wait(driver, "//*[contains(normalize-space(), 'response successful')]", xpath=True)
+        finally:
+            driver.quit()
+
+
+def test_a_reject_clicked_in_the_airflow_ui_fails_the_run_and_sends_nothing(
+    world: World, tmp_path: Path
+) -> None:
+    """Issue 16: the reject path through the real UI in Chromium, not the REST API."""
+    from selenium.webdriver.common.by import By
+
+    answer = BrowserAnswer(world, "Reject", tmp_path / "chromium")
+    dr, states, _ = _run(answer)
+    (plan_hash,) = world.plans()
+    assert plan_hash[:12] in answer.seen and "Approve" in answer.seen  # the screen it read
+    assert states["approve"] == "failed", states
+    assert {states[t] for t in ("execute", "confirm", "report")} == {"upstream_failed"}, states
+    assert str(dr.state) == "failed"
+    record = json.loads(world.state.get(approval_key(plan_hash)))
+    assert record["decision"] == "rejected" and record["approver"] == f"airflow:{APPROVER}"
+    world.nothing_sent()
+
+    # what the grid shows afterwards: the run failed, the approve task failed
+    driver = browser(tmp_path / "chromium-after")
+    try:
+        run_page = f"{world.api_url}/dags/{DAG_ID}/runs/{dr.run_id}"
+        sign_in(driver, run_page, APPROVER, APPROVER_PASSWORD)
+        wait(driver, "//*[normalize-space()='failed' or normalize-space()='Failed']", xpath=True)
+        text = driver.find_element(By.TAG_NAME, "body").text
+        assert "approve" in text
+        full_page_screenshot(driver, REPO / "reports" / "payouts-rejected-run.png")
+    finally:
+        driver.quit()

@@ -67,13 +67,3 @@ def sign_in(driver: Any, page: str, user: str, password: str) -> None:
     wait(driver, "input[name=username]").send_keys(user)
     driver.find_element(By.CSS_SELECTOR, "input[name=password]").send_keys(password)
     driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-
-
-def wait_all(driver: Any, css: str, count: int, timeout: float = 60) -> list[Any]:
-    """At least ``count`` elements matching ``css``, once they are there."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(driver, timeout).until(
-        lambda d: (found := d.find_elements(By.CSS_SELECTOR, css)) and len(found) >= count and found
-    )

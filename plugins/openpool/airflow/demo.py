@@ -117,12 +117,16 @@ class Approver(threading.Thread):
                     raise TimeoutError(f"no approval request from {self.dag_id}")
                 time.sleep(0.5)
             self.detail = pending[0]
-            ti = self.detail["task_instance"]
             self.announce(self.detail)
-            api.respond(self.dag_id, ti["dag_run_id"], ti["task_id"], self.option)
+            self.answer(api, self.detail)
         except BaseException as exc:
             self.error = exc
             fail_awaiting(self.dag_id)
+
+    def answer(self, api: AirflowAPI, detail: dict[str, Any]) -> None:
+        """Send ``option`` for the request ``detail`` (the REST call the UI makes)."""
+        ti = detail["task_instance"]
+        api.respond(self.dag_id, ti["dag_run_id"], ti["task_id"], self.option)
 
     def result(self) -> dict[str, Any]:
         self.join(timeout=30)
