@@ -142,7 +142,9 @@ def test_the_dag_is_shaped_for_operators() -> None:
     approve = dag.get_task("approve")
     assert approve.response_timeout == timedelta(hours=12)
     assert approve.options == ["Approve", "Reject"] and approve.retries == 0
-    assert approve.defaults is None  # a timeout is never taken as an approval
+    # Reject is the default, drawn solid (Approve grey); a timeout is never taken as an
+    # answer: it arrives flagged timedout, fails the task and records nothing
+    assert approve.defaults == ["Reject"] and set(approve.params) == {"confirm_plan"}
     assert dag.get_task("plan").retries == 3 and dag.get_task("execute").retries == 2
 
 
@@ -366,6 +368,39 @@ def test_no_answer_before_the_timeout_sends_nothing(world: World) -> None:
     states = {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}
     assert states["plan"] == "success" and states["approve"] == "failed", states
     assert {states[t] for t in ("execute", "confirm", "report")} == {"upstream_failed"}, states
+    (plan_hash,) = world.plans()
+    assert not world.state.exists(approval_key(plan_hash))  # no answer, none recorded
+    world.nothing_sent()
+
+
+class Untyped(Approver):
+    """Clicks Approve without typing the plan hash's first characters (or types others)."""
+
+    def __init__(self, world: World, typed: dict[str, Any]) -> None:
+        super().__init__(
+            lambda: airflow_api(world.api_url, APPROVER, APPROVER_PASSWORD),
+            DAG_ID,
+            "Approve",
+            lambda _detail: None,
+        )
+        self._typed = typed
+
+    def typed(self, api: Any, detail: dict[str, Any]) -> dict[str, Any]:
+        return self._typed
+
+
+@pytest.mark.parametrize("typed", [{}, {"confirm_plan": "00000000"}], ids=["empty", "wrong"])
+def test_approve_without_the_plans_first_characters_sends_nothing(
+    world: World, typed: dict[str, Any]
+) -> None:
+    """Issue 16 item 3: Approve was one click. It now needs the hash's first 8 characters
+    typed; a bare click fails the task, sends nothing and records no decision."""
+    _, states, detail = _run(Untyped(world, typed))
+    assert "confirm_plan" in detail["params"], detail["params"]
+    assert states["approve"] == "failed", states
+    assert {states[t] for t in ("execute", "confirm", "report")} == {"upstream_failed"}, states
+    (plan_hash,) = world.plans()
+    assert not world.state.exists(approval_key(plan_hash))
     world.nothing_sent()
 
 
@@ -383,6 +418,7 @@ class BrowserAnswer(Approver):
         )
         self.url, self.profile = world.api_url, profile
         self.seen: str = ""
+        self.looks: dict[str, str] = {}
 
     def answer(self, api: Any, detail: dict[str, Any]) -> None:
         from selenium.webdriver.common.by import By
@@ -392,8 +428,16 @@ class BrowserAnswer(Approver):
         try:
             sign_in(driver, f"{run}/tasks/approve/required_actions", APPROVER, APPROVER_PASSWORD)
             button = wait(driver, f"//button[normalize-space()='{self.option}']", xpath=True)
-            self.seen = driver.find_element(By.TAG_NAME, "body").text
+            self.seen = driver.execute_script("return document.body.innerText")
             full_page_screenshot(driver, REPO / "reports" / "payouts-approval.png")
+            self.looks = {  # how each option is drawn: Reject solid, Approve subtle
+                b.text: driver.execute_script(
+                    "return getComputedStyle(arguments[0]).backgroundColor", b
+                )
+                for b in driver.find_elements(By.CSS_SELECTOR, "[data-testid^=hitl-option-]")
+            }
+            driver.execute_script("arguments[0].scrollIntoView({block: 'end'})", button)
+            full_page_screenshot(driver, REPO / "reports" / "payouts-approval-answer.png")
             button.click()
             wait(driver, "//*[contains(normalize-space(), 'response successful')]", xpath=True)
         finally:
@@ -410,6 +454,11 @@ def test_a_reject_clicked_in_the_airflow_ui_fails_the_run_and_sends_nothing(
     dr, states, _ = _run(answer)
     (plan_hash,) = world.plans()
     assert plan_hash[:12] in answer.seen and "Approve" in answer.seen  # the screen it read
+    # issue 16 item 3: Approve needs the hash typed, and is not drawn like Reject
+    assert f"type `{plan_hash[:8]}`" in answer.seen or f"type {plan_hash[:8]}" in answer.seen
+    assert "first 8 characters" in answer.seen, answer.seen[-1500:]
+    assert set(answer.looks) == {"Approve", "Reject"}, answer.looks
+    assert answer.looks["Approve"] != answer.looks["Reject"], answer.looks
     assert states["approve"] == "failed", states
     assert {states[t] for t in ("execute", "confirm", "report")} == {"upstream_failed"}, states
     assert str(dr.state) == "failed"

@@ -176,7 +176,8 @@ def _pay(af: ModuleType, dags: dict[str, Any], api_url: str, password: str) -> d
         print(f"   approval requested: {detail['subject']}")
         print(
             f"   APPROVED BY THE DEMO, not by a person: Airflow user '{APPROVER}' answers "
-            f"'Approve'\n   through the REST API a person's UI uses: PATCH /api/v2/dags/"
+            f"'Approve' (the plan hash's first 8\n   characters typed in confirm_plan) through "
+            f"the REST API a person's UI uses: PATCH /api/v2/dags/"
             f"{PAYOUTS}/dagRuns/{ti['dag_run_id']}/taskInstances/{ti['task_id']}/-1/hitlDetails"
         )
 

@@ -124,9 +124,23 @@ class Approver(threading.Thread):
             fail_awaiting(self.dag_id)
 
     def answer(self, api: AirflowAPI, detail: dict[str, Any]) -> None:
-        """Send ``option`` for the request ``detail`` (the REST call the UI makes)."""
+        """Send ``option`` for the request ``detail`` (the REST call the UI makes); an
+        Approve carries the plan hash's first characters, typed as a person types them."""
         ti = detail["task_instance"]
-        api.respond(self.dag_id, ti["dag_run_id"], ti["task_id"], self.option)
+        api.respond(
+            self.dag_id, ti["dag_run_id"], ti["task_id"], self.option, self.typed(api, detail)
+        )
+
+    def typed(self, api: AirflowAPI, detail: dict[str, Any]) -> dict[str, Any]:
+        """The form fields of the answer: for Approve, the confirmation read off the plan
+        the request shows (the ``plan`` task's result in the same run)."""
+        from openpool.airflow.payouts_dag import CONFIRM, CONFIRM_CHARS
+
+        if self.option != "Approve" or CONFIRM not in (detail.get("params") or {}):
+            return {}
+        ti = detail["task_instance"]
+        plan_hash = api.xcom(self.dag_id, ti["dag_run_id"], "plan")["plan_hash"]
+        return {CONFIRM: plan_hash[:CONFIRM_CHARS]}
 
     def result(self) -> dict[str, Any]:
         self.join(timeout=30)

@@ -77,10 +77,13 @@ Tasks:
   rest of the run is *skipped*.
 - `approve`: Human-in-the-loop. Open **Required Actions** (or the task) and read the
   plan: number of payments, total ETH, the ten largest, the hot wallet's balance and the
-  plan hash. **Approve** pays exactly that plan. **Reject** sends nothing (the rest is
-  skipped) and is recorded: that plan is never executed, not even with the CLI's
-  `--i-approve`. No answer within {timeout} fails the task and sends nothing. The answer
-  is recorded in `approvals/<hash>.json`; that file is never the authority to pay.
+  plan hash. **Approve** takes two steps: type the plan hash's first 8 characters into
+  the form, then click it; it pays exactly that plan (Approve without them fails the task
+  and sends nothing). **Reject** (the highlighted default) fails the task, sends nothing
+  and is recorded: that plan is never executed, not even with the CLI's `--i-approve`.
+  No answer within {timeout} fails the task, sends nothing and records nothing. The answer
+  (decision, person, time) is recorded in `approvals/<hash>.json`, logged by `report` and
+  listed on the OpenPool page; that file is never the authority to pay.
 - `execute`: pays only on this run's own answer (the `approve` task's result in this run,
   in state success in Airflow), loads the plan by the approved hash and refuses it if its
   content no longer hashes to that name (tampering) or it was ever rejected, checks
@@ -129,8 +132,10 @@ BODY = (
 {% for p in d.largest %}{% set where = p.partition | replace("|", " / ") %}\
 | {{ loop.index }} | {{ p.eth }} | {{ where }} | `{{ p.eth_address }}` |
 {% endfor %}
-**Approve** pays exactly this plan: `execute` refuses it if the stored plan no longer hashes
-to `{{ d.plan_hash }}`. **Reject**, or no answer within __TIMEOUT__, sends nothing.
+**To approve**, type `{{ d.plan_hash[:8] }}` (the plan hash's first 8 characters) into the
+field below, then click **Approve**: it pays exactly this plan, and `execute` refuses it if the
+stored plan no longer hashes to `{{ d.plan_hash }}`. **Reject**, or no answer within
+__TIMEOUT__, sends nothing.
 """
 )
 
@@ -212,31 +217,75 @@ def _log_payments(rows: list[dict[str, Any]], plan_hash: str) -> None:
         )
 
 
+# Approve takes two steps: typing the plan's first characters into this form field, then
+# the button. Reject needs nothing typed, and is the form's default (the highlighted button).
+CONFIRM = "confirm_plan"
+CONFIRM_CHARS = 8
+
+
+def confirm_param() -> Any:
+    from airflow.sdk import Param
+
+    return Param(  # may be empty (null): the form must let Reject through untyped
+        None,
+        type=["null", "string"],
+        maxLength=64,
+        title=f"To approve: type the plan hash's first {CONFIRM_CHARS} characters",
+        description=f"Approve pays only if this field holds the first {CONFIRM_CHARS} "
+        "characters of the plan hash shown above. Leave it empty to reject.",
+    )
+
+
+def confirmed(params_input: dict[str, Any] | None, plan_hash: str) -> bool:
+    """Did the approver type the first characters of ``plan_hash``?"""
+    typed = str((params_input or {}).get(CONFIRM) or "").strip().lower()
+    return len(plan_hash) >= CONFIRM_CHARS and typed == plan_hash[:CONFIRM_CHARS].lower()
+
+
 class PlanApprovalOperator(ApprovalOperator):
     """The standard ApprovalOperator; its result also names the plan and the run it decided.
 
     ``plan_hash`` is rendered from the ``plan`` task's XCom, the same value the subject and
-    body show the approver; ``execute`` pays the plan of that hash or nothing. The answer
-    (Approve or Reject) is recorded in ``approvals/<hash>.json``: a rejection there is a
-    veto no later approval overrides; the record is never the authority to pay.
+    body show the approver; ``execute`` pays the plan of that hash or nothing. Approve counts
+    only with the hash's first characters typed into the form (:data:`CONFIRM`); Reject is
+    the default (highlighted) option. The answer (Approve or Reject) is recorded in
+    ``approvals/<hash>.json``: a rejection there is a veto no later approval overrides; the
+    record is never the authority to pay. No answer in time fails the task, recording
+    nothing.
     """
 
     template_fields = (*ApprovalOperator.template_fields, "plan_hash")
 
     def __init__(self, *, plan_hash: str, aws_conn_id: str = "aws_default", **kw: Any) -> None:
-        super().__init__(**kw)
+        # defaults: Reject is drawn solid and Approve subtle, so the two never look alike.
+        # A timeout then arrives as "Reject" with timedout=True: handled as no answer below.
+        super().__init__(
+            defaults=[ApprovalOperator.REJECT], params={CONFIRM: confirm_param()}, **kw
+        )
         self.plan_hash = plan_hash
         self.aws_conn_id = aws_conn_id
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
-        if "error" not in event:  # an answer (a timeout is handled, and fails, below)
+        if event.get("timedout"):
+            raise AirflowFailException(
+                f"plan {self.plan_hash[:12]}…: no answer within {self.response_timeout}; "
+                "nothing is sent and no decision is recorded"
+            )
+        if "error" not in event:  # an answer (any other error is handled, and fails, below)
             self.validate_chosen_options(event["chosen_options"])
+            approve = event["chosen_options"] == [ApprovalOperator.APPROVE]
+            if approve and not confirmed(event.get("params_input"), self.plan_hash):
+                who = (event.get("responded_by_user") or {}).get("name") or "?"
+                raise AirflowFailException(
+                    f"plan {self.plan_hash[:12]}…: Approve by {who} was not confirmed (the "
+                    f"field '{CONFIRM}' must hold the plan hash's first {CONFIRM_CHARS} "
+                    "characters); nothing is sent and no decision is recorded: run the DAG "
+                    "again to be asked again"
+                )
             who = self._record(context, event)
             if event["chosen_options"] != [ApprovalOperator.APPROVE]:
                 # A rejection must read as one in the grid: this task failed (unretried),
                 # the rest upstream_failed, the run failed -- never green with skips.
-                from airflow.sdk.exceptions import AirflowFailException
-
                 raise AirflowFailException(
                     f"plan {self.plan_hash[:12]}… REJECTED by {who}; nothing is sent, and "
                     "the rejection is recorded: this plan can never be executed"
@@ -280,6 +329,8 @@ def _authorise(decision: dict[str, Any] | None, plan_hash: str) -> str:
             f"the approval names plan {str(decision.get('plan_hash'))[:12]}…, "
             f"not {plan_hash[:12]}…; nothing sent"
         )
+    if not confirmed(decision.get("params_input"), plan_hash):
+        raise PlanRefused(f"the approval of {plan_hash[:12]}… was not confirmed; nothing sent")
     if decision.get("run_id") != ctx["run_id"]:
         raise PlanRefused(f"the approval is not of this run ({ctx['run_id']}); nothing sent")
     states = ctx["ti"].get_task_states(
@@ -464,10 +515,24 @@ def build_payouts_dag(
         @task
         def report(described: dict[str, Any], confirmed: dict[str, Any]) -> dict[str, Any]:
             def run() -> dict[str, Any]:
+                from openpool.payouts.approvals import recorded
+
                 s = payout_settings()
-                _, ledger = _ledger(s, aws_conn_id)
+                state, ledger = _ledger(s, aws_conn_id)
+                answer = recorded(state, described["plan_hash"]) or {}
+                log.info(  # the answer, where an auditor reads the run's outcome
+                    "plan %s: %s by %s at %s (%s)",
+                    described["plan_hash"],
+                    answer.get("decision", "no decision recorded"),
+                    answer.get("approver", "-"),
+                    answer.get("decided_at", "-"),
+                    answer.get("via", "-"),
+                )
                 rows = list(ledger.payments().values())  # read once, for both
                 summary = _plan_summary(rows, described["plan_hash"])
+                summary["answer"] = {
+                    k: answer.get(k) for k in ("decision", "approver", "decided_at", "via")
+                }
                 _log_payments(rows, described["plan_hash"])
                 if summary["needs_investigation"] or summary["wallet_needs_investigation"]:
                     log.error(

@@ -81,10 +81,18 @@ class AirflowAPI:
         )
         return doc["hitl_details"]
 
-    def respond(self, dag_id: str, run_id: str, task_id: str, option: str) -> Any:
-        """Answer a HITL request, as the Required Actions page does."""
+    def respond(
+        self,
+        dag_id: str,
+        run_id: str,
+        task_id: str,
+        option: str,
+        params_input: dict[str, Any] | None = None,
+    ) -> Any:
+        """Answer a HITL request, as the Required Actions page does (``params_input``: the
+        request's form fields, as typed)."""
         path = f"/dags/{dag_id}/dagRuns/{_q(run_id)}/taskInstances/{task_id}/-1/hitlDetails"
-        return self.patch(path, {"chosen_options": [option]})
+        return self.patch(path, {"chosen_options": [option], "params_input": params_input or {}})
 
     def xcom(self, dag_id: str, run_id: str, task_id: str) -> Any:
         run = _q(run_id)
