@@ -42,7 +42,7 @@ from openpool.ingest.generator import Mess, generate, write
 from openpool.ingest.run import ingest
 from openpool.ingest.schema import EVENTS
 from openpool.partitions import Partition
-from openpool.payouts.approvals import record_approval
+from openpool.payouts.approvals import REJECTED, record_approval, record_decision
 from openpool.payouts.chain import Chain
 from openpool.payouts.execute import execute
 from openpool.payouts.keys import load_wallet, write_keystore
@@ -202,9 +202,11 @@ def test_ranks_come_from_the_published_performance_exports(pool: Pool) -> None:
     assert ai.ai_ranks == ai_doc["ai_model_pipeline_rankings"] and ai.ai_ranks
 
 
-def test_a_plan_leaves_the_approval_list_when_approved_or_out_of_its_window(
+def test_a_plan_leaves_the_approval_list_when_answered_or_out_of_its_window(
     pool: Pool, tmp_path: Path
 ) -> None:
+    """Issue 16: a rejected plan left "awaiting approval" at once, and the answer (decision,
+    who, when) is on the page."""
     created = datetime.fromisoformat(load_plan(pool.state, pool.waiting_plan)["created_at"])
     reader = DashboardReader()
     assert reader.read(pool.sources(), now=created + timedelta(hours=11)).awaiting
@@ -213,9 +215,21 @@ def test_a_plan_leaves_the_approval_list_when_approved_or_out_of_its_window(
     copy = LocalStore(tmp_path / "state")
     for info in pool.state.list(""):
         copy.put(info.key, pool.state.get(info.key))
-    record_approval(copy, pool.waiting_plan, "someone", "test")
+    record_decision(copy, pool.waiting_plan, REJECTED, "airflow:treasurer", "HITL dag/run-1")
     src = Sources(copy, pool.metrics, (TRANSCODE, AI), LIMITS.threshold_wei, 42161, pool.wallet)
-    assert not reader.read(src).awaiting
+    d = reader.read(src)
+    assert not d.awaiting
+    latest = d.answers[0]
+    assert (latest["plan_hash"], latest["decision"]) == (pool.waiting_plan, "rejected")
+    assert latest["approver"] == "airflow:treasurer" and latest["via"] == "HITL dag/run-1"
+    assert {a["decision"] for a in d.answers[1:]} == {"approved"}  # the plan paid earlier
+    html = render_html(d)
+    row = html[html.index(f'<tr data-plan="{pool.waiting_plan}">') :].split("</tr>")[0]
+    assert (
+        "rejected" in row
+        and "airflow:treasurer" in row
+        and latest["decided_at"].strftime("%Y-%m-%d %H:%M") in row
+    )
 
 
 def test_explorer_links_and_axis_steps() -> None:

@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 
 from openpool.analytics.refresh import export_keys
 from openpool.analytics.summary import Summary, pool_summary, worker_summary
+from openpool.config import Settings
 from openpool.errors import ObjectNotFound, OpenPoolError
 from openpool.ingest.history import DuplicateReport, find_duplicates
 from openpool.ingest.schema import EVENTS, TS
@@ -39,7 +40,9 @@ from openpool.storage import ObjectStore
 
 EXPLORERS = {42161: "https://arbiscan.io", 421614: "https://sepolia.arbiscan.io"}
 RECENT_PAYMENTS = 50
-ONLINE_WINDOW = timedelta(minutes=15)
+RECENT_ANSWERS = 10
+# online = connection open and an event this recent (the setting OPENPOOL_ONLINE_WINDOW_SECONDS)
+ONLINE_WINDOW = timedelta(seconds=Settings.model_fields["online_window_seconds"].default)
 
 
 def explorer(chain_id: int, configured: str | None = None) -> str | None:
@@ -99,6 +102,8 @@ class Dashboard:
     fee_hours: list[datetime]
     fees: dict[str, list[int]]  # partition key -> wei per hour, aligned with fee_hours
     warnings: list[str] = field(default_factory=list)
+    # The newest answers to approval requests (approvals/<hash>.json), newest first.
+    answers: list[dict[str, Any]] = field(default_factory=list)
     # Event IDs held twice in history (openpool.ingest.history), not yet resolved.
     repeats: list[dict[str, Any]] = field(default_factory=list)
 
@@ -174,16 +179,18 @@ class DashboardReader:
                 "`openpool duplicates --resolve`"
             )
         hours, fees = self._fee_series(src, snaps)
+        links = explorer(src.chain_id, src.explorer_url)
         return Dashboard(
             generated_at=now,
             chain_id=src.chain_id,
-            explorer=explorer(src.chain_id, src.explorer_url),
+            explorer=links,
             wallet=src.wallet,
             threshold_wei=src.threshold_wei,
             pool=pool,
             partitions=views,
             awaiting=_awaiting(src, current, now, warnings),
-            payments=_recent_payments(current, explorer(src.chain_id, src.explorer_url)),
+            payments=_recent_payments(current, links),
+            answers=_answers(src, warnings),
             fee_hours=hours,
             fees=fees,
             warnings=warnings,
@@ -323,6 +330,28 @@ def _awaiting(
             "deferred": len(plan["deferred"]),
         }
     ]
+
+
+def _answers(src: Sources, warnings: list[str]) -> list[dict[str, Any]]:
+    """The :data:`RECENT_ANSWERS` newest recorded answers: decision, who, when, via."""
+    infos = sorted(src.state.list("approvals/"), key=lambda i: i.last_modified, reverse=True)
+    out = []
+    for info in infos[:RECENT_ANSWERS]:
+        plan_hash = info.key.removeprefix("approvals/").removesuffix(".json")
+        try:
+            doc = json.loads(src.state.get(info.key))
+            out.append(
+                {
+                    "plan_hash": plan_hash,
+                    "decision": str(doc["decision"]),
+                    "approver": str(doc["approver"]),
+                    "decided_at": datetime.fromisoformat(doc["decided_at"]),
+                    "via": str(doc.get("via", "")),
+                }
+            )
+        except (ObjectNotFound, ValueError, KeyError, TypeError) as exc:
+            warnings.append(f"the answer recorded for plan {plan_hash[:12]}… is unreadable: {exc}")
+    return sorted(out, key=lambda a: a["decided_at"], reverse=True)
 
 
 def _ranks(

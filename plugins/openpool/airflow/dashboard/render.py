@@ -89,6 +89,7 @@ def to_json(d: Dashboard) -> dict[str, Any]:
         ],
         "awaiting_approval": _iso(d.awaiting),
         "recent_payments": _iso(d.payments),
+        "recent_answers": _iso(d.answers),
         "fees_per_hour": {
             "hours": [h.isoformat() for h in d.fee_hours],
             "wei": d.fees,
