@@ -24,11 +24,9 @@ from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, Airfl
 
 from openpool.airflow import runtime
 from openpool.airflow.params import replay_interval
-from openpool.airflow.triggers import IDLE, NEW, NewEventFilesTrigger
-from openpool.ingest.discovery import list_partition
-from openpool.ingest.steps import has_new_files
+from openpool.airflow.triggers import IDLE, NEW, NewEventFilesTrigger, count_new
 from openpool.partitions import Partition
-from openpool.storage import ObjectInfo, S3Store
+from openpool.storage import S3Store
 
 BACKSTOP = timedelta(minutes=2)  # beyond the trigger's own deadline
 
@@ -49,40 +47,24 @@ class NewEventFilesSensor(S3KeySensor):
             wildcard_match=True,
             deferrable=True,
             aws_conn_id=aws_conn_id,
-            metadata_keys=["Key", "Size", "ETag"],
             timeout=wait_timeout.total_seconds(),
             **kwargs,
         )
         self.partition = partition
         self.wait_timeout = wait_timeout
-        self._prefix = ""
         self.local = False
 
     # -- run-time configuration ----------------------------------------------------
     def _configure(self) -> None:
+        """Bucket and key pattern from OPENPOOL_EVENTS_URI, on the instance that runs
+        (shown in the task's rendered fields; never read at DAG parse time)."""
         events = runtime.settings().events_uri
         self.local = not events.startswith("s3://")
         if not self.local:
             store = S3Store(events)
-            self.bucket_name, self._prefix = store.bucket, store.prefix
-            lead = f"{self._prefix}/" if self._prefix else ""
+            self.bucket_name, prefix = store.bucket, store.prefix
+            lead = f"{prefix}/" if prefix else ""
             self.bucket_key = f"{lead}{self.partition.path}/*.json"
-        # Bound here, on the instance that runs (Airflow copies operators before running).
-        self.check_fn = self._has_new
-
-    def _has_new(self, files: list[dict[str, Any]], **_context: Any) -> bool:
-        cut = len(self._prefix) + 1 if self._prefix else 0
-        listing = [
-            ObjectInfo(
-                key=f["Key"][cut:],
-                size=int(f.get("Size") or 0),
-                etag=str(f.get("ETag") or "").strip('"'),
-                last_modified=datetime.now(UTC),
-            )
-            for f in files
-        ]
-        env = runtime.step_env(self.partition, self.aws_conn_id or runtime.DEFAULT_AWS_CONN_ID)
-        return has_new_files(env, listing)
 
     # -- the wait ---------------------------------------------------------------------
     def execute(self, context: Any) -> None:
@@ -90,11 +72,15 @@ class NewEventFilesSensor(S3KeySensor):
             self.log.info("backfill/replay run: not waiting for new files")
             return
         self._configure()
-        if self.local:
-            self._poke_local()
+        conn = self.aws_conn_id or runtime.DEFAULT_AWS_CONN_ID
+        listed, pending = count_new(runtime.step_env(self.partition, conn))
+        if pending:  # the same question the trigger asks on every poke
+            self.log.info(
+                "%d new event file(s) for %s (%d listed)", pending, self.partition, listed
+            )
             return
-        if self.poke(context):
-            return
+        if self.local:  # a folder (the local demo): nothing to defer to
+            raise AirflowSkipException(f"idle: no new event files for {self.partition}")
         deadline = datetime.now(UTC) + self.wait_timeout
         self.defer(
             # a backstop only: the trigger ends the wait itself at the deadline
@@ -103,15 +89,10 @@ class NewEventFilesSensor(S3KeySensor):
                 partition=str(self.partition),
                 deadline=deadline.isoformat(),
                 poke_interval=float(self.poke_interval),
-                aws_conn_id=self.aws_conn_id or runtime.DEFAULT_AWS_CONN_ID,
+                aws_conn_id=conn,
             ),
             method_name="execute_complete",
         )
-
-    def _poke_local(self) -> None:
-        env = runtime.step_env(self.partition)
-        if not has_new_files(env, list_partition(env.events, self.partition)):
-            raise AirflowSkipException(f"idle: no new event files for {self.partition}")
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> None:
         if event["status"] == NEW:

@@ -29,6 +29,13 @@ from openpool.partitions import Partition
 NEW, IDLE = "new", "idle"
 
 
+def count_new(env: StepEnv) -> tuple[int, int]:
+    """(files listed, files never ingested): one listing and one snapshot read. The sensor's
+    first check and every poke of the trigger ask exactly this."""
+    listing = list_partition(env.events, env.partition)
+    return len(listing), len(pending_files(listing, ingested_files(env)))
+
+
 class NewEventFilesTrigger(BaseTrigger):
     """Poll the partition's event files until one was never ingested, or until ``deadline``."""
 
@@ -62,18 +69,12 @@ class NewEventFilesTrigger(BaseTrigger):
 
         return runtime.step_env(Partition.parse(self.partition), self.aws_conn_id)
 
-    @staticmethod
-    def _check(env: StepEnv) -> tuple[int, int]:
-        """(files listed, files never ingested): one listing and one snapshot read per poke."""
-        listing = list_partition(env.events, env.partition)
-        return len(listing), len(pending_files(listing, ingested_files(env)))
-
     async def run(self) -> AsyncIterator[TriggerEvent]:
         deadline = datetime.fromisoformat(self.deadline)
         env = await asyncio.to_thread(self._env)
         polls = 0
         while True:
-            listed, pending = await asyncio.to_thread(self._check, env)
+            listed, pending = await asyncio.to_thread(count_new, env)
             polls += 1
             if pending:
                 yield TriggerEvent({"status": NEW, "listed": listed, "pending": pending})
