@@ -27,6 +27,7 @@ from tests.services import REPO
 PART = Partition("transcode", "us-west")
 RATE = Fraction(1, 4)
 START = datetime(2026, 10, 3, 8, 0, tzinfo=UTC)
+OPERATOR, OPERATOR_PASSWORD = "operator", "operator-" + os.urandom(6).hex()
 
 
 def test_dag_files_import_cleanly_without_network_or_config() -> None:
@@ -262,15 +263,41 @@ def _backfill_runs(dag, start: datetime, end: datetime) -> list[Any]:
     return list(runs)
 
 
+def _close_finished_backfills() -> list[Any]:
+    """What the scheduler's loop does once a backfill's runs have all ended: mark it
+    complete (until then Airflow refuses another backfill of the DAG). Returns the
+    backfills still open, with their runs' states."""
+    from airflow.jobs.job import Job
+    from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
+    from airflow.models.backfill import Backfill
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    SchedulerJobRunner(job=Job())._mark_backfills_complete()
+    with create_session() as session:
+        return [
+            (
+                b.id,
+                [
+                    str(r.state)
+                    for r in session.scalars(select(DagRun).where(DagRun.backfill_id == b.id))
+                ],
+            )
+            for b in session.scalars(select(Backfill).where(Backfill.completed_at.is_(None)))
+        ]
+
+
 def _run_existing(dag, run: Any, monkeypatch) -> dict[str, str]:
     """Run the tasks of an existing DagRun (a backfill's) through ``dag.test()``'s own
     loop: only its lookup, which always makes a new manual run, is pointed at ``run``."""
     import airflow.models.dagrun as dagrun_module
+    from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
     from airflow.utils.state import DagRunState
 
     def existing(*, dag: Any, session: Any, **_: Any) -> Any:
-        dr = session.merge(run)
+        dr = session.get(DagRun, run.id)  # the row as it is (a merge would write ours back)
         dr.dag = dag
         dr.state = DagRunState.RUNNING
         session.commit()
@@ -279,7 +306,7 @@ def _run_existing(dag, run: Any, monkeypatch) -> dict[str, str]:
     monkeypatch.setattr(dagrun_module, "get_or_create_dagrun", existing)
     dag.test(logical_date=run.logical_date)
     with create_session() as session:
-        dr = session.merge(run)
+        dr = session.get(DagRun, run.id)
         return {ti.task_id: str(ti.state) for ti in dr.get_task_instances(session=session)}
 
 
@@ -309,6 +336,7 @@ def test_a_backfill_from_airflow_ingests_its_interval_without_waiting(
         states = _run_existing(dag, run, monkeypatch)
         assert states["wait_for_events"] == "success", states
         assert states["parse"] == "success" and states["commit"] == "success", states
+    assert _close_finished_backfills() == []  # every run ended: Airflow closed the backfill
     assert balances_of(world.state, PART) == worker_oracle(before + in_runs, RATE)
 
 
@@ -402,3 +430,96 @@ def test_an_idle_run_defers_once_and_ends_skipped_saying_why(world: World, monke
     assert str(skip.value) == (
         f"idle: no new event files for {PART} within 0:00:04 (6 listed, all ingested)"
     )
+
+
+def _backfill_in_the_ui(url: str, dag_id: str, lo: datetime, hi: datetime, profile: Any) -> str:
+    """Chromium signs in, opens the DAG, and asks Airflow's own Backfill dialog for
+    ``[lo, hi]``; returns the dialog's text as the operator read it before running it."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.helpers.browser import browser, full_page_screenshot, sign_in, wait
+
+    driver = browser(profile)
+    try:
+        sign_in(driver, f"{url}/dags/{dag_id}", OPERATOR, OPERATOR_PASSWORD)
+        wait(driver, "//button[normalize-space()='Trigger']", xpath=True).click()
+        wait(driver, "//*[@role='dialog']//*[normalize-space()='Backfill']", xpath=True).click()
+        pickers = "[role=dialog] [data-testid=datetime-input]"
+        wait(driver, pickers)
+        for i, when in enumerate((lo, hi)):
+            driver.find_elements(By.CSS_SELECTOR, pickers)[i].click()
+            day = wait(driver, "input[placeholder='YYYY/MM/DD']")
+            day.send_keys(Keys.CONTROL, "a")
+            day.send_keys(when.strftime("%Y/%m/%d"), Keys.ENTER)
+            hour = next(
+                e
+                for e in driver.find_elements(By.CSS_SELECTOR, "input[placeholder='HH:mm']")
+                if e.is_displayed()
+            )
+            hour.send_keys(Keys.CONTROL, "a")
+            hour.send_keys(when.strftime("%H:%M"), Keys.ENTER)
+            driver.find_element(By.XPATH, "//*[normalize-space()='Date Range']").click()
+        run = wait(driver, "//button[normalize-space()='Run Backfill']", xpath=True)
+        WebDriverWait(driver, 30).until(lambda _d: run.is_enabled())
+        seen = driver.execute_script("return document.body.innerText")  # the scrolled part too
+        full_page_screenshot(driver, REPO / "reports" / "ingest-backfill-dialog.png")
+        run.click()
+        wait(driver, "//*[contains(normalize-space(), 'Backfill generated')]", xpath=True)
+        return seen
+    finally:
+        driver.quit()
+
+
+def _runs_of_backfills(dag_id: str) -> list[Any]:
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        runs = session.scalars(
+            select(DagRun)
+            .where(DagRun.dag_id == dag_id, DagRun.backfill_id.is_not(None))
+            .order_by(DagRun.logical_date)
+        ).all()
+        session.expunge_all()
+    return list(runs)
+
+
+def test_a_backfill_asked_for_in_the_airflow_ui_ingests_its_interval(
+    world: World, monkeypatch, tmp_path
+) -> None:
+    """Issue 16: the operator's path, in Chromium: DAG page, Trigger, Backfill, a range,
+    Run Backfill. The runs Airflow made are then run; each re-scans its interval."""
+    from tests.helpers.hitl_api import api_server
+
+    passwords = tmp_path / "operators.json"
+    passwords.write_text(json.dumps({OPERATOR: OPERATOR_PASSWORD}))
+    monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", f"{OPERATOR}:admin")
+    monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", str(passwords))
+    files = _files(span=timedelta(hours=1))
+    # not the interval of the API backfill test above: this session's DB still has its runs
+    lo, hi = START + timedelta(minutes=40), START + timedelta(minutes=55)
+    dag = _dag()
+    assert _close_finished_backfills() == []  # one at a time: an earlier test's has ended
+    known = {r.run_id for r in _runs_of_backfills(dag.dag_id)}
+    near = timedelta(minutes=5)
+    before = [f for f in files if not lo - near <= key_start(f.key) < hi + near]
+    write(before, world.events)
+    assert set(_run(dag).values()) == {"success"}  # the live run; the DAG is registered
+    with api_server() as url:
+        seen = _backfill_in_the_ui(url, dag.dag_id, lo, hi, tmp_path / "chromium")
+    runs = [r for r in _runs_of_backfills(dag.dag_id) if r.run_id not in known]
+    assert 1 <= len(runs) <= 5, [(r.run_id, r.data_interval_start) for r in runs]
+    covered = [(r.data_interval_start, r.data_interval_end) for r in runs]
+    assert covered[0][0] <= lo + near and covered[-1][1] >= hi - near, covered
+    in_runs = [f for f in files if any(a <= key_start(f.key) < b for a, b in covered)]
+    write(files, world.archive)  # only the archive holds them
+    for run in runs:
+        states = _run_existing(dag, run, monkeypatch)
+        assert states["wait_for_events"] == "success" and states["commit"] == "success", states
+    assert _close_finished_backfills() == []
+    assert balances_of(world.state, PART) == worker_oracle(before + in_runs, RATE)
+    assert "4 runs will be triggered" in seen, seen  # what the operator was told
+    assert "instead of a backfill" in seen, seen  # the replay fields say they are the other way
