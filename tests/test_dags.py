@@ -523,3 +523,30 @@ def test_a_backfill_asked_for_in_the_airflow_ui_ingests_its_interval(
     assert balances_of(world.state, PART) == worker_oracle(before + in_runs, RATE)
     assert "4 runs will be triggered" in seen, seen  # what the operator was told
     assert "instead of a backfill" in seen, seen  # the replay fields say they are the other way
+
+
+def test_a_corrupt_manifest_fails_the_task_at_once_unretried(
+    world: World,
+) -> None:
+    """Issue 17: a terminal error (damaged state, bad configuration) is not retried: a retry
+    cannot cure it and only delays the page to the operator."""
+    from openpool.snapshots.manifest import manifest_name
+
+    files = _files(span=timedelta(minutes=20))
+    write(files[: len(files) // 2], world.events)
+    assert set(_run(_dag()).values()) == {"success"}
+    snaps = SnapshotStore(world.state, PART)
+    key = snaps.prefix + manifest_name(snaps.latest_version())
+    raw = world.state.get(key)
+    world.state.put(key, raw[: len(raw) // 2])  # damage at rest
+    write(files[len(files) // 2 :], world.events)
+    # a replay skips the wait, so the first task to read the state is parse (retries=1)
+    dr = _dag().test(run_conf={"from": START.isoformat()})
+    tis = {ti.task_id: ti for ti in dr.get_task_instances()}
+    states = {t: str(ti.state) for t, ti in tis.items()}
+    assert states["wait_for_events"] == "success" and states["parse"] == "failed", states
+    assert tis["parse"].try_number == 1  # failed at once, never retried
+    assert str(dr.state) == "failed"
+    world.state.put(key, raw)  # repaired: the next run ingests the rest exactly
+    assert set(_run(_dag()).values()) == {"success"}
+    assert balances_of(world.state, PART) == worker_oracle(files, RATE)

@@ -41,6 +41,36 @@ def test_core_imports_without_airflow() -> None:
     assert json.loads(out) == []
 
 
+def test_every_error_type_lives_in_errors_py_and_the_terminal_ones_say_so() -> None:
+    """Issue 17: callers branch on error types, and a DAG task fails unretried on the
+    terminal ones (openpool.airflow.failures), so they are all in one module."""
+    import ast
+    import inspect
+
+    from openpool import errors
+
+    names = {n for n, c in vars(errors).items() if inspect.isclass(c) and issubclass(c, Exception)}
+    outside = []
+    for path in sorted((REPO / "plugins/openpool").rglob("*.py")):
+        if path.name == "errors.py" and path.parent.name == "openpool":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+                bases = {
+                    b.id if isinstance(b, ast.Name) else getattr(b, "attr", "") for b in node.bases
+                }
+                if bases & (names | {"Exception", "ValueError", "RuntimeError"}):
+                    outside.append(f"{path.relative_to(REPO)}:{node.name}")
+    assert outside == []
+    terminal = {n for n in names if getattr(getattr(errors, n), "terminal", False)}
+    assert terminal == {
+        "ConfigError",  # bad configuration
+        "CorruptObject", "CorruptManifest", "CorruptDataFile", "MissingDataFile",
+        "CorruptState",  # damaged state
+        "PlanRefused", "InvalidPlan", "LedgerBehindChain",  # a plan that must not be paid
+    }  # fmt: skip
+
+
 def test_no_pickle_anywhere_in_the_product() -> None:
     for root in ("plugins", "dags"):
         for path in (REPO / root).rglob("*.py"):

@@ -1,18 +1,31 @@
 """Every specific failure the library raises, in one place.
 
 Callers (CLI, DAG tasks) branch on these types; messages name the object involved so an
-operator can act on them without a stack trace.
+operator can act on them without a stack trace. ``terminal`` marks the errors no retry can
+cure (damaged state, bad configuration, a refused plan): a DAG task fails on them at once,
+unretried (``openpool.airflow.failures``), instead of repeating them.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 
 class OpenPoolError(Exception):
     """Base class of every error this package raises on purpose."""
 
+    terminal: ClassVar[bool] = False  # True: a retry cannot cure it
+
+
+def is_terminal(exc: BaseException) -> bool:
+    """Whether ``exc`` is one no retry can cure (see the module docstring)."""
+    return isinstance(exc, OpenPoolError) and exc.terminal
+
 
 class ConfigError(OpenPoolError):
     """A configuration value is missing or invalid; the message names the variable."""
+
+    terminal = True
 
 
 class StorageError(OpenPoolError):
@@ -41,6 +54,8 @@ class CorruptObject(OpenPoolError):
     This is never treated as empty state: it stops the run and names the object.
     """
 
+    terminal = True
+
     def __init__(self, uri: str, reason: str) -> None:
         super().__init__(f"corrupt object {uri}: {reason}")
         self.uri = uri
@@ -57,6 +72,8 @@ class CorruptDataFile(CorruptObject):
 
 class MissingDataFile(OpenPoolError):
     """A manifest names a data file that is gone (e.g. an expired version after gc)."""
+
+    terminal = True
 
     def __init__(self, uri: str, version: int) -> None:
         super().__init__(
@@ -100,6 +117,8 @@ class CorruptState(OpenPoolError):
     the objects involved so an operator can restore them (e.g. from bucket versioning).
     """
 
+    terminal = True
+
     def __init__(self, reason: str, uris: list[str]) -> None:
         super().__init__(f"corrupt snapshot chain: {reason}: {', '.join(uris)}")
         self.reason = reason
@@ -108,3 +127,46 @@ class CorruptState(OpenPoolError):
 
 class ResolveRefused(OpenPoolError):
     """A repeated event ID that cannot be set aside safely on this state (say why)."""
+
+
+class MissingStep(StorageError):
+    """A step's staged output is absent: the step before it has not completed."""
+
+
+class PlanRefused(OpenPoolError):
+    """A plan that may not be executed (tampered, unknown, or not approved)."""
+
+    terminal = True
+
+
+class InvalidPlan(PlanRefused):
+    """The plan's structure is wrong; nothing was signed."""
+
+
+class LedgerBehindChain(PlanRefused):
+    """The chain shows nonces of the hot wallet that the ledger has no record of."""
+
+
+class PayoutRefused(OpenPoolError):
+    """Nothing was sent: the run failed a check before the first broadcast (gas above the
+    cap, a short wallet: conditions a later retry may find changed, so not terminal)."""
+
+
+class SendRefused(OpenPoolError):
+    """The node would not take a transaction; ``reason`` is its answer."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the node refused the transaction: {reason}")
+        self.reason = reason
+
+
+class RecordConflict(OpenPoolError):
+    """A new record for a payment the committed ledger already has (a racing executor)."""
+
+
+class AirflowAPIError(OpenPoolError):
+    """Airflow's REST API answered a devstack or demo call with an error."""
+
+
+class CacheMiss(Exception):  # a signal inside analytics, never shown to anyone
+    """A share listed as stored could not be used; the pass must run without shares."""

@@ -13,6 +13,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Asset, get_current_context, task
 
+from openpool.airflow.failures import unretried
 from openpool.airflow.params import PARAMS, replay_interval
 from openpool.airflow.sensors import NewEventFilesSensor
 from openpool.partitions import ACTIVE_PARTITIONS, Partition
@@ -129,20 +130,24 @@ def build_ingest_dag(
         )
 
         @task
+        @unretried
         def parse() -> dict[str, Any]:
             interval = replay_interval(get_current_context())
             start, end = interval if interval else (None, None)
             return steps.parse(env(), _run_key(), start, end)
 
         @task
+        @unretried
         def dedup(parsed: dict[str, Any]) -> dict[str, Any]:
             return steps.dedup(env(), _run_key())
 
         @task
+        @unretried
         def accrue(deduped: dict[str, Any]) -> dict[str, Any]:
             return steps.accrue(env(), _run_key())
 
         @task(outlets=[asset])
+        @unretried
         def commit(accrued: dict[str, Any]) -> dict[str, Any]:
             result = steps.commit(env(), _run_key())
             extra = get_current_context()["outlet_events"][asset].extra
@@ -150,10 +155,12 @@ def build_ingest_dag(
             return result
 
         @task
+        @unretried
         def archive(committed: dict[str, Any]) -> dict[str, Any]:
             return steps.archive(env(), _run_key())
 
         @task
+        @unretried
         def analytics(committed: dict[str, Any]) -> dict[str, Any]:
             from openpool.airflow.runtime import settings, store
             from openpool.analytics.refresh import refresh
@@ -210,6 +217,7 @@ def build_summary_dag(
     ) as dag:
 
         @task
+        @unretried
         def pool_summary() -> dict[str, Any]:
             from openpool.airflow.runtime import settings, store
             from openpool.analytics.pool import write_pool_summary

@@ -25,6 +25,7 @@ from airflow.sdk import DAG, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from openpool.airflow.factory import DEFAULT_ARGS
+from openpool.airflow.failures import unretried
 
 if TYPE_CHECKING:
     from openpool.config import Settings
@@ -150,17 +151,6 @@ def payout_settings() -> Settings:
 def _run_key(step: str) -> str:
     ctx = get_current_context()
     return f"{ctx['dag'].dag_id}/{ctx['run_id']}/{step}/try{ctx['ti'].try_number}"
-
-
-def _refusing(fn: Any) -> Any:
-    """Run ``fn``; a refused plan or bad configuration fails the task without retries."""
-    from openpool.errors import ConfigError
-    from openpool.payouts.plan import PlanRefused
-
-    try:
-        return fn()
-    except (PlanRefused, ConfigError) as exc:
-        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from None
 
 
 def _ledger(s: Settings, aws_conn_id: str) -> tuple[ObjectStore, Ledger]:
@@ -319,7 +309,7 @@ def _authorise(decision: dict[str, Any] | None, plan_hash: str) -> str:
     success in Airflow's metadata. A file in ``approvals/`` never is; a recorded rejection
     of the plan (by any run) vetoes it.
     """
-    from openpool.payouts.plan import PlanRefused
+    from openpool.errors import PlanRefused
 
     ctx = get_current_context()
     if not decision or decision.get("chosen_options") != [ApprovalOperator.APPROVE]:
@@ -390,7 +380,7 @@ def build_payouts_dag(
                     log.error("PAYMENTS NEED INVESTIGATION (workers blocked): %s", rep.investigate)
                 return rep.as_dict()
 
-            return _refusing(run)
+            return unretried(run)()
 
         @task
         def plan(recovered: dict[str, Any]) -> dict[str, Any]:
@@ -436,7 +426,7 @@ def build_payouts_dag(
                 log.info("plan %s written: %s", plan_hash, described)
                 return described
 
-            return _refusing(run)
+            return unretried(run)()
 
         approve = PlanApprovalOperator(
             task_id="approve",
@@ -489,7 +479,7 @@ def build_payouts_dag(
                 )
                 return {**rep.as_dict(), "approved_by": who}
 
-            return _refusing(run)
+            return unretried(run)()
 
         @task
         def confirm(executed: dict[str, Any]) -> dict[str, Any]:
@@ -510,7 +500,7 @@ def build_payouts_dag(
                     time.sleep(confirm_poll.total_seconds())
                 return {**rep.as_dict(), "rounds": rounds}
 
-            return _refusing(run)
+            return unretried(run)()
 
         @task
         def report(described: dict[str, Any], confirmed: dict[str, Any]) -> dict[str, Any]:
@@ -549,7 +539,7 @@ def build_payouts_dag(
                     log.info("payout run complete: %s", summary)
                 return summary
 
-            return _refusing(run)
+            return unretried(run)()
 
         described = plan(recover())
         described >> approve

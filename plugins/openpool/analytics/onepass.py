@@ -33,6 +33,7 @@ from openpool.analytics.scan import (
     stat_seconds,
 )
 from openpool.analytics.tally import Grouped, Money, Part, Tally, part_of
+from openpool.errors import CacheMiss
 from openpool.ingest.schema import TS, WEI
 from openpool.snapshots import DataFile, Snapshot
 
@@ -40,10 +41,6 @@ _AI_COLUMNS = ["event_id", "pipeline", "model_id"]
 _DICTIONARY = ["event_type", "node_type", "eth_address", "pipeline", "model_id"]
 BITS = 21  # per code in an AI group key: (worker, pipeline, model) packed in one int64
 Window = tuple[int | None, int]  # (start exclusive or None, end inclusive), epoch seconds
-
-
-class CacheMiss(Exception):
-    """A share listed as stored could not be used; the pass must run without shares."""
 
 
 @dataclass

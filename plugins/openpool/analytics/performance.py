@@ -31,8 +31,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from openpool.analytics.onepass import CacheMiss, Pass, Window
+from openpool.analytics.onepass import Pass, Window
 from openpool.analytics.quantiles import percentile_of_rank, ranks
+from openpool.errors import CacheMiss
 from openpool.ingest.schema import WEI
 from openpool.snapshots import Snapshot
 

@@ -13,14 +13,12 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
+from openpool.errors import AirflowAPIError
+
 
 def _q(run_id: str) -> str:
     """Run ids hold ``:`` and ``+``; one path segment each."""
     return urllib.parse.quote(run_id, safe="")
-
-
-class AirflowAPIError(RuntimeError):
-    pass
 
 
 class AirflowAPI:

@@ -15,16 +15,12 @@ from typing import Any
 
 import pyarrow as pa
 
-from openpool.errors import ObjectNotFound, StorageError
+from openpool.errors import MissingStep, ObjectNotFound
 from openpool.partitions import Partition
 from openpool.snapshots.parquet import decode, encode, sha256_hex
 from openpool.storage import ObjectStore
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-class MissingStep(StorageError):
-    """A step's staged output is absent: the step before it has not completed."""
 
 
 class Staging:

@@ -9,7 +9,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_ex
 from web3 import Web3
 from web3.exceptions import TransactionNotFound, Web3RPCError
 
-from openpool.errors import OpenPoolError
+from openpool.errors import SendRefused
 
 _TRANSIENT = (ConnectionError, TimeoutError, OSError)
 _retry = retry(
@@ -18,14 +18,6 @@ _retry = retry(
     stop=stop_after_attempt(6),
     reraise=True,
 )
-
-
-class SendRefused(OpenPoolError):
-    """The node would not take a transaction; ``reason`` is its answer."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(f"the node refused the transaction: {reason}")
-        self.reason = reason
 
 
 def _reason(exc: BaseException) -> str:

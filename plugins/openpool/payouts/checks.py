@@ -10,15 +10,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from openpool.errors import OpenPoolError
+from openpool.errors import PayoutRefused, PlanRefused
 from openpool.payouts.chain import Chain
 from openpool.payouts.ledger import CONFIRMED, IN_FLIGHT, OPEN, Ledger
-from openpool.payouts.plan import Limits, PlanRefused
+from openpool.payouts.plan import Limits
 from openpool.snapshots import Snapshot
-
-
-class PayoutRefused(OpenPoolError):
-    """Nothing was sent: the run failed a check before the first broadcast."""
 
 
 def in_flight_cost(ledger: Ledger, base: Snapshot | None, mined_nonce: int) -> int:

@@ -20,7 +20,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from openpool.errors import OpenPoolError
+from openpool.errors import RecordConflict
 from openpool.ingest.schema import TS, WEI
 from openpool.partitions import WalletKey
 from openpool.snapshots import Snapshot, SnapshotStore, Transaction, commit_with_retry
@@ -64,10 +64,6 @@ FORWARD: dict[str, frozenset[str]] = {
     CONFIRMED: frozenset(),
     FAILED: frozenset(),
 }
-
-
-class RecordConflict(OpenPoolError):
-    """A new record for a payment the committed ledger already has (a racing executor)."""
 
 
 def _now() -> datetime:

@@ -23,12 +23,8 @@ from pydantic import (
     model_validator,
 )
 
+from openpool.errors import InvalidPlan
 from openpool.partitions import Partition
-from openpool.payouts.plan import PlanRefused
-
-
-class InvalidPlan(PlanRefused):
-    """The plan's structure is wrong; nothing was signed."""
 
 
 def _address(v: str) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from openpool.errors import CorruptObject, ObjectExists, OpenPoolError
+from openpool.errors import CorruptObject, ObjectExists, PlanRefused
 from openpool.ingest.accrue import BALANCES
 from openpool.ingest.batch import read_table
 from openpool.ingest.history import find_duplicates
@@ -26,10 +26,6 @@ from openpool.payouts.payable import payable as payable_wei
 from openpool.payouts.payable import payout_log, settle
 from openpool.snapshots import SnapshotStore
 from openpool.storage import ObjectStore
-
-
-class PlanRefused(OpenPoolError):
-    """A plan that may not be executed (tampered, unknown, or not approved)."""
 
 
 @dataclass(frozen=True)

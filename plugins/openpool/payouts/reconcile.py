@@ -15,16 +15,12 @@ import json
 import uuid
 from typing import Any
 
-from openpool.errors import OpenPoolError
+from openpool.errors import LedgerBehindChain, OpenPoolError
 from openpool.payouts.chain import Chain
 from openpool.payouts.ledger import CONFIRMED, FAILED, INVESTIGATE, Ledger
-from openpool.payouts.plan import PlanRefused, load_plan
+from openpool.payouts.plan import load_plan
 from openpool.snapshots import Snapshot
 from openpool.storage import ObjectStore
-
-
-class LedgerBehindChain(PlanRefused):
-    """The chain shows nonces of the hot wallet that the ledger has no record of."""
 
 
 def _spans(nonces: list[int]) -> str:
