@@ -19,7 +19,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from openpool.analytics.export_schemas import WORKER_PERFORMANCE, WORKER_SUMMARY
-from openpool.analytics.exports import eth
 from openpool.analytics.performance import performance
 from openpool.analytics.quantiles import grouped_quantiles, ranks
 from openpool.analytics.refresh import export_keys, refresh
@@ -27,6 +26,7 @@ from openpool.analytics.summary import pool_summary, worker_summary
 from openpool.ingest.generator import Mess, generate, write
 from openpool.ingest.run import ingest
 from openpool.ingest.schema import EVENTS
+from openpool.money import eth
 from openpool.partitions import Partition
 from openpool.snapshots import SnapshotStore
 from openpool.storage import LocalStore

@@ -35,12 +35,12 @@ import pytest
 from openpool.airflow.dashboard.charts import nice_step
 from openpool.airflow.dashboard.render import render_html
 from openpool.analytics.dashboard_data import DashboardReader, Sources, explorer, tx_url
-from openpool.analytics.exports import eth
 from openpool.analytics.refresh import refresh
 from openpool.ingest.accrue import BALANCES
 from openpool.ingest.generator import Mess, generate, write
 from openpool.ingest.run import ingest
 from openpool.ingest.schema import EVENTS
+from openpool.money import eth
 from openpool.partitions import Partition
 from openpool.payouts.approvals import REJECTED, record_approval, record_decision
 from openpool.payouts.chain import Chain

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from openpool.ingest import accrue as acc
 from openpool.ingest import connections as conn
 from openpool.ingest.dedup import ID_INDEX, dedup
-from openpool.ingest.money import commission, to_wei_array, wei_ints
 from openpool.ingest.schema import EVENTS
+from openpool.money import commission, to_wei_array, wei_ints
 
 T0 = datetime(2026, 10, 3, 8, 0, tzinfo=UTC)
 A = "0xA4c123B1612dd272d1371C17149d439536b3216F"

@@ -28,7 +28,7 @@ import pytest
 from eth_account import Account
 
 from openpool.airflow.demo import Approver
-from openpool.analytics.exports import eth
+from openpool.money import eth
 from openpool.payouts.approvals import approval_key
 from openpool.payouts.chain import Chain
 from openpool.payouts.keys import write_keystore

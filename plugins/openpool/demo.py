@@ -25,7 +25,6 @@ from typing import Any
 
 from tabulate import tabulate
 
-from openpool.analytics.exports import eth
 from openpool.analytics.refresh import refresh
 from openpool.config import parse_rate
 from openpool.devstack.airflow_api import AirflowAPI
@@ -36,6 +35,7 @@ from openpool.ingest.commands import status_row
 from openpool.ingest.discovery import list_partition
 from openpool.ingest.generator import Mess, count_events, generate, write
 from openpool.ingest.steps import StepEnv, has_new_files
+from openpool.money import eth
 from openpool.partitions import ACTIVE_PARTITIONS, Partition
 from openpool.payouts.approvals import approval_key
 from openpool.payouts.ledger import Ledger, partition_payouts

@@ -171,7 +171,7 @@ def _ledger(s: Settings, aws_conn_id: str) -> tuple[ObjectStore, Ledger]:
 def _plan_summary(rows: list[dict[str, Any]], plan_hash: str) -> dict[str, Any]:
     """Each payment of ``plan_hash`` by its latest status (``rows``: the ledger's current
     records), plus wallet-wide investigations."""
-    from openpool.analytics.exports import eth
+    from openpool.money import eth
     from openpool.payouts.ledger import CONFIRMED, FAILED, INVESTIGATE, OPEN
 
     mine = [r for r in rows if r["plan_hash"] == plan_hash]
@@ -191,7 +191,7 @@ def _plan_summary(rows: list[dict[str, Any]], plan_hash: str) -> dict[str, Any]:
 
 def _log_payments(rows: list[dict[str, Any]], plan_hash: str) -> None:
     """One log line per payment of the plan: status, amount, worker, partition, tx hash."""
-    from openpool.analytics.exports import eth
+    from openpool.money import eth
 
     mine = [r for r in rows if r["plan_hash"] == plan_hash]
     for r in sorted(mine, key=lambda r: (r["nonce"] is None, r["nonce"] or 0)):

@@ -6,12 +6,12 @@ import argparse
 import json
 from typing import Any
 
-from openpool.analytics.exports import eth
 from openpool.analytics.performance import WINDOWS, performance
 from openpool.analytics.pool import build_pool_summary
 from openpool.analytics.refresh import refresh
 from openpool.analytics.summary import Summary, worker_summary
 from openpool.config import Settings
+from openpool.money import eth
 from openpool.partitions import Partition
 from openpool.snapshots import SnapshotStore
 from openpool.storage import open_store

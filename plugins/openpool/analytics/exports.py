@@ -9,22 +9,16 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
 
 from openpool.analytics.performance import Performance
 from openpool.analytics.summary import Summary
+from openpool.money import eth
 from openpool.partitions import Partition
 
 WEI_PER_ETH = 10**18
-
-
-def eth(wei: int) -> str:
-    """Exact ETH for ``wei`` as a decimal string (no float anywhere)."""
-    text = format(Decimal(wei).scaleb(-18), "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def _iso(t: datetime | None) -> str | None:

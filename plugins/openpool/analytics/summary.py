@@ -20,16 +20,9 @@ from openpool.ingest.accrue import BALANCES
 from openpool.ingest.batch import read_table
 from openpool.ingest.connections import WORKERS
 from openpool.ingest.schema import TS, WEI
+from openpool.money import NOTHING, Settled, payable
 from openpool.partitions import Partition
-from openpool.payouts.payable import (
-    NOTHING,
-    WALLET_LOG,
-    Settled,
-    current,
-    payable,
-    payout_log,
-    settle,
-)
+from openpool.payouts.payable import WALLET_LOG, current, payout_log, settle
 from openpool.snapshots import Snapshot
 
 PAYOUTS_EMPTY = WALLET_LOG.empty_table()

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from openpool.analytics.quantiles import exact_quantiles
-from openpool.ingest.money import to_wei_array
+from openpool.money import to_wei_array
 
 
 @dataclass

@@ -14,8 +14,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from openpool.ingest.money import commission, subtract
 from openpool.ingest.schema import TS, WEI
+from openpool.money import commission, subtract
 
 BALANCES = pa.schema(
     [

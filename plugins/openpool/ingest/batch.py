@@ -29,10 +29,10 @@ from openpool.ingest.clock import (
 )
 from openpool.ingest.dedup import ID_INDEX, day_labels, day_slice, dedup, hour_slice
 from openpool.ingest.discovery import INGESTED, Candidate, file_ids
-from openpool.ingest.money import wei_sum
 from openpool.ingest.reader import read_file
 from openpool.ingest.schema import EVENTS, QUARANTINED, REJECTED, TS
 from openpool.ingest.tickets import tickets_from
+from openpool.money import wei_sum
 from openpool.partitions import Partition
 from openpool.snapshots import Snapshot, Transaction
 

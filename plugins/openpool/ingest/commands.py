@@ -30,7 +30,8 @@ def balance_rows(snap: Snapshot | None) -> list[dict[str, Any]]:
 
     Paid and in flight are every wallet's ledger in the snapshot's store (payouts.payable).
     """
-    from openpool.payouts.payable import payable, settled_in
+    from openpool.money import payable
+    from openpool.payouts.payable import settled_in
 
     table = read_table(snap, "balances", BALANCES)
     settled = settled_in(snap.snapshots.store, str(snap.snapshots.partition)) if snap else {}

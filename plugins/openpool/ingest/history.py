@@ -38,8 +38,8 @@ from openpool.errors import ResolveRefused
 from openpool.ingest import accrue as acc
 from openpool.ingest import connections as conn
 from openpool.ingest.dedup import day_labels
-from openpool.ingest.money import commission, subtract, to_wei_array, wei_sum
 from openpool.ingest.schema import EVENTS, REJECTED, TS
+from openpool.money import commission, subtract, to_wei_array, wei_sum
 from openpool.partitions import Partition
 from openpool.snapshots import Snapshot, SnapshotStore, commit_with_retry
 from openpool.snapshots.manifest import DataFile

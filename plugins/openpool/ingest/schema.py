@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-WEI = pa.decimal128(38, 0)
+from openpool.money import WEI  # the one definition of the money type
+
 TS = pa.timestamp("s", tz="UTC")
 
 # One row per accepted event (the ledger). Payload fields an event type does not carry are

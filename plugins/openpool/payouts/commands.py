@@ -8,8 +8,8 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from openpool.analytics.exports import eth
 from openpool.config import Settings
+from openpool.money import eth
 from openpool.payouts.approvals import approve_on_cli
 from openpool.payouts.chain import Chain
 from openpool.payouts.execute import RunReport, execute, recover

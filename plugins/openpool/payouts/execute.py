@@ -23,6 +23,7 @@ from openpool.errors import CommitConflict
 from openpool.ingest.accrue import BALANCES
 from openpool.ingest.batch import read_table
 from openpool.ingest.history import find_duplicates
+from openpool.money import payable
 from openpool.partitions import Partition
 from openpool.payouts.chain import Chain
 from openpool.payouts.checks import (
@@ -41,7 +42,7 @@ from openpool.payouts.ledger import (
 )
 from openpool.payouts.models import validate_plan
 from openpool.payouts.payable import current as every_record
-from openpool.payouts.payable import payable, payout_log, settle
+from openpool.payouts.payable import payout_log, settle
 from openpool.payouts.plan import Limits, PlanRefused
 from openpool.payouts.reconcile import require_ledger_covers_chain
 from openpool.payouts.recover import recover

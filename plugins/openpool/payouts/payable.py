@@ -12,13 +12,12 @@ Only integer wei; no Airflow, no web3 (readers of analytics import this).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from openpool.money import Settled
 from openpool.payouts.ledger import CONFIRMED, IN_FLIGHT, PAYOUTS, Ledger
 from openpool.snapshots import Snapshot
 from openpool.storage import ObjectStore
@@ -26,27 +25,6 @@ from openpool.storage import ObjectStore
 WALLET_PREFIX = "wallet/"
 # The payout log of several wallets: the ledger's columns plus the wallet that sent it.
 WALLET_LOG = PAYOUTS.append(pa.field("wallet", pa.string()))
-
-
-@dataclass(frozen=True)
-class Settled:
-    """One worker's payments in one partition: confirmed (paid) and still open (in flight,
-    including payments under investigation: neither may be planned again)."""
-
-    paid_wei: int = 0
-    in_flight_wei: int = 0
-    payment_count: int = 0  # confirmed payments
-    last_paid_at: datetime | None = None
-
-
-NOTHING = Settled()
-
-
-def payable(earnings_wei: int, settled: Settled | None) -> int:
-    """The one formula: earnings - paid - in flight (negative only if the ledger says more
-    left than was earned, which every caller must treat as nothing payable)."""
-    s = settled or NOTHING
-    return int(earnings_wei) - s.paid_wei - s.in_flight_wei
 
 
 def wallets(state: ObjectStore) -> list[str]:

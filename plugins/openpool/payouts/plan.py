@@ -19,10 +19,10 @@ from openpool.errors import CorruptObject, ObjectExists, PlanRefused
 from openpool.ingest.accrue import BALANCES
 from openpool.ingest.batch import read_table
 from openpool.ingest.history import find_duplicates
+from openpool.money import payable as payable_wei
 from openpool.partitions import Partition
 from openpool.payouts.ledger import CONFIRMED, IN_FLIGHT, INVESTIGATE, Ledger
 from openpool.payouts.payable import current as all_current
-from openpool.payouts.payable import payable as payable_wei
 from openpool.payouts.payable import payout_log, settle
 from openpool.snapshots import SnapshotStore
 from openpool.storage import ObjectStore
@@ -60,7 +60,7 @@ PASSED_OVER = (
 def why_nothing(plan: dict[str, Any]) -> str:
     """One line saying why a plan pays nobody, with the settings that decided it."""
     lim, n = plan["limits"], plan.get("passed_over", {})
-    from openpool.analytics.exports import eth
+    from openpool.money import eth
 
     parts = [
         f"{n.get('nothing_payable', 0)} with nothing payable",
@@ -207,7 +207,7 @@ def describe(
 ) -> dict[str, Any]:
     """What the approver sees: payments and workers, total, the ten largest with their
     partition, the wallet balance, the network fee at most, the plan's age and expiry."""
-    from openpool.analytics.exports import eth
+    from openpool.money import eth
 
     top = sorted(plan["payments"], key=lambda p: -p["amount_wei"])[:10]
     created = datetime.fromisoformat(plan["created_at"])

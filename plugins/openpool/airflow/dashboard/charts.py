@@ -11,7 +11,7 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
-from openpool.analytics.exports import eth
+from openpool.money import eth
 
 PALETTE = ("#017cee", "#e8590c", "#2f9e44", "#9c36b5", "#c92a2a", "#1098ad", "#f08c00")
 

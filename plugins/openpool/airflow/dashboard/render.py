@@ -15,8 +15,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from openpool.airflow.dashboard.charts import fees_chart, rank_chart, short
 from openpool.analytics.dashboard_data import Dashboard, address_url
-from openpool.analytics.exports import eth
 from openpool.analytics.summary import MONEY
+from openpool.money import eth
 
 CHAINS = {42161: "Arbitrum One", 421614: "Arbitrum Sepolia"}
 

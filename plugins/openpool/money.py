@@ -1,11 +1,14 @@
-"""Exact money arithmetic on Arrow columns: wei as decimal128(38,0), commission as a rational.
+"""Money, exactly: wei as decimal128(38,0), commission as a rational, ETH as text, payable.
 
 No binary floating point touches an amount. Commission per job is floor(fees x p / q) for
-the rate p/q parsed exactly from its decimal string.
+the rate p/q parsed exactly from its decimal string. Ingest, payouts and analytics all take
+their money arithmetic from here, so none of them imports another for it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
 
@@ -13,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from openpool.ingest.schema import WEI
+WEI = pa.decimal128(38, 0)  # every amount in storage: 128-bit integer wei
 
 _INT64_MAX = 2**63 - 1
 _SQRT_INT64 = 3_037_000_499  # q below this keeps (f mod q) * p inside int64
@@ -72,3 +75,30 @@ def subtract(a: pa.Array | pa.ChunkedArray, b: pa.Array | pa.ChunkedArray) -> pa
     except pa.ArrowInvalid:
         return to_wei_array([x - y for x, y in zip(wei_ints(a), wei_ints(b), strict=True)])
     return pc.cast(out, WEI)
+
+
+def eth(wei: int) -> str:
+    """Exact ETH for ``wei`` as a decimal string (no float anywhere)."""
+    text = format(Decimal(wei).scaleb(-18), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+@dataclass(frozen=True)
+class Settled:
+    """One worker's payments in one partition: confirmed (paid) and still open (in flight,
+    including payments under investigation: neither may be planned again)."""
+
+    paid_wei: int = 0
+    in_flight_wei: int = 0
+    payment_count: int = 0  # confirmed payments
+    last_paid_at: datetime | None = None
+
+
+NOTHING = Settled()
+
+
+def payable(earnings_wei: int, settled: Settled | None) -> int:
+    """The one formula: earnings - paid - in flight (negative only if the ledger says more
+    left than was earned, which every caller must treat as nothing payable)."""
+    s = settled or NOTHING
+    return int(earnings_wei) - s.paid_wei - s.in_flight_wei
