@@ -404,6 +404,21 @@ def test_approve_without_the_plans_first_characters_sends_nothing(
     world.nothing_sent()
 
 
+def test_execute_refuses_an_approval_result_without_the_typed_hash() -> None:
+    """The second check, in ``execute``: an ``approve`` result (XCom) that names Approve and
+    this plan but lacks the typed characters (say, written by hand) authorises nothing."""
+    from openpool.airflow.payouts_dag import _authorise
+    from openpool.errors import PlanRefused
+
+    plan_hash = "ab12cd34" + "0" * 56
+    base = {"chosen_options": ["Approve"], "plan_hash": plan_hash, "run_id": "r"}
+    for params in (None, {}, {"confirm_plan": None}, {"confirm_plan": "ab12cd3"}):
+        with pytest.raises(PlanRefused, match="not confirmed"):
+            _authorise({**base, "params_input": params}, plan_hash)
+    with pytest.raises(PlanRefused, match="not approved"):
+        _authorise({**base, "chosen_options": ["Reject"]}, plan_hash)
+
+
 class BrowserAnswer(Approver):
     """A person answering in the Airflow UI: Chromium signs in on Airflow's login page,
     opens the approve task's Required Action page and clicks ``option``."""

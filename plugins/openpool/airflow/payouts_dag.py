@@ -82,7 +82,8 @@ Tasks:
   the form, then click it; it pays exactly that plan (Approve without them fails the task
   and sends nothing). **Reject** (the highlighted default) fails the task, sends nothing
   and is recorded: that plan is never executed, not even with the CLI's `--i-approve`.
-  No answer within {timeout} fails the task, sends nothing and records nothing. The answer
+  No answer within {timeout} fails the task, sends nothing and records nothing (Airflow's
+  own Required Actions page then shows its default, Reject, "from" nobody). The answer
   (decision, person, time) is recorded in `approvals/<hash>.json`, logged by `report` and
   listed on the OpenPool page; that file is never the authority to pay.
 - `execute`: pays only on this run's own answer (the `approve` task's result in this run,
@@ -263,6 +264,8 @@ class PlanApprovalOperator(ApprovalOperator):
             )
         if "error" not in event:  # an answer (any other error is handled, and fails, below)
             self.validate_chosen_options(event["chosen_options"])
+            # the form as Airflow validates it, before anything is recorded
+            self.validate_params_input(event.get("params_input") or {})
             approve = event["chosen_options"] == [ApprovalOperator.APPROVE]
             if approve and not confirmed(event.get("params_input"), self.plan_hash):
                 who = (event.get("responded_by_user") or {}).get("name") or "?"
@@ -311,7 +314,6 @@ def _authorise(decision: dict[str, Any] | None, plan_hash: str) -> str:
     """
     from openpool.errors import PlanRefused
 
-    ctx = get_current_context()
     if not decision or decision.get("chosen_options") != [ApprovalOperator.APPROVE]:
         raise PlanRefused(f"plan {plan_hash[:12]}… was not approved; nothing sent")
     if decision.get("plan_hash") != plan_hash:
@@ -321,6 +323,7 @@ def _authorise(decision: dict[str, Any] | None, plan_hash: str) -> str:
         )
     if not confirmed(decision.get("params_input"), plan_hash):
         raise PlanRefused(f"the approval of {plan_hash[:12]}… was not confirmed; nothing sent")
+    ctx = get_current_context()
     if decision.get("run_id") != ctx["run_id"]:
         raise PlanRefused(f"the approval is not of this run ({ctx['run_id']}); nothing sent")
     states = ctx["ti"].get_task_states(
@@ -436,8 +439,9 @@ def build_payouts_dag(
             aws_conn_id=aws_conn_id,
             response_timeout=approval_timeout,
             assigned_users=approvers,
-            # Reject skips everything after it, whatever its trigger rules; a timeout (no
-            # defaults) fails the task. Never retried: a retry would ask again.
+            # Reject, a bare Approve and a timeout each fail this task (execute_complete),
+            # so everything after it is upstream_failed. Never retried: a retry would ask
+            # again. (Should a Reject ever only skip, skip all downstream whatever its rules.)
             ignore_downstream_trigger_rules=True,
             retries=0,
         )

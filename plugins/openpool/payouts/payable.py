@@ -1,7 +1,8 @@
 """What a worker is owed: earnings - paid - in flight, over every hot wallet's ledger.
 
-One module for that number, so the plan, execute, the summaries, ``openpool balances``, the
-dashboard, the JSON exports and the Athena tables cannot disagree about it. Ledgers are
+The formula itself is :func:`openpool.money.payable`; this module finds its inputs, so the
+plan, execute, the summaries, ``openpool balances``, the dashboard, the JSON exports and the
+Athena tables cannot disagree about it. Ledgers are
 found, not configured: every wallet with a ledger under the state store's ``wallet/``
 prefix counts, so the payments of a rotated-out hot wallet (or a reader started without
 ``HOT_WALLET_ADDRESS``) are never read as "paid 0" -- which would pay them again.
