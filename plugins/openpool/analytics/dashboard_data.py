@@ -30,7 +30,7 @@ from openpool.errors import ObjectNotFound, OpenPoolError
 from openpool.ingest.history import DuplicateReport, find_duplicates
 from openpool.ingest.schema import EVENTS, TS
 from openpool.partitions import Partition
-from openpool.payouts.approvals import approval_key
+from openpool.payouts.approvals import approval_key, recorded
 from openpool.payouts.ledger import CONFIRMED, INVESTIGATE
 from openpool.payouts.payable import current as payable_current
 from openpool.payouts.payable import payout_log
@@ -190,7 +190,7 @@ class DashboardReader:
             partitions=views,
             awaiting=_awaiting(src, current, now, warnings),
             payments=_recent_payments(current, links),
-            answers=_answers(src, warnings),
+            answers=_answers(src),
             fee_hours=hours,
             fees=fees,
             warnings=warnings,
@@ -332,25 +332,28 @@ def _awaiting(
     ]
 
 
-def _answers(src: Sources, warnings: list[str]) -> list[dict[str, Any]]:
-    """The :data:`RECENT_ANSWERS` newest recorded answers: decision, who, when, via."""
+def _answers(src: Sources) -> list[dict[str, Any]]:
+    """The :data:`RECENT_ANSWERS` newest recorded answers: decision, who, when, via. Read
+    by :func:`~openpool.payouts.approvals.recorded`, as ``execute`` reads them: a damaged
+    record shows as the veto it counts as."""
     infos = sorted(src.state.list("approvals/"), key=lambda i: i.last_modified, reverse=True)
     out = []
     for info in infos[:RECENT_ANSWERS]:
         plan_hash = info.key.removeprefix("approvals/").removesuffix(".json")
+        doc = recorded(src.state, plan_hash) or {}
         try:
-            doc = json.loads(src.state.get(info.key))
-            out.append(
-                {
-                    "plan_hash": plan_hash,
-                    "decision": str(doc["decision"]),
-                    "approver": str(doc["approver"]),
-                    "decided_at": datetime.fromisoformat(doc["decided_at"]),
-                    "via": str(doc.get("via", "")),
-                }
-            )
-        except (ObjectNotFound, ValueError, KeyError, TypeError) as exc:
-            warnings.append(f"the answer recorded for plan {plan_hash[:12]}… is unreadable: {exc}")
+            when = datetime.fromisoformat(str(doc["decided_at"]))
+        except (KeyError, ValueError):
+            when = info.last_modified  # no readable time: when the record was written
+        out.append(
+            {
+                "plan_hash": plan_hash,
+                "decision": str(doc.get("decision", "?")),
+                "approver": str(doc.get("approver", "?")),
+                "decided_at": when,
+                "via": str(doc.get("via", "")),
+            }
+        )
     return sorted(out, key=lambda a: a["decided_at"], reverse=True)
 
 
