@@ -34,22 +34,22 @@ import pytest
 
 from openpool.airflow.dashboard.charts import nice_step
 from openpool.airflow.dashboard.render import render_html
-from openpool.analytics.dashboard_data import DashboardReader, Sources, explorer, tx_url
 from openpool.analytics.refresh import refresh
-from openpool.ingest.accrue import BALANCES
 from openpool.ingest.generator import Mess, generate, write
 from openpool.ingest.run import ingest
-from openpool.ingest.schema import EVENTS
 from openpool.money import eth
+from openpool.overview import DashboardReader, Sources, explorer, tx_url
 from openpool.partitions import Partition
+from openpool.payments import CONFIRMED, partition_payouts
 from openpool.payouts.approvals import REJECTED, record_approval, record_decision
 from openpool.payouts.chain import Chain
 from openpool.payouts.execute import execute
 from openpool.payouts.keys import load_wallet, write_keystore
-from openpool.payouts.ledger import CONFIRMED, Ledger, partition_payouts
+from openpool.payouts.ledger import Ledger
 from openpool.payouts.plan import Limits, build_plan, load_plan, save_plan
 from openpool.snapshots import SnapshotStore
 from openpool.storage import LocalStore
+from openpool.tables import BALANCES, EVENTS
 from tests.helpers.browser import browser as _browser
 from tests.helpers.browser import full_page_screenshot as _full_page_screenshot
 from tests.helpers.browser import wait as _wait

@@ -15,12 +15,13 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pytest
 
-from openpool.ingest.commands import status_row
 from openpool.ingest.generator import GeneratedFile, Mess, generate, write
 from openpool.ingest.run import ingest
+from openpool.ingest.service import status_row
 from openpool.partitions import Partition
 from openpool.snapshots import SnapshotStore
 from openpool.storage import LocalStore, ObjectStore, S3Store
+from openpool.tables import CONNECTIONS, WORKERS
 from tests.helpers.ledger import balances_of, worker_oracle
 from tests.helpers.traffic import EVERY_KIND_OF_MESS
 from tests.services import REPO
@@ -258,7 +259,7 @@ def test_connections_split_open_and_closed_and_old_layout_migrates(tmp_path: Pat
     ingest(TC, events, state, RATE)
     # Rewrite the table as versions before the split left it: one unsliced file.
     base = snaps.latest()
-    whole = base.read("connections", schema=conn.CONNECTIONS)
+    whole = base.read("connections", schema=CONNECTIONS)
     txn = snaps.begin(base, "old-layout")
     txn.replace("connections", whole)
     txn.commit()
@@ -286,13 +287,13 @@ def test_connections_split_open_and_closed_and_old_layout_migrates(tmp_path: Pat
     layout = {f.slice for f in snap.files("connections")}
     assert conn.OPEN in layout and None not in layout and conn.CLOSED not in layout
     assert any(s.startswith(conn.CLOSED_PREFIX) for s in layout - {conn.OPEN})
-    got = snap.read("connections", schema=conn.CONNECTIONS)
+    got = snap.read("connections", schema=CONNECTIONS)
     fresh = snap.read("events", schema=None)
-    want = conn.apply_connections(conn.CONNECTIONS.empty_table(), fresh)
+    want = conn.apply_connections(CONNECTIONS.empty_table(), fresh)
     key = [("eth_address", "ascending"), ("connection", "ascending"), ("connected_at", "ascending")]
     assert got.sort_by(key).equals(want.sort_by(key))
     assert got.num_rows > 0 and got.filter(pc.is_valid(got["disconnected_at"])).num_rows > 0
-    workers = snap.read("workers", schema=conn.WORKERS)
+    workers = snap.read("workers", schema=WORKERS)
     counts = {r["eth_address"]: r["connection_count"] for r in workers.to_pylist()}
     per = want.group_by("eth_address").aggregate([("connection", "count")]).to_pylist()
     assert {a: k for a, k in counts.items() if k} == {

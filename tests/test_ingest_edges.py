@@ -27,13 +27,13 @@ from tests.helpers.ledger import balances_of
 
 
 def find_duplicates(*a, **kw):
-    from openpool.ingest.history import find_duplicates
+    from openpool.duplicates import find_duplicates
 
     return find_duplicates(*a, **kw)
 
 
 def resolve_duplicates(*a, **kw):
-    from openpool.ingest.history import resolve_duplicates
+    from openpool.ingest.resolve import resolve_duplicates
 
     return resolve_duplicates(*a, **{"rate": RATE, **kw})
 
@@ -601,7 +601,7 @@ def test_the_connection_log_and_closed_days_stay_a_few_files_per_day(tmp_path: P
 
 
 def test_the_dashboard_lists_a_repeat_and_marks_the_workers_it_holds(tmp_path: Path) -> None:
-    from openpool.analytics.dashboard_data import DashboardReader, Sources
+    from openpool.overview import DashboardReader, Sources
 
     events, state = stores(tmp_path)
     eid = str(uuid.uuid4())

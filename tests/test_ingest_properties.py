@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from openpool.ingest.commands import status_row
 from openpool.ingest.generator import Mess, generate, write
 from openpool.ingest.run import ingest
+from openpool.ingest.service import status_row
 from openpool.partitions import Partition
 from openpool.snapshots import SnapshotStore
 from openpool.storage import LocalStore, ObjectStore

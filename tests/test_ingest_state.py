@@ -14,9 +14,18 @@ from hypothesis import strategies as st
 
 from openpool.ingest import accrue as acc
 from openpool.ingest import connections as conn
-from openpool.ingest.dedup import ID_INDEX, dedup
-from openpool.ingest.schema import EVENTS
+from openpool.ingest.dedup import dedup
 from openpool.money import commission, to_wei_array, wei_ints
+from openpool.tables import (
+    AI_CREDITS,
+    AI_REQUESTS,
+    BALANCES,
+    CONNECTIONS,
+    EVENTS,
+    ID_INDEX,
+    PENDING_AI,
+    WORKERS,
+)
 
 T0 = datetime(2026, 10, 3, 8, 0, tzinfo=UTC)
 A = "0xA4c123B1612dd272d1371C17149d439536b3216F"
@@ -95,9 +104,9 @@ def test_accrue_sums_exactly_and_merges_with_previous() -> None:
             },
             {"event_id": "3", "eth_address": B, "event_time": T0, "fees_wei": Decimal(3)},
         ],
-        schema=acc.CREDITS,
+        schema=AI_CREDITS,
     )
-    b1 = acc.accrue(acc.BALANCES.empty_table(), credits, Fraction(1, 4))
+    b1 = acc.accrue(BALANCES.empty_table(), credits, Fraction(1, 4))
     b2 = acc.accrue(b1, credits.slice(0, 1), Fraction(1, 4))
     rows = {r["eth_address"]: r for r in b2.to_pylist()}
     assert int(rows[A]["total_fees_wei"]) == 7 + 10**19 + 7
@@ -106,7 +115,7 @@ def test_accrue_sums_exactly_and_merges_with_previous() -> None:
     assert rows[A]["job_count"] == 3
     assert rows[A]["last_job_at"] == T0 + timedelta(seconds=5)
     assert int(rows[B]["pool_commission_wei"]) == 0  # floor(3/4)
-    assert b2.schema == acc.BALANCES
+    assert b2.schema == BALANCES
 
 
 def ai_received(i: int, req: str, addr: str, sec: int = 0) -> dict:
@@ -129,8 +138,8 @@ def ai_processed(i: int, req: str, fees: int, sec: int = 0) -> dict:
 def test_ai_processed_before_received_waits_then_is_credited() -> None:
     r1 = acc.correlate_ai(
         table([ai_processed(0, "r1", 100, 10)]),
-        acc.AI_REQUESTS.empty_table(),
-        acc.PENDING_AI.empty_table(),
+        AI_REQUESTS.empty_table(),
+        PENDING_AI.empty_table(),
         T0 + timedelta(seconds=10),
         timedelta(hours=24),
     )
@@ -150,8 +159,8 @@ def test_ai_processed_before_received_waits_then_is_credited() -> None:
 def test_ai_received_in_an_earlier_run_credits_a_later_processed() -> None:
     r1 = acc.correlate_ai(
         table([ai_received(0, "r1", B)]),
-        acc.AI_REQUESTS.empty_table(),
-        acc.PENDING_AI.empty_table(),
+        AI_REQUESTS.empty_table(),
+        PENDING_AI.empty_table(),
         T0,
         timedelta(hours=24),
     )
@@ -168,8 +177,8 @@ def test_ai_received_in_an_earlier_run_credits_a_later_processed() -> None:
 def test_ai_never_received_becomes_unattributed_after_ttl_and_is_kept() -> None:
     r1 = acc.correlate_ai(
         table([ai_processed(0, "lost", 42)]),
-        acc.AI_REQUESTS.empty_table(),
-        acc.PENDING_AI.empty_table(),
+        AI_REQUESTS.empty_table(),
+        PENDING_AI.empty_table(),
         T0,
         timedelta(hours=24),
     )
@@ -196,17 +205,17 @@ def test_reset_closes_every_open_connection_and_workers_stay() -> None:
             ev(4, "worker-connected", 3, eth_address=B, connection="b:2"),  # same second, after
         ]
     )
-    c = conn.apply_connections(conn.CONNECTIONS.empty_table(), fresh)
+    c = conn.apply_connections(CONNECTIONS.empty_table(), fresh)
     rows = {(r["eth_address"], r["connection"]): r for r in c.to_pylist()}
     assert rows[(A, "a:1")]["close_reason"] == "orchestrator-reset"
     assert rows[(B, "b:1")]["close_reason"] == "worker-disconnected"
     assert rows[(B, "b:2")]["disconnected_at"] is None
-    change = conn.replay_connections(conn.CONNECTIONS.empty_table(), fresh)
+    change = conn.replay_connections(CONNECTIONS.empty_table(), fresh)
     assert change.open.column("connection").to_pylist() == ["b:2"]
     assert sorted(change.closed.column("connection").to_pylist()) == ["a:1", "b:1"]
     assert change.opened.num_rows == 3
     workers = conn.update_workers(
-        conn.WORKERS.empty_table(), fresh, change.open, conn.opened_counts(change.opened)
+        WORKERS.empty_table(), fresh, change.open, conn.opened_counts(change.opened)
     )
     w = {r["eth_address"]: r for r in workers.to_pylist()}
     assert w[A]["active"] is False and w[B]["active"] is True
@@ -217,5 +226,5 @@ def test_reset_closes_every_open_connection_and_workers_stay() -> None:
 @pytest.mark.parametrize("n", [0, 1])
 def test_connections_without_events_are_unchanged(n: int) -> None:
     fresh = table([ev(0, "job-processed", 1, eth_address=A, fees=1)][:n])
-    c = conn.apply_connections(conn.CONNECTIONS.empty_table(), fresh)
+    c = conn.apply_connections(CONNECTIONS.empty_table(), fresh)
     assert c.num_rows == 0

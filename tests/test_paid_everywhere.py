@@ -29,12 +29,14 @@ import pytest
 from eth_account import Account
 
 from openpool.partitions import Partition
+from openpool.payments import payout_log, wallets
 from openpool.payouts.chain import Chain
 from openpool.payouts.execute import execute
 from openpool.payouts.keys import load_wallet, write_keystore
 from openpool.payouts.ledger import Ledger
 from openpool.payouts.plan import Limits, PlanRefused, build_plan, load_plan, save_plan
 from openpool.storage import LocalStore, ObjectStore
+from openpool.tables import PAYOUTS
 from tests.services import REPO, anvil
 from tests.test_payouts import _balances
 
@@ -194,7 +196,7 @@ def test_every_surface_shows_the_paid_and_payable_the_chain_shows(
     assert confirmed == {a: p for a, (p, _, _) in truth.items() if p}, "Athena payouts"
 
     # the dashboard, configured with the new wallet only
-    from openpool.analytics.dashboard_data import DashboardReader, Sources
+    from openpool.overview import DashboardReader, Sources
 
     d = DashboardReader().read(
         Sources(
@@ -245,8 +247,6 @@ def test_every_wallet_under_wallet_is_found_without_listing_its_history(
 
     import pyarrow as pa
 
-    from openpool.payouts.ledger import PAYOUTS
-    from openpool.payouts.payable import payout_log, wallets
     from openpool.snapshots import commit_with_retry
 
     addresses = sorted(Account.create().address.lower() for _ in range(3))

@@ -18,15 +18,16 @@ import pytest
 from eth_account import Account
 
 from openpool.analytics.summary import worker_summary
-from openpool.ingest.accrue import BALANCES
 from openpool.partitions import Partition
+from openpool.payments import CONFIRMED, partition_payouts
 from openpool.payouts.chain import Chain
 from openpool.payouts.execute import PayoutRefused, execute, recover
 from openpool.payouts.keys import load_wallet, write_keystore
-from openpool.payouts.ledger import CONFIRMED, Ledger, partition_payouts
+from openpool.payouts.ledger import Ledger
 from openpool.payouts.plan import Limits, PlanRefused, build_plan, load_plan, plan_key, save_plan
 from openpool.snapshots import SnapshotStore
 from openpool.storage import LocalStore
+from openpool.tables import BALANCES
 from tests.services import REPO, anvil
 
 PART = Partition("transcode", "us-west")

@@ -22,8 +22,8 @@ from eth_account import Account
 from web3.exceptions import Web3RPCError
 
 from openpool.partitions import Partition
+from openpool.payments import BROADCAST, CONFIRMED, FAILED, SIGNED
 from openpool.payouts.execute import PayoutRefused, execute, recover
-from openpool.payouts.ledger import CONFIRMED, FAILED
 from openpool.payouts.plan import PlanRefused, build_plan, load_plan, save_plan
 from tests.helpers.chain_faults import FaultyChain
 from tests.test_payouts import CAP, LIMITS, PART, Pool, _balances, check_invariants, open_pool
@@ -112,7 +112,6 @@ def test_an_estimate_error_alone_signs_nothing_for_that_worker_and_records_nothi
 
 def test_a_settled_record_never_moves_back(pool: Pool) -> None:
     """Whatever a (stale or confused) writer asks, confirmed is final: only forward moves."""
-    from openpool.payouts.ledger import BROADCAST
 
     _, h = pool.plan()
     ledger = pool.ledger()
@@ -369,7 +368,6 @@ def test_a_send_refused_in_execute_is_reported_and_left_for_recover(pool: Pool) 
     """The node refuses a signed payment's bytes during execute: reported with its reason,
     the record stays ``signed``; the next recover broadcasts the same bytes."""
     from openpool.payouts.chain import SendRefused
-    from openpool.payouts.ledger import SIGNED
 
     _, h = pool.plan()
     victim = next(iter(pool.earnings))

@@ -29,10 +29,11 @@ from eth_account import Account
 
 from openpool.airflow.demo import Approver
 from openpool.money import eth
+from openpool.payments import CONFIRMED
 from openpool.payouts.approvals import approval_key
 from openpool.payouts.chain import Chain
 from openpool.payouts.keys import write_keystore
-from openpool.payouts.ledger import CONFIRMED, Ledger
+from openpool.payouts.ledger import Ledger
 from openpool.payouts.plan import plan_key
 from openpool.storage import LocalStore
 from tests.helpers.browser import browser, full_page_screenshot, sign_in, wait

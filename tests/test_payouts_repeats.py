@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from openpool.ingest.history import find_duplicates, resolve_duplicates
+from openpool.duplicates import find_duplicates
+from openpool.ingest.resolve import resolve_duplicates
 from openpool.payouts.chain import Chain
 from openpool.payouts.execute import execute
 from openpool.payouts.keys import load_wallet, write_keystore

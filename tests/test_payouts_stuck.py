@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import rlp
 
+from openpool.payments import BROADCAST, CONFIRMED
 from openpool.payouts.execute import recover
-from openpool.payouts.ledger import BROADCAST, CONFIRMED
 from tests.helpers.chain_faults import FaultyChain
 from tests.test_payouts import CAP, Pool, check_invariants, open_pool
 from tests.test_payouts_chain import _cli, paid_on_chain

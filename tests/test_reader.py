@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from openpool.ingest import reader
-from openpool.ingest.dedup import ID_INDEX, dedup
+from openpool.ingest.dedup import dedup
 from openpool.ingest.reader import (
     RAW_JSON_LIMIT,
     FileResult,
@@ -26,7 +26,7 @@ from openpool.ingest.reader import (
     legacy_content_sha256,
     read_file,
 )
-from openpool.ingest.schema import EVENTS, REJECTED
+from openpool.tables import EVENTS, ID_INDEX, REJECTED
 
 FIXTURES = Path(__file__).parent / "fixtures" / "events"
 TRANSCODE_FILE = (

@@ -19,10 +19,11 @@ from openpool.errors import (
     SnapshotNotFound,
 )
 from openpool.partitions import Partition
-from openpool.snapshots import SnapshotStore, collect, commit_with_retry
+from openpool.snapshots import SnapshotStore, collect_garbage, commit_with_retry
 from openpool.snapshots.manifest import LATEST_HINT, manifest_name
 from openpool.snapshots.parquet import decode
 from openpool.storage import ObjectStore
+from openpool.tables import PAYOUTS
 
 PART = Partition("transcode", "eu-central")
 WEI = pa.decimal128(38, 0)
@@ -298,16 +299,16 @@ def test_gc_keeps_what_retained_versions_need_and_honours_grace(store: ObjectSto
 
     # Within the grace period nothing goes, and a dry run deletes nothing.
     real_now = datetime.now(UTC)
-    report = collect(snaps, now=real_now, grace=timedelta(hours=24))
+    report = collect_garbage(snaps, now=real_now, grace=timedelta(hours=24))
     assert report.deleted == []
     # A day later (files are old enough, versions 1-2 superseded long ago): only the
     # counters of versions 1 and 2 go; the ledger files are all still referenced by v3.
     later = real_now + timedelta(days=2)
     clock.now = later
-    dry = collect(snaps, now=later, grace=timedelta(hours=24), dry_run=True)
+    dry = collect_garbage(snaps, now=later, grace=timedelta(hours=24), dry_run=True)
     assert sorted(dry.deleted) == sorted([counters[1], counters[2]])
     assert store.exists(snaps.prefix + counters[1])
-    report = collect(snaps, now=later, grace=timedelta(hours=24))
+    report = collect_garbage(snaps, now=later, grace=timedelta(hours=24))
     assert sorted(report.deleted) == sorted([counters[1], counters[2]])
     assert report.retained_versions == [3]
     latest = snaps.latest()
@@ -331,7 +332,9 @@ def test_gc_retains_recently_superseded_versions_for_slow_readers(store: ObjectS
     txn = snaps.begin(s1, "r2")
     txn.replace("counter", counter(2))
     txn.commit()
-    report = collect(snaps, now=datetime.now(UTC) + timedelta(hours=2), grace=timedelta(hours=24))
+    report = collect_garbage(
+        snaps, now=datetime.now(UTC) + timedelta(hours=2), grace=timedelta(hours=24)
+    )
     assert report.retained_versions == [2, 1]
     assert report.deleted == []
     assert snaps.at(1).read("counter").column("value").to_pylist() == [1]
@@ -439,7 +442,7 @@ def test_a_ledger_whose_newest_manifest_is_lost_is_not_silently_rolled_back(
     store: ObjectStore,
 ) -> None:
     """The payout ledger is a snapshot chain too: a lost commit must stop payouts."""
-    from openpool.payouts.ledger import PAYOUTS, Ledger
+    from openpool.payouts.ledger import Ledger
 
     ledger = Ledger(store, "0x" + "ab" * 20)
     row = {

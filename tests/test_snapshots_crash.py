@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pyarrow as pa
 
 from openpool.partitions import Partition
-from openpool.snapshots import SnapshotStore, collect
+from openpool.snapshots import SnapshotStore, collect_garbage
 from openpool.storage import ObjectStore
 from tests.services import REPO
 
@@ -56,8 +56,8 @@ def test_crash_before_manifest_leaves_previous_snapshot_and_gc_collects_orphans(
     assert len(orphans) == 2  # the doomed counter and ledger files
 
     # Young orphans survive gc (a commit may still be in flight); old ones are collected.
-    assert collect(snaps, now=datetime.now(UTC)).deleted == []
-    report = collect(snaps, now=datetime.now(UTC) + timedelta(hours=25))
+    assert collect_garbage(snaps, now=datetime.now(UTC)).deleted == []
+    report = collect_garbage(snaps, now=datetime.now(UTC) + timedelta(hours=25))
     assert sorted(snaps.prefix + p for p in report.deleted) == orphans
     assert latest.read("counter").column("value").to_pylist() == [1]
 

@@ -25,20 +25,22 @@ from typing import Any
 
 from tabulate import tabulate
 
+from openpool.airflow.rest import AirflowAPI
 from openpool.analytics.refresh import refresh
 from openpool.config import parse_rate
-from openpool.devstack.airflow_api import AirflowAPI
 from openpool.devstack.airflow_home import airflow_env, write_users
 from openpool.devstack.anvil import anvil
+from openpool.devstack.net import free_port
 from openpool.devstack.wallet import funded_hot_wallet
-from openpool.ingest.commands import status_row
 from openpool.ingest.discovery import list_partition
 from openpool.ingest.generator import Mess, count_events, generate, write
+from openpool.ingest.service import status_row
 from openpool.ingest.steps import StepEnv, has_new_files
 from openpool.money import eth
 from openpool.partitions import ACTIVE_PARTITIONS, Partition
+from openpool.payments import partition_payouts
 from openpool.payouts.approvals import approval_key
-from openpool.payouts.ledger import Ledger, partition_payouts
+from openpool.payouts.ledger import Ledger
 from openpool.snapshots import SnapshotStore
 from openpool.storage import LocalStore
 
@@ -285,7 +287,7 @@ def main() -> int:
         print(
             f"   anvil at {rpc}; Airflow home {root / 'airflow'} with {len(dags)} DAGs from dags/"
         )
-        with af.api_server() as api_url:
+        with af.api_server(free_port()) as api_url:
             api = AirflowAPI(api_url, APPROVER, password)
             took()
             _ingest(af, dags, api, parts, root)

@@ -39,6 +39,16 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from openpool.tables import (
+    AI_CREDITS,
+    AI_REQUESTS,
+    BALANCES,
+    CONNECTIONS,
+    EVENTS,
+    PENDING_AI,
+    REJECTED,
+)
+from openpool.tables import WORKERS as WORKERS_SCHEMA
 from tests.bench import common
 from tests.services import REPO
 
@@ -106,9 +116,9 @@ def _template(partition: Any, per_hour: int, seed: int) -> tuple[Any, Any]:
     ]
     parsed = parse_batch(partition, batch, lambda c, d: "")
     events = parsed.events.combine_chunks()
-    empty = acc.AI_REQUESTS.empty_table()
+    empty = AI_REQUESTS.empty_table()
     credited = acc.correlate_ai(
-        events, empty, acc.PENDING_AI.empty_table(), None, timedelta(hours=24)
+        events, empty, PENDING_AI.empty_table(), None, timedelta(hours=24)
     ).credited
     return events, credited
 
@@ -123,7 +133,6 @@ def child_build(args: dict[str, Any]) -> dict[str, Any]:
     from openpool.ingest import connections as conn
     from openpool.ingest.batch import write_connections
     from openpool.ingest.generator import object_key, parse_key
-    from openpool.ingest.schema import EVENTS, REJECTED
     from openpool.snapshots import SnapshotStore
     from openpool.storage import LocalStore
 
@@ -187,13 +196,13 @@ def child_build(args: dict[str, Any]) -> dict[str, Any]:
                 "event_time": pc.take(events.column("event_time"), credit_idx),
                 "fees_wei": credited.column("fees_wei"),
             },
-            schema=acc.CREDITS,
+            schema=AI_CREDITS,
         )
         return events, credits
 
     snaps = SnapshotStore(LocalStore(Path(args["state"])), part)
     base = None
-    balances = acc.BALANCES.empty_table()
+    balances = BALANCES.empty_table()
     connection_events, seen = [], []
     total = 0
     mark = None
@@ -218,10 +227,10 @@ def child_build(args: dict[str, Any]) -> dict[str, Any]:
             mark = pc.max(events.column("event_time")).as_py()
         if d == days - 1:
             change = conn.replay_connections(
-                conn.CONNECTIONS.empty_table(), pa.concat_tables(connection_events)
+                CONNECTIONS.empty_table(), pa.concat_tables(connection_events)
             )
             workers = conn.update_workers(
-                conn.WORKERS.empty_table(),
+                WORKERS_SCHEMA.empty_table(),
                 pa.concat_tables(seen),
                 change.open,
                 conn.opened_counts(change.opened),
@@ -233,8 +242,8 @@ def child_build(args: dict[str, Any]) -> dict[str, Any]:
                 connections_clock=pc.max(log.column("event_time")).as_py().isoformat()
             )
             txn.replace("workers", workers)
-            txn.replace("ai_requests", acc.AI_REQUESTS.empty_table())
-            txn.replace("pending_ai", acc.PENDING_AI.empty_table())
+            txn.replace("ai_requests", AI_REQUESTS.empty_table())
+            txn.replace("pending_ai", PENDING_AI.empty_table())
             txn.append("rejected_events", REJECTED.empty_table())
             txn.set_properties(
                 files_ingested=0,

@@ -42,6 +42,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from openpool.tables import CONNECTIONS, ID_INDEX
 from tests.bench import common
 from tests.services import REPO
 
@@ -260,7 +261,6 @@ def child_history(args: dict[str, Any]) -> dict[str, Any]:
         with_version,
         write_connections,
     )
-    from openpool.ingest.dedup import ID_INDEX
     from openpool.ingest.discovery import Candidate
     from openpool.ingest.generator import object_key, parse_key
     from openpool.ingest.tickets import tickets_from
@@ -343,7 +343,7 @@ def child_history(args: dict[str, Any]) -> dict[str, Any]:
             totals["events_accepted"] += events.num_rows
         if d == len(days) - 1:
             change = conn.replay_connections(
-                conn.CONNECTIONS.empty_table(), pa.concat_tables(connection_events)
+                CONNECTIONS.empty_table(), pa.concat_tables(connection_events)
             )
             log = conn.log_of(pa.concat_tables(connection_events))
             write_connections(txn, None, change.open, change.closed, [], log)

@@ -16,11 +16,10 @@ import threading
 import time
 from datetime import timedelta
 
-from openpool.ingest.accrue import BALANCES
-from openpool.ingest.batch import read_table
 from openpool.payouts.plan import Limits
 from openpool.snapshots import SnapshotStore
 from openpool.storage import LocalStore
+from openpool.tables import BALANCES, read_table
 from tests.chaos.common import OPENPOOL, Campaign, Child, Result, s3_client
 from tests.chaos.datasets import AI, TC, Dataset, make_dataset, reference_runs
 from tests.chaos.pool import ETH, check_pool, make_pool

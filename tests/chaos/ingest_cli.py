@@ -1,6 +1,6 @@
 """The ``openpool ingest`` sub-command without the rest of the CLI, for cheap crash trials.
 
-Builds the same argument parser entry (``openpool.ingest.commands.register``) and runs the
+Builds the same argument parser entry (``openpool.cli.ingest.register``) and runs the
 same handler ``cmd_ingest`` with the same error handling as ``openpool.cli.main``, but
 skips importing every other sub-command (web3, DuckDB, ...), which is most of the console
 script's start-up time. A third of the CLI crash trials use the real console script.
@@ -14,18 +14,15 @@ import argparse
 import logging
 import sys
 
-from openpool.cli import _format_arg, _partition_args
+from openpool.cli import ingest as commands
 from openpool.config import load_settings
 from openpool.errors import OpenPoolError
-from openpool.ingest import commands
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="openpool")
     parser.add_argument("-v", "--verbose", action="store_true")
-    commands.register(
-        parser.add_subparsers(dest="command", required=True), _partition_args, _format_arg
-    )
+    commands.register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,

@@ -35,8 +35,8 @@ from typing import Any
 
 from web3.exceptions import Web3RPCError
 
+from openpool.payments import BROADCAST, OPEN
 from openpool.payouts.chain import SendRefused
-from openpool.payouts.ledger import BROADCAST, OPEN
 from openpool.payouts.plan import PlanRefused, build_plan
 from openpool.payouts.recover import recover
 from openpool.storage import LocalStore

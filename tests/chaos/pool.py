@@ -23,15 +23,16 @@ import pyarrow as pa
 from eth_account import Account
 
 from openpool.analytics.summary import worker_summary
-from openpool.ingest.accrue import BALANCES
 from openpool.partitions import Partition
+from openpool.payments import CONFIRMED, FAILED, OPEN, partition_payouts
 from openpool.payouts.chain import Chain
 from openpool.payouts.execute import RunReport, execute, recover
 from openpool.payouts.keys import HotWallet, load_wallet
-from openpool.payouts.ledger import CONFIRMED, FAILED, OPEN, Ledger, partition_payouts
+from openpool.payouts.ledger import Ledger
 from openpool.payouts.plan import Limits, build_plan, save_plan
 from openpool.snapshots import SnapshotStore
 from openpool.storage import ObjectStore
+from openpool.tables import BALANCES
 from tests.chaos.common import OPENPOOL, Campaign, Child, Result
 
 ETH = 10**18

@@ -2,7 +2,7 @@
 
 The product's own pieces do the work: the api-server app served over HTTP on a loopback
 port of this process, on the same metadata DB as ``dag.test()``
-(``openpool.airflow.demo.api_server``), its REST client (``openpool.devstack.airflow_api``)
+(``openpool.airflow.demo.api_server``), its REST client (``openpool.airflow.rest``)
 and the thread that answers the parked request (``openpool.airflow.demo.Approver``). The
 Airflow modules are imported on call, after the test's Airflow environment is in place.
 """
@@ -18,14 +18,15 @@ from typing import Any
 def api_server() -> Iterator[str]:
     """The api-server on a free loopback port; yields its base URL."""
     from openpool.airflow.demo import api_server as serve
+    from openpool.devstack.net import free_port
 
-    with serve() as url:
+    with serve(free_port()) as url:
         yield url
 
 
 def airflow_api(url: str, username: str, password: str) -> Any:
     """A REST client of ``url``, logged in as ``username``."""
-    from openpool.devstack.airflow_api import AirflowAPI
+    from openpool.airflow.rest import AirflowAPI
 
     return AirflowAPI(url, username, password)
 

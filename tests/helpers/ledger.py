@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from openpool.ingest.commands import balance_rows
 from openpool.ingest.generator import GeneratedFile, oracle_balances
+from openpool.ingest.service import balance_rows
 from openpool.partitions import Partition
 from openpool.snapshots import SnapshotStore
 from openpool.storage import ObjectStore

@@ -21,8 +21,7 @@ from typing import Any
 from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk import DAG
 
-from openpool.devstack.airflow_api import AirflowAPI
-from openpool.devstack.net import LOOPBACK, free_port, wait_http
+from openpool.airflow.rest import AirflowAPI
 
 
 def migrate() -> None:
@@ -59,13 +58,16 @@ def run_dag(dag: DAG, conf: dict[str, Any] | None = None) -> Run:
     return Run(dag.dag_id, dr.run_id, str(dr.state), tasks)
 
 
+LOOPBACK = "127.0.0.1"
+
+
 @contextlib.contextmanager
-def api_server() -> Iterator[str]:
-    """The api-server's public API (``create_app``) on a free loopback port; yields its URL."""
+def api_server(port: int, ready_within: float = 60.0) -> Iterator[str]:
+    """The api-server's public API (``create_app``) on loopback ``port``; yields its URL
+    once uvicorn says it is serving (the caller picks the port: devstack.net.free_port)."""
     import uvicorn
     from airflow.api_fastapi.app import create_app
 
-    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(apps="core"),
@@ -77,10 +79,13 @@ def api_server() -> Iterator[str]:
     )
     thread = threading.Thread(target=server.run, name="demo-api-server", daemon=True)
     thread.start()
-    url = f"http://{LOOPBACK}:{port}"
     try:
-        wait_http(f"{url}/api/v2/version", timeout=60)
-        yield url
+        deadline = time.monotonic() + ready_within
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the api-server did not start on {LOOPBACK}:{port}")
+            time.sleep(0.05)
+        yield f"http://{LOOPBACK}:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)

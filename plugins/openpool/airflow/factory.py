@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import DAG, Asset, get_current_context, task
+from airflow.sdk.definitions.asset import BaseAsset
 
 from openpool.airflow.failures import unretried
 from openpool.airflow.params import PARAMS, replay_interval
@@ -171,10 +172,11 @@ def build_ingest_dag(
             # paid and in flight: every wallet's ledger in the state store, read-only
             return refresh(partition, state, metrics, s.payment_threshold_wei).report()
 
+        # TaskFlow calls return an XComArg while the DAG is built; the task gets the dict.
         wait >> (parsed := parse())
-        committed = commit(accrue(dedup(parsed)))
-        analytics(committed)
-        archive(committed)
+        committed = commit(accrue(dedup(parsed)))  # type: ignore[arg-type]
+        analytics(committed)  # type: ignore[arg-type]
+        archive(committed)  # type: ignore[arg-type]
     return dag
 
 
@@ -202,7 +204,7 @@ def build_summary_dag(
 ) -> DAG:
     """The pool-wide summary DAG, scheduled on the partitions' state Assets."""
     parts = [Partition.parse(p) for p in partitions]
-    schedule = state_asset(parts[0])
+    schedule: BaseAsset = state_asset(parts[0])
     for p in parts[1:]:
         schedule = schedule | state_asset(p)
     with DAG(

@@ -157,7 +157,8 @@ def _run_key(step: str) -> str:
 def _ledger(s: Settings, aws_conn_id: str) -> tuple[ObjectStore, Ledger]:
     from openpool.airflow.runtime import store
     from openpool.errors import ConfigError
-    from openpool.payouts.ledger import Ledger, wallet_address
+    from openpool.payments import wallet_address
+    from openpool.payouts.ledger import Ledger
 
     address = wallet_address(s)
     if address is None:
@@ -173,7 +174,7 @@ def _plan_summary(rows: list[dict[str, Any]], plan_hash: str) -> dict[str, Any]:
     """Each payment of ``plan_hash`` by its latest status (``rows``: the ledger's current
     records), plus wallet-wide investigations."""
     from openpool.money import eth
-    from openpool.payouts.ledger import CONFIRMED, FAILED, INVESTIGATE, OPEN
+    from openpool.payments import CONFIRMED, FAILED, INVESTIGATE, OPEN
 
     mine = [r for r in rows if r["plan_hash"] == plan_hash]
     paid = sum(int(r["amount_wei"]) for r in mine if r["status"] == CONFIRMED)
@@ -389,7 +390,6 @@ def build_payouts_dag(
         def plan(recovered: dict[str, Any]) -> dict[str, Any]:
             def run() -> dict[str, Any]:
                 from openpool.payouts.chain import Chain
-                from openpool.payouts.commands import limits
                 from openpool.payouts.execute import fees
                 from openpool.payouts.plan import (
                     PlanRefused,
@@ -398,6 +398,7 @@ def build_payouts_dag(
                     save_plan,
                     why_nothing,
                 )
+                from openpool.payouts.service import limits
 
                 s = payout_settings()
                 state, ledger = _ledger(s, aws_conn_id)
@@ -451,11 +452,11 @@ def build_payouts_dag(
             def run() -> dict[str, Any]:
                 from openpool.payouts.approvals import record_approval, refuse_if_rejected
                 from openpool.payouts.chain import Chain
-                from openpool.payouts.commands import limits
                 from openpool.payouts.execute import execute as pay
                 from openpool.payouts.keys import load_wallet
                 from openpool.payouts.ledger import Ledger
                 from openpool.payouts.plan import load_plan
+                from openpool.payouts.service import limits
 
                 plan_hash = described["plan_hash"]
                 who = _authorise(decision, plan_hash)
@@ -545,7 +546,8 @@ def build_payouts_dag(
 
             return unretried(run)()
 
-        described = plan(recover())
+        # TaskFlow calls return an XComArg while the DAG is built; the task gets the dict.
+        described = plan(recover())  # type: ignore[arg-type]
         described >> approve
-        report(described, confirm(execute(described, approve.output)))
+        report(described, confirm(execute(described, approve.output)))  # type: ignore[arg-type]
     return dag

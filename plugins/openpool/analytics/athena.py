@@ -16,10 +16,7 @@ carry ``node_type`` and ``region``, with the same values as their path. ``date``
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Iterable
-from typing import Any
 
 import pyarrow as pa
 
@@ -127,26 +124,3 @@ def ddl(
     """Table name -> its ``CREATE EXTERNAL TABLE`` statement, for every published table."""
     regions = list(regions) if regions is not None else None
     return {t: create_table(t, location, database, regions) for t in TABLES}
-
-
-def cmd_athena_ddl(args: argparse.Namespace, settings: Any) -> int:
-    location = args.location or settings.state_uri
-    if not location.startswith("s3://"):
-        sys.stderr.write(
-            f"openpool athena-ddl: warning: Athena reads only s3:// locations, not {location}\n"
-        )
-    statements = ddl(location, args.database, grid_regions(settings.partitions))
-    sys.stdout.write("\n\n".join(statements.values()) + "\n")
-    return 0
-
-
-def register(sub: Any) -> None:
-    """Add ``athena-ddl`` to the ``openpool`` CLI."""
-    p = sub.add_parser("athena-ddl", help="print CREATE EXTERNAL TABLE statements for Athena")
-    p.add_argument("--database", default="openpool", help="Athena database (default openpool)")
-    p.add_argument(
-        "--location",
-        default=None,
-        help="state root as s3://bucket/prefix (default: OPENPOOL_STATE_URI)",
-    )
-    p.set_defaults(handler=cmd_athena_ddl)

@@ -32,8 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from openpool.errors import CorruptDataFile, ObjectNotFound, OpenPoolError
-from openpool.ingest.schema import WEI
-from openpool.money import to_wei_array
+from openpool.money import WEI, to_wei_array
 from openpool.partitions import Partition
 from openpool.snapshots import DataFile
 from openpool.snapshots.parquet import arrow_reader

@@ -34,8 +34,9 @@ from openpool.analytics.scan import (
 )
 from openpool.analytics.tally import Grouped, Money, Part, Tally, part_of
 from openpool.errors import CacheMiss
-from openpool.ingest.schema import TS, WEI
+from openpool.money import WEI
 from openpool.snapshots import DataFile, Snapshot
+from openpool.tables import TS
 
 _AI_COLUMNS = ["event_id", "pipeline", "model_id"]
 _DICTIONARY = ["event_type", "node_type", "eth_address", "pipeline", "model_id"]

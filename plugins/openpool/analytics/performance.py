@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 from openpool.analytics.onepass import Pass, Window
 from openpool.analytics.quantiles import percentile_of_rank, ranks
 from openpool.errors import CacheMiss
-from openpool.ingest.schema import WEI
+from openpool.money import WEI
 from openpool.snapshots import Snapshot
 
 log = logging.getLogger(__name__)

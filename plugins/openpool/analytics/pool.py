@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 from openpool.analytics.exports import dumps
 from openpool.analytics.summary import Summary, pool_summary, worker_summary
 from openpool.partitions import Partition
-from openpool.payouts.payable import payout_log
+from openpool.payments import payout_log
 from openpool.snapshots import SnapshotStore
 from openpool.storage import ObjectStore
 

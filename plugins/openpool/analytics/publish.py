@@ -58,12 +58,11 @@ from openpool.analytics.performance import AI as AI_PERFORMANCE
 from openpool.analytics.performance import TRANSCODE as TRANSCODE_PERFORMANCE
 from openpool.analytics.summary import SUMMARY
 from openpool.errors import CorruptObject, ObjectExists, ObjectNotFound
-from openpool.ingest.accrue import BALANCES
-from openpool.ingest.connections import CONNECTIONS
-from openpool.ingest.schema import EVENTS, REJECTED, TS, WEI
+from openpool.money import WEI
 from openpool.partitions import Partition
 from openpool.snapshots import DataFile, Snapshot, parquet
 from openpool.storage import ObjectStore
+from openpool.tables import BALANCES, CONNECTIONS, EVENTS, REJECTED, TS
 
 PREFIX = "published"
 SYMLINKS = f"{PREFIX}/_symlinks"
@@ -330,9 +329,9 @@ def _plan(
     for day, files in sorted(by_day.items()):
         plan.show("events", [snaps.url(f.path) for f in files], sum(f.rows for f in files), day)
     for table, source in FROM_SNAPSHOT.items():
-        files = snapshot.files(source)
-        if files:
-            plan.show(table, [snaps.url(f.path) for f in files], sum(f.rows for f in files))
+        held = snapshot.files(source)
+        if held:
+            plan.show(table, [snaps.url(f.path) for f in held], sum(f.rows for f in held))
         else:
             plan.write(table, TABLES[table].empty_table())
     for table in DERIVED:

@@ -15,12 +15,11 @@ from openpool.analytics.exports import dumps, performance_json, summary_json
 from openpool.analytics.performance import Performance, performance
 from openpool.analytics.publish import PERFORMANCE, conform, payments, publish
 from openpool.analytics.summary import Summary, worker_summary
-from openpool.ingest.batch import read_table
-from openpool.ingest.connections import CONNECTIONS
 from openpool.partitions import Partition
-from openpool.payouts.payable import payout_log
+from openpool.payments import payout_log
 from openpool.snapshots import Snapshot, SnapshotStore
 from openpool.storage import ObjectStore
+from openpool.tables import CONNECTIONS, read_table
 
 
 @dataclass

@@ -421,10 +421,10 @@ class Credits:
                 if d in self.days:
                     rows = pa.array(order[s:e])
                     self._put(d, ids.take(rows), workers[order[s:e]])
-        for d, tables in by_day.items():
+        for key, tables in by_day.items():
             t = pa.concat_tables(tables, promote_options="permissive")
             self._put(
-                d,
+                key,
                 t.column("event_id").combine_chunks().cast(pa.string()),
                 self.workers.of(t, "eth_address"),
             )

@@ -16,14 +16,11 @@ from typing import Any
 
 import pyarrow as pa
 
-from openpool.ingest.accrue import BALANCES
-from openpool.ingest.batch import read_table
-from openpool.ingest.connections import WORKERS
-from openpool.ingest.schema import TS, WEI
-from openpool.money import NOTHING, Settled, payable
+from openpool.money import NOTHING, WEI, Settled, payable
 from openpool.partitions import Partition
-from openpool.payouts.payable import WALLET_LOG, current, payout_log, settle
+from openpool.payments import current, payout_log, settle
 from openpool.snapshots import Snapshot
+from openpool.tables import BALANCES, TS, WALLET_LOG, WORKERS, read_table
 
 PAYOUTS_EMPTY = WALLET_LOG.empty_table()
 

@@ -28,8 +28,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from openpool.airflow.rest import AirflowAPI
 from openpool.devstack import procs
-from openpool.devstack.airflow_api import AirflowAPI
 from openpool.devstack.airflow_home import airflow_env, write_users
 from openpool.devstack.anvil import CHAIN_ID, anvil_argv
 from openpool.devstack.net import LOOPBACK, choose_port, wait_http, wait_rpc

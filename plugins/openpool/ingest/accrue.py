@@ -14,42 +14,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from openpool.ingest.schema import TS, WEI
 from openpool.money import commission, subtract
-
-BALANCES = pa.schema(
-    [
-        ("eth_address", pa.string()),
-        ("total_fees_wei", WEI),
-        ("pool_commission_wei", WEI),
-        ("worker_earnings_wei", WEI),
-        ("job_count", pa.int64()),
-        ("first_job_at", TS),
-        ("last_job_at", TS),
-    ]
-)
-AI_REQUESTS = pa.schema(
-    [("request_id", pa.string()), ("eth_address", pa.string()), ("event_time", TS)]
-)
-PENDING_AI = pa.schema(
-    [
-        ("event_id", pa.string()),
-        ("request_id", pa.string()),
-        ("event_time", TS),
-        ("fees_wei", WEI),
-        ("pipeline", pa.string()),
-        ("model_id", pa.string()),
-    ]
-)
-UNATTRIBUTED = PENDING_AI.append(pa.field("reason", pa.string()))
-CREDITS = pa.schema(
-    [
-        ("event_id", pa.string()),
-        ("eth_address", pa.string()),
-        ("event_time", TS),
-        ("fees_wei", WEI),
-    ]
-)
+from openpool.tables import AI_CREDITS, AI_REQUESTS, BALANCES, PENDING_AI, TS, UNATTRIBUTED
 
 
 def _is(events: pa.Table, event_type: str) -> pa.Array:
@@ -58,7 +24,7 @@ def _is(events: pa.Table, event_type: str) -> pa.Array:
 
 @dataclass
 class AiResult:
-    credited: pa.Table  # CREDITS: processed jobs matched to their worker
+    credited: pa.Table  # AI_CREDITS: processed jobs matched to their worker
     requests: pa.Table  # AI_REQUESTS still within the TTL
     pending: pa.Table  # PENDING_AI still waiting for their job-received
     unattributed: pa.Table  # UNATTRIBUTED rows that expired in this step
@@ -94,7 +60,7 @@ def correlate_ai(
         use_threads=False,
     )
     matched = pc.is_valid(joined.column("eth_address"))
-    credited = joined.filter(matched).select(CREDITS.names).cast(CREDITS)
+    credited = joined.filter(matched).select(AI_CREDITS.names).cast(AI_CREDITS)
     still = joined.filter(pc.invert(matched)).select(PENDING_AI.names).cast(PENDING_AI)
     if watermark is None:
         return AiResult(credited, all_requests, still, UNATTRIBUTED.empty_table())
@@ -116,10 +82,10 @@ def correlate_ai(
 
 def transcode_credits(fresh: pa.Table) -> pa.Table:
     """Transcode jobs name their worker directly."""
-    jobs = fresh.select(CREDITS.names).filter(
+    jobs = fresh.select(AI_CREDITS.names).filter(
         pc.and_(_is(fresh, "job-processed"), pc.equal(fresh.column("node_type"), "transcode"))
     )
-    return jobs.cast(CREDITS)
+    return jobs.cast(AI_CREDITS)
 
 
 def accrue(balances: pa.Table, credits: pa.Table, rate: Fraction) -> pa.Table:

@@ -27,14 +27,30 @@ from openpool.ingest.clock import (
     key_window,
     no_window_reason,
 )
-from openpool.ingest.dedup import ID_INDEX, day_labels, day_slice, dedup, hour_slice
-from openpool.ingest.discovery import INGESTED, Candidate, file_ids
+from openpool.ingest.dedup import day_labels, day_slice, dedup, hour_slice
+from openpool.ingest.discovery import Candidate, file_ids
 from openpool.ingest.reader import read_file
-from openpool.ingest.schema import EVENTS, QUARANTINED, REJECTED, TS
 from openpool.ingest.tickets import tickets_from
 from openpool.money import wei_sum
 from openpool.partitions import Partition
 from openpool.snapshots import Snapshot, Transaction
+from openpool.tables import (
+    AI_CREDITS,
+    AI_REQUESTS,
+    BALANCES,
+    CONNECTION_LOG,
+    CONNECTIONS,
+    EVENTS,
+    ID_INDEX,
+    INGESTED,
+    PENDING_AI,
+    QUARANTINED,
+    REJECTED,
+    TS,
+    UNATTRIBUTED,
+    WORKERS,
+    read_table,
+)
 
 COUNTERS = (
     "files_ingested",
@@ -47,24 +63,24 @@ COUNTERS = (
 
 # Tables an accrual replaces whole, and those it appends to.
 REPLACED = {
-    "balances": acc.BALANCES,
-    "ai_requests": acc.AI_REQUESTS,
-    "pending_ai": acc.PENDING_AI,
-    "workers": conn.WORKERS,
+    "balances": BALANCES,
+    "ai_requests": AI_REQUESTS,
+    "pending_ai": PENDING_AI,
+    "workers": WORKERS,
 }
 # The connections an accrual leaves open (the table's ``open`` slice, replaced) and those
 # it closed (appended to the ``closed`` slice); see :mod:`openpool.ingest.connections`.
 CONNECTION_TABLES = {
-    "connections": conn.CONNECTIONS,
-    "connections_closed": conn.CONNECTIONS,
-    "connection_events": conn.LOG,
+    "connections": CONNECTIONS,
+    "connections_closed": CONNECTIONS,
+    "connection_events": CONNECTION_LOG,
 }
 # ingested_files gets one small file per commit; once a version has this many, the commit
 # rewrites them as one, so reading it costs the same at any length of history.
 COMPACT_INGESTED_AFTER = 16
 # ai_credits keeps which worker each AI job was credited to (the ledger's AI job-processed
 # events carry no address), for per-worker AI performance.
-APPENDED = {"unattributed": acc.UNATTRIBUTED, "tickets": None, "ai_credits": acc.CREDITS}
+APPENDED = {"unattributed": UNATTRIBUTED, "tickets": None, "ai_credits": AI_CREDITS}
 
 
 @dataclass
@@ -105,13 +121,6 @@ def split_by(table: pa.Table, labels: pa.Array | pa.ChunkedArray) -> list[tuple[
         for i in range(len(names))
         if counts[i]
     )
-
-
-def read_table(base: Snapshot | None, name: str, schema: pa.Schema) -> pa.Table:
-    """A table of ``base``, or empty with ``schema`` when it has none yet."""
-    if base is None or not base.has_table(name):
-        return schema.empty_table()
-    return base.read(name, schema=schema)
 
 
 def ingested_keys(base: Snapshot | None) -> pa.Table:
@@ -247,13 +256,9 @@ class Deduped:
 
 def known_ids(base: Snapshot | None, slices: list[str]) -> dict[str, pa.Table]:
     """The ID index slices ``slices`` of ``base`` (empty where it has none)."""
-    has_index = base is not None and base.has_table("event_ids")
-    return {
-        s: base.read("event_ids", slices=[s], schema=ID_INDEX)
-        if has_index
-        else ID_INDEX.empty_table()  # type: ignore[union-attr]
-        for s in slices
-    }
+    if base is None or not base.has_table("event_ids"):
+        return {s: ID_INDEX.empty_table() for s in slices}
+    return {s: base.read("event_ids", slices=[s], schema=ID_INDEX) for s in slices}
 
 
 def dedup_batch(base: Snapshot | None, parsed: Parsed) -> Deduped:
@@ -293,22 +298,22 @@ def accrue_batch(
     )
     ai = acc.correlate_ai(
         fresh,
-        read_table(base, "ai_requests", acc.AI_REQUESTS),
-        read_table(base, "pending_ai", acc.PENDING_AI),
+        read_table(base, "ai_requests", AI_REQUESTS),
+        read_table(base, "pending_ai", PENDING_AI),
         mark,
         ttl,
     )
     credits = pa.concat_tables([acc.transcode_credits(fresh), ai.credited])
     cx = connections_after(base, fresh, props)
     tables = {
-        "balances": acc.accrue(read_table(base, "balances", acc.BALANCES), credits, rate),
+        "balances": acc.accrue(read_table(base, "balances", BALANCES), credits, rate),
         "ai_requests": ai.requests,
         "pending_ai": ai.pending,
         "connections": cx.open,
         "connections_closed": cx.closed,
         "connection_events": cx.log,
         "workers": conn.update_workers(
-            read_table(base, "workers", conn.WORKERS), fresh, cx.open, cx.count_delta
+            read_table(base, "workers", WORKERS), fresh, cx.open, cx.count_delta
         ),
         "unattributed": ai.unattributed,
         "tickets": tickets_from(fresh),
@@ -358,11 +363,11 @@ def connections_after(
         and base.has_table("connections")
         and not base.has_table("connection_events")
     )
-    history = conn.LOG.empty_table()
+    history = CONNECTION_LOG.empty_table()
     if migrate and base is not None:
-        old = base.read("connections", slices=[conn.CLOSED], schema=conn.CONNECTIONS)
+        old = base.read("connections", slices=[conn.CLOSED], schema=CONNECTIONS)
         legacy_closed = pa.concat_tables([legacy_closed, old])
-        history = conn.log_of(base.read("events", columns=conn.LOG.names, schema=EVENTS))
+        history = conn.log_of(base.read("events", columns=CONNECTION_LOG.names, schema=EVENTS))
     clock_text = props.get("connections_clock")
     clock = datetime.fromisoformat(clock_text) if clock_text else None
     if history.num_rows:
@@ -392,16 +397,16 @@ def connections_after(
         if s.startswith(conn.CLOSED_PREFIX) and s[len(conn.CLOSED_PREFIX) :] >= day0
     )
     closed_days_rows = (
-        base.read("connections", slices=days, schema=conn.CONNECTIONS)
+        base.read("connections", slices=days, schema=CONNECTIONS)
         if base is not None and days
-        else conn.CONNECTIONS.empty_table()
+        else CONNECTIONS.empty_table()
     )
     closed_rows = pa.concat_tables([legacy_closed, closed_days_rows])
     after = pc.greater_equal(closed_rows.column("disconnected_at"), since)
     logged = history
     if not migrate and base is not None and base.has_table("connection_events"):
         log_days = sorted(s for s in base.slices("connection_events") if s >= day0)
-        logged = base.read("connection_events", slices=log_days, schema=conn.LOG)
+        logged = base.read("connection_events", slices=log_days, schema=CONNECTION_LOG)
     logged = logged.filter(pc.greater_equal(logged.column("event_time"), since))
     r = conn.rederive(
         open_rows,
@@ -421,11 +426,11 @@ def _open_connections(base: Snapshot | None) -> tuple[pa.Table, pa.Table]:
     are read whole, once: their closed rows move to the ``closed`` slice at this commit.
     """
     if base is None or not base.has_table("connections"):
-        return conn.CONNECTIONS.empty_table(), conn.CONNECTIONS.empty_table()
-    open_rows = base.read("connections", slices=[conn.OPEN], schema=conn.CONNECTIONS)
+        return CONNECTIONS.empty_table(), CONNECTIONS.empty_table()
+    open_rows = base.read("connections", slices=[conn.OPEN], schema=CONNECTIONS)
     if not base.files("connections", [None]):
-        return open_rows, conn.CONNECTIONS.empty_table()
-    unsliced = base.read("connections", slices=[None], schema=conn.CONNECTIONS)
+        return open_rows, CONNECTIONS.empty_table()
+    unsliced = base.read("connections", slices=[None], schema=CONNECTIONS)
     still, closed = conn.split_open(unsliced)
     return pa.concat_tables([open_rows, still]), closed
 
@@ -443,7 +448,7 @@ def batch_counts(parsed: Parsed, deduped: Deduped) -> Counts:
     return counts
 
 
-def stage(
+def write_batch(
     base: Snapshot | None,
     txn: Transaction,
     parsed: Parsed,
@@ -508,26 +513,26 @@ def write_connections(
     ``log`` into ``connection_events`` by event day. Earlier layouts' slices are dropped."""
     by_day = dict(split_by(closed, day_labels(closed.column("disconnected_at"))))
     for day in sorted(set(by_day) | set(closed_days)):
-        rows = by_day.get(day, conn.CONNECTIONS.empty_table())
+        rows = by_day.get(day, CONNECTIONS.empty_table())
         label = conn.closed_slice(day)
         if day in closed_days:
             txn.replace_slice("connections", label, rows)
         elif _many(base, "connections", label):
-            rows = _compacted(base, "connections", label, rows, conn.CONNECTIONS)
+            rows = _compacted(base, "connections", label, rows, CONNECTIONS)
             txn.replace_slice("connections", label, rows)
         else:
             txn.append("connections", rows, slice_=label)
-    txn.replace_slice("connections", None, conn.CONNECTIONS.empty_table())
-    txn.replace_slice("connections", conn.CLOSED, conn.CONNECTIONS.empty_table())
+    txn.replace_slice("connections", None, CONNECTIONS.empty_table())
+    txn.replace_slice("connections", conn.CLOSED, CONNECTIONS.empty_table())
     txn.replace_slice("connections", conn.OPEN, open_rows)
     for day, part in split_by(log, day_labels(log.column("event_time"))):
         if _many(base, "connection_events", day):
-            both = _compacted(base, "connection_events", day, part, conn.LOG)
+            both = _compacted(base, "connection_events", day, part, CONNECTION_LOG)
             txn.replace_slice("connection_events", day, both)
         else:
             txn.append("connection_events", part, slice_=day)
     if base is None or not base.has_table("connection_events"):
-        txn.append("connection_events", conn.LOG.empty_table())
+        txn.append("connection_events", CONNECTION_LOG.empty_table())
 
 
 def _many(base: Snapshot | None, name: str, label: str) -> bool:
@@ -555,4 +560,4 @@ def apply_batch(
     """Dedup, accrue and stage ``parsed`` onto ``base`` in one go (files it already has drop)."""
     parsed = parsed.without_done(base)
     deduped = dedup_batch(base, parsed)
-    return stage(base, txn, parsed, deduped, accrue_batch(base, parsed, deduped, rate, ttl))
+    return write_batch(base, txn, parsed, deduped, accrue_batch(base, parsed, deduped, rate, ttl))

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from openpool.ingest.discovery import _KEY_RE
-from openpool.ingest.schema import REJECTED, TS
+from openpool.tables import REJECTED, TS
 
 DEFAULT_SKEW = timedelta(hours=1)
 KEY_PATTERN = "{region}/{node_type}/{region}-{node_type}-{start}_{end}.json"

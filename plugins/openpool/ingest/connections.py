@@ -18,44 +18,14 @@ from datetime import datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from openpool.ingest.schema import TS
+from openpool.tables import CONNECTION_LOG, CONNECTIONS, TS, WORKERS
 
-CONNECTIONS = pa.schema(
-    [
-        ("eth_address", pa.string()),
-        ("connection", pa.string()),
-        ("connected_at", TS),
-        ("disconnected_at", TS),
-        ("close_reason", pa.string()),
-    ]
-)
-WORKERS = pa.schema(
-    [
-        ("eth_address", pa.string()),
-        ("first_seen", TS),
-        ("last_seen", TS),
-        ("connection_count", pa.int64()),
-        ("active", pa.bool_()),
-    ]
-)
 KINDS = ("worker-connected", "worker-disconnected", "orchestrator-reset")
 # Slices of the connections table: ``open``, and the closed rows by the day they closed
 # (``closed-YYYY-MM-DD``), so a late event rewrites only the days after it. ``closed`` is
 # the single closed slice of earlier versions, moved into day slices once.
 OPEN, CLOSED = "open", "closed"
 CLOSED_PREFIX = "closed-"
-# The connection events of every commit (few beside the jobs), by event day: what a late
-# event is replayed with, so the jobs of the ledger are never re-read for it.
-LOG = pa.schema(
-    [
-        ("event_time", TS),
-        ("source_key", pa.string()),
-        ("source_index", pa.int32()),
-        ("event_type", pa.string()),
-        ("eth_address", pa.string()),
-        ("connection", pa.string()),
-    ]
-)
 _ORDER = [("event_time", "ascending"), ("source_key", "ascending"), ("source_index", "ascending")]
 
 
@@ -64,9 +34,9 @@ def closed_slice(day: str) -> str:
 
 
 def log_of(events: pa.Table) -> pa.Table:
-    """The connection events of ``events`` in true order, as the LOG keeps them."""
+    """The connection events of ``events`` in true order, as the CONNECTION_LOG keeps them."""
     ev = events.filter(pc.is_in(events.column("event_type"), pa.array(KINDS)))
-    return ev.select(LOG.names).cast(LOG).sort_by(_ORDER)
+    return ev.select(CONNECTION_LOG.names).cast(CONNECTION_LOG).sort_by(_ORDER)
 
 
 @dataclass

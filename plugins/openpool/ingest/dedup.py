@@ -20,9 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from openpool.ingest.reader import legacy_content_sha256
-from openpool.ingest.schema import REJECTED
-
-ID_INDEX = pa.schema([("event_id", pa.string()), ("content_sha256", pa.string())])
+from openpool.tables import REJECTED
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _LEGACY_DIGEST_LENGTH = 64  # hex SHA-256, what content_sha256 held before XXH3-128

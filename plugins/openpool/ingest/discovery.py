@@ -18,17 +18,6 @@ import pyarrow.compute as pc
 from openpool.partitions import Partition
 from openpool.storage import ObjectInfo, ObjectStore
 
-INGESTED = pa.schema(
-    [
-        ("source_key", pa.string()),
-        ("etag", pa.string()),
-        ("size", pa.int64()),
-        ("status", pa.string()),  # ingested | quarantined
-        ("events_read", pa.int64()),
-        ("snapshot_version", pa.int64()),
-    ]
-)
-
 _KEY_RE = re.compile(
     r"^(?P<region>[a-z0-9-]+)/(?P<node>[a-z]+)/(?P=region)-(?P=node)-"
     r"(?P<start>\d{8}T\d{6}Z)_(?P<end>\d{8}T\d{6}Z)\.json$"

@@ -58,7 +58,8 @@ import pyarrow.compute as pc
 from eth_utils import to_checksum_address
 from xxhash import xxh3_128_digest, xxh3_128_hexdigest
 
-from openpool.ingest.schema import EVENTS, REJECTED, TS, WEI
+from openpool.money import WEI
+from openpool.tables import EVENTS, REJECTED, TS
 
 __all__ = [
     "RAW_JSON_LIMIT",

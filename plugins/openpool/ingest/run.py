@@ -17,19 +17,13 @@ from datetime import datetime, timedelta
 from fractions import Fraction
 
 from openpool.errors import ObjectNotFound
-from openpool.ingest.batch import (
-    Counts,
-    Parsed,
-    apply_batch,
-    ingested_keys,
-    parse_batch,
-    read_table,
-)
+from openpool.ingest.batch import Counts, Parsed, apply_batch, ingested_keys, parse_batch
 from openpool.ingest.clock import DEFAULT_SKEW
 from openpool.ingest.discovery import Candidate, list_partition, pending_files
 from openpool.partitions import Partition
 from openpool.snapshots import Snapshot, SnapshotStore, Transaction, commit_with_retry
 from openpool.storage import ObjectStore
+from openpool.tables import read_table
 
 log = logging.getLogger(__name__)
 

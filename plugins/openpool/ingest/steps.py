@@ -19,7 +19,6 @@ from typing import Any
 import pyarrow as pa
 
 from openpool.errors import CommitConflict, ObjectNotFound, StorageError
-from openpool.ingest import accrue as acc
 from openpool.ingest.batch import (
     APPENDED,
     CONNECTION_TABLES,
@@ -31,26 +30,33 @@ from openpool.ingest.batch import (
     accrue_batch,
     dedup_batch,
     parse_batch,
-    read_table,
-    stage,
+    write_batch,
 )
 from openpool.ingest.clock import DEFAULT_SKEW
-from openpool.ingest.discovery import INGESTED, Candidate, list_partition, pending_files
+from openpool.ingest.discovery import Candidate, list_partition, pending_files
 from openpool.ingest.run import commit_parsed, quarantine_copier
-from openpool.ingest.schema import EVENTS, QUARANTINED, REJECTED
 from openpool.ingest.staging import Staging
 from openpool.partitions import Partition
 from openpool.snapshots import Snapshot, SnapshotStore
 from openpool.storage import ObjectInfo, ObjectStore
+from openpool.tables import (
+    AI_CREDITS,
+    EVENTS,
+    INGESTED,
+    QUARANTINED,
+    REJECTED,
+    UNATTRIBUTED,
+    read_table,
+)
 
 log = logging.getLogger(__name__)
 
 _TABLE_SCHEMAS: dict[str, pa.Schema | None] = {
     **REPLACED,
     **CONNECTION_TABLES,
-    "unattributed": acc.UNATTRIBUTED,
+    "unattributed": UNATTRIBUTED,
     "tickets": None,
-    "ai_credits": acc.CREDITS,
+    "ai_credits": AI_CREDITS,
 }
 
 
@@ -244,7 +250,7 @@ def commit(env: StepEnv, run_key: str) -> dict[str, Any]:
     current = latest.version if latest else 0
     if deduped.base_version == current and accrued.base_version == current:
         txn = snaps.begin(latest, run_id=run_key)
-        counts = stage(latest, txn, pending, deduped, accrued)
+        counts = write_batch(latest, txn, pending, deduped, accrued)
         try:
             snap: Snapshot | None = txn.commit()
         except CommitConflict as exc:  # lost the race to another writer: recompute on its base

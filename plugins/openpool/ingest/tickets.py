@@ -9,22 +9,8 @@ import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from openpool.ingest.schema import TS, WEI
-
-TICKETS = pa.schema(
-    [
-        ("event_id", pa.string()),
-        ("event_time", TS),
-        ("face_value_wei", WEI),  # null only beyond decimal128 (the ledger keeps the text)
-        ("creation_round", pa.int64()),
-        ("price_per_pixel", pa.string()),  # a rational as sent, e.g. "1200/1"
-        ("recipient", pa.string()),
-        ("sender", pa.string()),
-        ("tx_hash", pa.string()),
-        ("tx_created", pa.bool_()),  # False when txHash is all zeros (or not hex)
-        ("win_prob", pa.string()),  # up to 2**256: kept as exact decimal text
-    ]
-)
+from openpool.money import WEI
+from openpool.tables import TICKETS
 
 _WEI_MAX = 10**38 - 1
 _INT64 = (-(2**63), 2**63 - 1)

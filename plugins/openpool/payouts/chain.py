@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from eth_typing import BlockIdentifier, HexStr
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 from web3 import Web3
 from web3.exceptions import TransactionNotFound, Web3RPCError
+from web3.types import RPCEndpoint, Wei
 
 from openpool.errors import SendRefused
 
@@ -50,7 +53,7 @@ class Chain:
         return int(self.w3.eth.get_balance(Web3.to_checksum_address(address)))
 
     @_retry
-    def nonce(self, address: str, block: str = "pending") -> int:
+    def nonce(self, address: str, block: BlockIdentifier = "pending") -> int:
         return int(self.w3.eth.get_transaction_count(Web3.to_checksum_address(address), block))
 
     @_retry
@@ -68,7 +71,7 @@ class Chain:
                 {
                     "from": Web3.to_checksum_address(sender),
                     "to": Web3.to_checksum_address(to),
-                    "value": value,
+                    "value": Wei(value),
                 }
             )
         )
@@ -100,7 +103,7 @@ class Chain:
     @_retry
     def receipt(self, tx_hash: str) -> Receipt | None:
         try:
-            r = self.w3.eth.get_transaction_receipt(tx_hash)
+            r = self.w3.eth.get_transaction_receipt(HexStr(tx_hash))
         except TransactionNotFound:
             return None
         if r is None or r.get("blockNumber") is None:
@@ -111,7 +114,7 @@ class Chain:
     def known(self, tx_hash: str) -> bool:
         """Whether the node knows the transaction (pending or mined)."""
         try:
-            return self.w3.eth.get_transaction(tx_hash) is not None
+            return self.w3.eth.get_transaction(HexStr(tx_hash)) is not None
         except TransactionNotFound:
             return False
 
@@ -125,6 +128,8 @@ class Chain:
         block = self.w3.eth.get_block(number, full_transactions=True)
         out = []
         for tx in block["transactions"]:
+            if not isinstance(tx, Mapping):  # full_transactions=True gives TxData, not hashes
+                raise TypeError(f"block {number}: transaction hashes, not transactions")
             if str(tx["from"]).lower() == sender.lower():
                 out.append(
                     {
@@ -141,7 +146,7 @@ class Chain:
 
     def rpc(self, method: str, params: list[Any]) -> Any:
         """A raw call (tests and the demo use anvil's own methods)."""
-        resp = self.w3.provider.make_request(method, params)
+        resp = self.w3.provider.make_request(RPCEndpoint(method), params)
         if "error" in resp:
             raise RuntimeError(f"{method}: {resp['error']}")
         return resp.get("result")

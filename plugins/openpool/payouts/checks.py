@@ -11,8 +11,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from openpool.errors import PayoutRefused, PlanRefused
+from openpool.payments import CONFIRMED, IN_FLIGHT, OPEN
 from openpool.payouts.chain import Chain
-from openpool.payouts.ledger import CONFIRMED, IN_FLIGHT, OPEN, Ledger
+from openpool.payouts.ledger import Ledger
 from openpool.payouts.plan import Limits
 from openpool.snapshots import Snapshot
 

@@ -19,12 +19,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from openpool.duplicates import find_duplicates
 from openpool.errors import CommitConflict
-from openpool.ingest.accrue import BALANCES
-from openpool.ingest.batch import read_table
-from openpool.ingest.history import find_duplicates
 from openpool.money import payable
 from openpool.partitions import Partition
+from openpool.payments import BROADCAST, OPEN, SIGNED, payout_log, settle
+from openpool.payments import current as every_record
 from openpool.payouts.chain import Chain
 from openpool.payouts.checks import (
     PayoutRefused,
@@ -34,15 +34,8 @@ from openpool.payouts.checks import (
     require_within_limits,
 )
 from openpool.payouts.keys import HotWallet
-from openpool.payouts.ledger import (
-    BROADCAST,
-    OPEN,
-    SIGNED,
-    Ledger,
-)
+from openpool.payouts.ledger import Ledger
 from openpool.payouts.models import validate_plan
-from openpool.payouts.payable import current as every_record
-from openpool.payouts.payable import payout_log, settle
 from openpool.payouts.plan import Limits, PlanRefused
 from openpool.payouts.reconcile import require_ledger_covers_chain
 from openpool.payouts.recover import recover
@@ -54,6 +47,7 @@ from openpool.payouts.sending import (
     wait_receipts,
 )
 from openpool.snapshots import Snapshot, SnapshotStore
+from openpool.tables import BALANCES, read_table
 
 __all__ = ["PayoutRefused", "RunReport", "execute", "recover"]
 

@@ -18,52 +18,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from openpool.errors import RecordConflict
-from openpool.ingest.schema import TS, WEI
 from openpool.partitions import WalletKey
+from openpool.payments import (
+    FORWARD,
+    SIGNED,
+    latest_records,
+    payment_log,
+)
 from openpool.snapshots import Snapshot, SnapshotStore, Transaction, commit_with_retry
 from openpool.storage import ObjectStore
-
-PAYOUTS = pa.schema(
-    [
-        ("payment_id", pa.string()),
-        ("plan_hash", pa.string()),
-        ("partition", pa.string()),
-        ("eth_address", pa.string()),
-        ("amount_wei", WEI),
-        ("status", pa.string()),
-        ("nonce", pa.int64()),
-        ("tx_hash", pa.string()),
-        ("raw_tx", pa.string()),
-        ("max_fee_per_gas", WEI),
-        ("gas", pa.int64()),
-        ("block_number", pa.int64()),
-        ("note", pa.string()),
-        ("recorded_at", TS),
-    ]
-)
-SIGNED, BROADCAST, CONFIRMED, FAILED, INVESTIGATE = (
-    "signed",
-    "broadcast",
-    "confirmed",
-    "failed",
-    "needs_investigation",
-)
-OPEN = (SIGNED, BROADCAST)
-# Amounts that may not be planned again: paid, on their way, or under investigation.
-IN_FLIGHT = (SIGNED, BROADCAST, INVESTIGATE)
-# The only moves a record may make (checked at commit, against the committed record):
-# forward, as the chain decides. ``failed`` makes an amount payable again, so nothing but a
-# mined receipt with status 0 may lead there; settled records never move again.
-FORWARD: dict[str, frozenset[str]] = {
-    SIGNED: frozenset({BROADCAST, CONFIRMED, FAILED, INVESTIGATE}),
-    BROADCAST: frozenset({BROADCAST, CONFIRMED, FAILED, INVESTIGATE}),
-    INVESTIGATE: frozenset(),
-    CONFIRMED: frozenset(),
-    FAILED: frozenset(),
-}
+from openpool.tables import PAYOUTS
 
 
 def _now() -> datetime:
@@ -80,19 +46,9 @@ class Ledger:
     def latest(self) -> Snapshot | None:
         return self.snaps.latest()
 
-    @staticmethod
-    def log(snap: Snapshot | None) -> pa.Table:
-        if snap is None or not snap.has_table("payouts"):
-            return PAYOUTS.empty_table()
-        return snap.read("payouts", schema=PAYOUTS)
-
-    @staticmethod
-    def current(log: pa.Table) -> dict[str, dict[str, Any]]:
-        """Each payment's latest row (the log is in commit order)."""
-        out: dict[str, dict[str, Any]] = {}
-        for row in log.to_pylist():
-            out[row["payment_id"]] = row
-        return out
+    # The ledger's reading rules live in openpool.payments (analytics reads them too).
+    log = staticmethod(payment_log)
+    current = staticmethod(latest_records)
 
     def payments(self) -> dict[str, dict[str, Any]]:
         return self.current(self.log(self.latest()))
@@ -177,33 +133,3 @@ class Ledger:
             txn.set_properties(**props)
 
         return commit_with_retry(self.snaps, build, run_id=run_id)
-
-
-def partition_payouts(log: pa.Table, partition: str) -> pa.Table:
-    """One partition's rows of the payout log (for its summary and its publication)."""
-    return log.filter(pc.equal(log.column("partition"), partition))
-
-
-def wallet_address(settings: Any) -> str | None:
-    """The hot wallet's address: ``HOT_WALLET_ADDRESS``, else the keystore's public field."""
-    if settings.hot_wallet_address:
-        return str(settings.hot_wallet_address)
-    if settings.hot_wallet_keystore:
-        import json
-        from pathlib import Path
-
-        try:
-            addr = json.loads(Path(settings.hot_wallet_keystore).read_text()).get("address")
-        except (OSError, ValueError):
-            return None
-        return f"0x{addr}" if addr and not str(addr).startswith("0x") else addr
-    return None
-
-
-def payout_log(state: ObjectStore, settings: Any, partition: str | None = None) -> pa.Table:
-    """The payout log of the configured wallet (one partition's rows if given)."""
-    addr = wallet_address(settings)
-    if addr is None:
-        return PAYOUTS.empty_table()
-    log = Ledger.log(Ledger(state, addr).latest())
-    return partition_payouts(log, partition) if partition is not None else log

@@ -15,17 +15,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from openpool.duplicates import find_duplicates
 from openpool.errors import CorruptObject, ObjectExists, PlanRefused
-from openpool.ingest.accrue import BALANCES
-from openpool.ingest.batch import read_table
-from openpool.ingest.history import find_duplicates
 from openpool.money import payable as payable_wei
 from openpool.partitions import Partition
-from openpool.payouts.ledger import CONFIRMED, IN_FLIGHT, INVESTIGATE, Ledger
-from openpool.payouts.payable import current as all_current
-from openpool.payouts.payable import payout_log, settle
+from openpool.payments import CONFIRMED, IN_FLIGHT, INVESTIGATE, payout_log, settle
+from openpool.payments import current as all_current
+from openpool.payouts.ledger import Ledger
 from openpool.snapshots import SnapshotStore
 from openpool.storage import ObjectStore
+from openpool.tables import BALANCES, read_table
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,9 @@ import uuid
 from typing import Any
 
 from openpool.errors import LedgerBehindChain, OpenPoolError
+from openpool.payments import CONFIRMED, FAILED, INVESTIGATE
 from openpool.payouts.chain import Chain
-from openpool.payouts.ledger import CONFIRMED, FAILED, INVESTIGATE, Ledger
+from openpool.payouts.ledger import Ledger
 from openpool.payouts.plan import load_plan
 from openpool.snapshots import Snapshot
 from openpool.storage import ObjectStore

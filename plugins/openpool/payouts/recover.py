@@ -17,9 +17,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from openpool.payments import BROADCAST, INVESTIGATE, OPEN, SIGNED
 from openpool.payouts.chain import Chain, Receipt
 from openpool.payouts.keys import HotWallet
-from openpool.payouts.ledger import BROADCAST, INVESTIGATE, OPEN, SIGNED, Ledger
+from openpool.payouts.ledger import Ledger
 from openpool.payouts.reconcile import require_ledger_covers_chain
 from openpool.payouts.replace import replace_stuck
 from openpool.payouts.sending import RunReport, deep_enough, send, settle_receipts
@@ -90,14 +91,11 @@ def recover(
                     "(run `openpool payouts recover` with HOT_WALLET_KEYSTORE set)",
                 }
             )
-        elif stuck and replace_stuck(
-            ledger,
-            chain,
-            wallet,
-            r,
-            max_gas_price_wei,
-            report,
-            run_id,  # type: ignore[arg-type]
+        elif (
+            stuck
+            and wallet is not None  # can_replace, spelled out for the type checker
+            and max_gas_price_wei is not None
+            and replace_stuck(ledger, chain, wallet, r, max_gas_price_wei, report, run_id)
         ):
             continue
         if chain.known(r["tx_hash"]):

@@ -17,9 +17,10 @@ from typing import Any
 import rlp
 from web3 import Web3
 
+from openpool.payments import BROADCAST
 from openpool.payouts.chain import Chain
 from openpool.payouts.keys import HotWallet
-from openpool.payouts.ledger import BROADCAST, Ledger
+from openpool.payouts.ledger import Ledger
 from openpool.payouts.sending import RunReport, send
 
 BUMP = (11, 10)  # the replacement minimum nodes enforce: +10 % on both fee fields

@@ -13,8 +13,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from openpool.payments import CONFIRMED, FAILED, OPEN
 from openpool.payouts.chain import Chain, Receipt, SendRefused
-from openpool.payouts.ledger import CONFIRMED, FAILED, OPEN, Ledger
+from openpool.payouts.ledger import Ledger
 
 log = logging.getLogger(__name__)
 

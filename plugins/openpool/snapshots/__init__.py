@@ -7,7 +7,7 @@ Layout under the state root, per partition (``{region}/{node_type}/``)::
     _latest.json                          a hint to the newest version (never trusted alone)
 """
 
-from openpool.snapshots.gc import GcReport, collect
+from openpool.snapshots.gc import GcReport, collect_garbage
 from openpool.snapshots.manifest import DataFile, Manifest
 from openpool.snapshots.store import (
     Snapshot,
@@ -24,7 +24,7 @@ __all__ = [
     "Snapshot",
     "SnapshotStore",
     "Transaction",
-    "collect",
+    "collect_garbage",
     "commit_with_retry",
     "utc_now",
 ]

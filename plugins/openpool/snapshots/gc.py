@@ -30,7 +30,7 @@ class GcReport:
     dry_run: bool = False
 
 
-def collect(
+def collect_garbage(
     snapshots: SnapshotStore,
     now: datetime,
     grace: timedelta = timedelta(hours=24),

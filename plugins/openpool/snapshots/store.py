@@ -306,7 +306,7 @@ class Transaction:
         self._next = (base.version if base else 0) + 1
         self._done = False
 
-    def _stage(self, name: str, table: pa.Table, slice_: str | None) -> DataFile:
+    def _write_file(self, name: str, table: pa.Table, slice_: str | None) -> DataFile:
         f = self.snapshots._write_data(name, table, self._next)
         if slice_ is not None:
             f = DataFile(f.path, f.rows, f.size, f.sha256, slice_, f.stats)
@@ -314,21 +314,21 @@ class Transaction:
 
     def replace(self, name: str, table: pa.Table) -> None:
         """The table becomes exactly ``table`` (an empty table keeps its schema)."""
-        self._tables[name] = [self._stage(name, table, None)]
+        self._tables[name] = [self._write_file(name, table, None)]
 
     def append(self, name: str, table: pa.Table, slice_: str | None = None) -> None:
         """Add ``table``'s rows as one more file (skipped when empty)."""
         if table.num_rows == 0:
             self._tables.setdefault(name, [])
             return
-        self._tables.setdefault(name, []).append(self._stage(name, table, slice_))
+        self._tables.setdefault(name, []).append(self._write_file(name, table, slice_))
 
     def replace_slice(self, name: str, slice_: str | None, table: pa.Table) -> None:
         """Replace every file of one slice of ``name`` (None: its unsliced files) with
         ``table`` (an empty one: drop them)."""
         kept = [f for f in self._tables.get(name, []) if f.slice != slice_]
         if table.num_rows:
-            kept.append(self._stage(name, table, slice_))
+            kept.append(self._write_file(name, table, slice_))
         self._tables[name] = kept
 
     def replace_file(
@@ -344,7 +344,7 @@ class Transaction:
             raise KeyError(f"{name}: {old.path} is not a file of the base version")
         files = [f for f in files if f != old]
         if table.num_rows:
-            f = self._stage(name, table, old.slice)
+            f = self._write_file(name, table, old.slice)
             if ingested_version is not None:
                 f = DataFile(
                     f.path, f.rows, f.size, f.sha256, f.slice,

@@ -2,7 +2,7 @@
 
 ``plugin.py`` registers it (``fastapi_apps`` + a nav ``external_views`` entry), ``app.py``
 serves it behind Airflow's authentication, ``render.py`` and ``charts.py`` draw it, and
-the data comes from the Airflow-free ``openpool.analytics.dashboard_data``.
+the data comes from the Airflow-free ``openpool.overview``.
 """
 
 URL_PREFIX = "/openpool"

@@ -21,7 +21,7 @@ from fastapi.exceptions import HTTPException
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from openpool.airflow.dashboard import URL_PREFIX
-from openpool.analytics.dashboard_data import DashboardReader, Sources
+from openpool.overview import DashboardReader, Sources
 
 APPROVAL_WINDOW = timedelta(hours=12)  # the payout DAG's approval timeout
 DASHBOARD_VARIABLES = ("OPENPOOL_EXPLORER_URL", "OPENPOOL_ONLINE_WINDOW_SECONDS")
@@ -35,7 +35,7 @@ def load_sources() -> Sources:
     """Stores and settings as the payout and ingest tasks see them."""
     from openpool.airflow.payouts_dag import PAYOUT_VARIABLES
     from openpool.airflow.runtime import settings, store
-    from openpool.payouts.ledger import wallet_address
+    from openpool.payments import wallet_address
 
     s = settings(extra=(*PAYOUT_VARIABLES, *DASHBOARD_VARIABLES))
     return Sources(

@@ -14,9 +14,9 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from openpool.airflow.dashboard.charts import fees_chart, rank_chart, short
-from openpool.analytics.dashboard_data import Dashboard, address_url
 from openpool.analytics.summary import MONEY
 from openpool.money import eth
+from openpool.overview import Dashboard, address_url
 
 CHAINS = {42161: "Arbitrum One", 421614: "Arbitrum Sepolia"}
 

@@ -1,13 +1,14 @@
-"""What a worker is owed: earnings - paid - in flight, over every hot wallet's ledger.
+"""Every hot wallet's payments, read: statuses, each payment's current record, paid per worker.
 
-The formula itself is :func:`openpool.money.payable`; this module finds its inputs, so the
-plan, execute, the summaries, ``openpool balances``, the dashboard, the JSON exports and the
-Athena tables cannot disagree about it. Ledgers are
+The write side is :class:`openpool.payouts.ledger.Ledger`; this is what everyone else reads
+(the plan, execute, the summaries, ``openpool balances``, the dashboard, the exports), so
+none of them can disagree about a payment's status or what a worker was paid. Ledgers are
 found, not configured: every wallet with a ledger under the state store's ``wallet/``
 prefix counts, so the payments of a rotated-out hot wallet (or a reader started without
-``HOT_WALLET_ADDRESS``) are never read as "paid 0" -- which would pay them again.
+``HOT_WALLET_ADDRESS``) are never read as "paid 0" -- which would pay them again. What is
+payable from it is :func:`openpool.money.payable`.
 
-Only integer wei; no Airflow, no web3 (readers of analytics import this).
+Only integer wei; no Airflow, no web3.
 """
 
 from __future__ import annotations
@@ -19,13 +20,75 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from openpool.money import Settled
-from openpool.payouts.ledger import CONFIRMED, IN_FLIGHT, PAYOUTS, Ledger
-from openpool.snapshots import Snapshot
+from openpool.partitions import WalletKey
+from openpool.snapshots import Snapshot, SnapshotStore
 from openpool.storage import ObjectStore
+from openpool.tables import PAYOUTS, WALLET_LOG
+
+SIGNED, BROADCAST, CONFIRMED, FAILED, INVESTIGATE = (
+    "signed",
+    "broadcast",
+    "confirmed",
+    "failed",
+    "needs_investigation",
+)
+OPEN = (SIGNED, BROADCAST)
+# Amounts that may not be planned again: paid, on their way, or under investigation.
+IN_FLIGHT = (SIGNED, BROADCAST, INVESTIGATE)
+# The only moves a record may make (checked at commit, against the committed record):
+# forward, as the chain decides. ``failed`` makes an amount payable again, so nothing but a
+# mined receipt with status 0 may lead there; settled records never move again.
+FORWARD: dict[str, frozenset[str]] = {
+    SIGNED: frozenset({BROADCAST, CONFIRMED, FAILED, INVESTIGATE}),
+    BROADCAST: frozenset({BROADCAST, CONFIRMED, FAILED, INVESTIGATE}),
+    INVESTIGATE: frozenset(),
+    CONFIRMED: frozenset(),
+    FAILED: frozenset(),
+}
+
+
+def payment_log(snap: Snapshot | None) -> pa.Table:
+    """A wallet ledger snapshot's ``payouts`` rows, in commit order (empty before the first)."""
+    if snap is None or not snap.has_table("payouts"):
+        return PAYOUTS.empty_table()
+    return snap.read("payouts", schema=PAYOUTS)
+
+
+def latest_records(log: pa.Table) -> dict[str, dict[str, Any]]:
+    """Each payment's latest row (the log is in commit order): its current record."""
+    out: dict[str, dict[str, Any]] = {}
+    for row in log.to_pylist():
+        out[row["payment_id"]] = row
+    return out
+
+
+def ledger_latest(state: ObjectStore, wallet: str) -> Snapshot | None:
+    """The newest committed snapshot of ``wallet``'s ledger."""
+    return SnapshotStore(state, WalletKey(wallet)).latest()  # type: ignore[arg-type]
+
+
+def partition_payouts(log: pa.Table, partition: str) -> pa.Table:
+    """One partition's rows of the payout log (for its summary and its publication)."""
+    return log.filter(pc.equal(log.column("partition"), partition))
+
+
+def wallet_address(settings: Any) -> str | None:
+    """The hot wallet's address: ``HOT_WALLET_ADDRESS``, else the keystore's public field."""
+    if settings.hot_wallet_address:
+        return str(settings.hot_wallet_address)
+    if settings.hot_wallet_keystore:
+        import json
+        from pathlib import Path
+
+        try:
+            addr = json.loads(Path(settings.hot_wallet_keystore).read_text()).get("address")
+        except (OSError, ValueError):
+            return None
+        return f"0x{addr}" if addr and not str(addr).startswith("0x") else addr
+    return None
+
 
 WALLET_PREFIX = "wallet/"
-# The payout log of several wallets: the ledger's columns plus the wallet that sent it.
-WALLET_LOG = PAYOUTS.append(pa.field("wallet", pa.string()))
 
 
 def wallets(state: ObjectStore) -> list[str]:
@@ -56,8 +119,8 @@ def payout_log(
     pinned = {w.lower(): s for w, s in (pinned or {}).items()}
     tables = []
     for wallet in sorted(set(wallets(state)) | set(pinned)):
-        snap = pinned[wallet] if wallet in pinned else Ledger(state, wallet).latest()
-        log = Ledger.log(snap)
+        snap = pinned[wallet] if wallet in pinned else ledger_latest(state, wallet)
+        log = payment_log(snap)
         if partition is not None:
             log = log.filter(pc.equal(log.column("partition"), partition))
         tables.append(log.append_column("wallet", pa.array([wallet] * log.num_rows, pa.string())))
@@ -67,11 +130,11 @@ def payout_log(
 def current(log: pa.Table) -> list[dict[str, Any]]:
     """Each payment's current record (the ledger's own rule, applied per wallet)."""
     if "wallet" not in log.column_names:
-        return list(Ledger.current(log).values())
+        return list(latest_records(log).values())
     out: list[dict[str, Any]] = []
     for wallet in sorted(set(log.column("wallet").to_pylist())):
         mine = log.filter(pc.equal(log.column("wallet"), wallet))
-        out.extend(Ledger.current(mine).values())
+        out.extend(latest_records(mine).values())
     return out
 
 

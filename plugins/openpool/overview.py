@@ -26,17 +26,16 @@ import pyarrow.compute as pc
 from openpool.analytics.refresh import export_keys
 from openpool.analytics.summary import Summary, pool_summary, worker_summary
 from openpool.config import Settings
+from openpool.duplicates import DuplicateReport, find_duplicates
 from openpool.errors import ObjectNotFound, OpenPoolError
-from openpool.ingest.history import DuplicateReport, find_duplicates
-from openpool.ingest.schema import EVENTS, TS
 from openpool.partitions import Partition
+from openpool.payments import CONFIRMED, INVESTIGATE, payout_log
+from openpool.payments import current as payable_current
 from openpool.payouts.approvals import approval_key, recorded
-from openpool.payouts.ledger import CONFIRMED, INVESTIGATE
-from openpool.payouts.payable import current as payable_current
-from openpool.payouts.payable import payout_log
 from openpool.payouts.plan import load_plan
 from openpool.snapshots import Snapshot, SnapshotStore
 from openpool.storage import ObjectStore
+from openpool.tables import EVENTS, TS
 
 EXPLORERS = {42161: "https://arbiscan.io", 421614: "https://sepolia.arbiscan.io"}
 RECENT_PAYMENTS = 50
@@ -104,7 +103,7 @@ class Dashboard:
     warnings: list[str] = field(default_factory=list)
     # The newest answers to approval requests (approvals/<hash>.json), newest first.
     answers: list[dict[str, Any]] = field(default_factory=list)
-    # Event IDs held twice in history (openpool.ingest.history), not yet resolved.
+    # Event IDs held twice in history (openpool.duplicates), not yet resolved.
     repeats: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -216,8 +215,7 @@ class DashboardReader:
         self, src: Sources, snaps: dict[Partition, Snapshot | None]
     ) -> tuple[list[datetime], dict[str, list[int]]]:
         """Fees per event hour over the last ``fee_hours`` before the newest watermark."""
-        marks = [_watermark(s) for s in snaps.values() if s is not None]
-        marks = [m for m in marks if m is not None]
+        marks = [m for s in snaps.values() if s is not None and (m := _watermark(s)) is not None]
         if not marks:
             return [], {}
         end = max(marks).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)

@@ -8,38 +8,24 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+from openpool.cli.output import emit, format_arg
 from openpool.config import Settings
 from openpool.money import eth
 from openpool.payouts.approvals import approve_on_cli
 from openpool.payouts.chain import Chain
 from openpool.payouts.execute import RunReport, execute, recover
 from openpool.payouts.keys import load_wallet
-from openpool.payouts.ledger import Ledger, wallet_address
-from openpool.payouts.plan import Limits, PlanRefused, build_plan, describe, load_plan, save_plan
+from openpool.payouts.ledger import Ledger
+from openpool.payouts.plan import PlanRefused, build_plan, describe, load_plan, save_plan
 from openpool.payouts.reconcile import reconcile, require_ledger_covers_chain
+from openpool.payouts.service import configured_ledger, limits
 from openpool.storage import open_store
 
 log = logging.getLogger(__name__)
 
 
-def limits(s: Settings) -> Limits:
-    return Limits(
-        threshold_wei=s.payment_threshold_wei,
-        max_payment_wei=s.max_payment_wei,
-        max_run_wei=s.max_run_wei,
-        min_interval=timedelta(seconds=s.min_payout_interval_seconds),
-    )
-
-
-def _ledger(s: Settings) -> Ledger:
-    addr = wallet_address(s)
-    if addr is None:
-        raise PlanRefused("set HOT_WALLET_ADDRESS or HOT_WALLET_KEYSTORE")
-    return Ledger(open_store(s.state_uri), addr)
-
-
 def cmd_plan(args: argparse.Namespace, s: Settings) -> int:
-    ledger = _ledger(s)
+    ledger = configured_ledger(s)
     state = open_store(s.state_uri)
     chain = Chain(s.eth_rpc_endpoint)
     require_ledger_covers_chain(ledger, chain)  # a lost ledger would plan paid workers again
@@ -54,7 +40,7 @@ def cmd_reconcile(args: argparse.Namespace, s: Settings) -> int:
 
     Exit 0: the ledger agrees with the chain (now); 3: a person must confirm, or some
     used nonces were not found in the scanned blocks (still pending? pass --from-block)."""
-    ledger = _ledger(s)
+    ledger = configured_ledger(s)
     found = reconcile(
         open_store(s.state_uri),
         ledger,
@@ -100,7 +86,7 @@ def _exit_code(report: RunReport) -> int:
 
 
 def cmd_recover(args: argparse.Namespace, s: Settings) -> int:
-    ledger = _ledger(s)
+    ledger = configured_ledger(s)
     wallet = None
     if s.hot_wallet_keystore and s.hot_wallet_password_file:
         wallet = load_wallet(s.hot_wallet_keystore, s.hot_wallet_password_file)
@@ -120,10 +106,10 @@ def cmd_recover(args: argparse.Namespace, s: Settings) -> int:
 
 
 def cmd_status(args: argparse.Namespace, s: Settings) -> int:
-    from openpool.cli import emit
-
     rows: list[dict[str, Any]] = []
-    for r in sorted(_ledger(s).payments().values(), key=lambda r: (r["status"], r["nonce"] or 0)):
+    for r in sorted(
+        configured_ledger(s).payments().values(), key=lambda r: (r["status"], r["nonce"] or 0)
+    ):
         rows.append(
             {
                 "payment_id": r["payment_id"],
@@ -144,7 +130,7 @@ def cmd_status(args: argparse.Namespace, s: Settings) -> int:
     return 0
 
 
-def register(sub: Any, format_arg: Any) -> None:
+def register(sub: Any) -> None:
     p = sub.add_parser("payouts", help="plan, execute, recover and inspect payouts")
     ps = p.add_subparsers(dest="payouts_command", required=True)
     q = ps.add_parser("plan", help="build and save a payout plan; prints its hash and summary")

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
+from openpool.analytics.athena import ddl, grid_regions
 from openpool.analytics.performance import WINDOWS, performance
 from openpool.analytics.pool import build_pool_summary
 from openpool.analytics.refresh import refresh
 from openpool.analytics.summary import Summary, worker_summary
+from openpool.cli.output import emit, format_arg, partition_args
 from openpool.config import Settings
 from openpool.money import eth
 from openpool.partitions import Partition
@@ -29,8 +32,6 @@ def _json_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def cmd_performance(args: argparse.Namespace, settings: Settings) -> int:
-    from openpool.cli import emit
-
     part = Partition(args.node_type, args.region)
     snap = _snap(settings, part)
     if snap is None:
@@ -57,8 +58,6 @@ def _summary(args: argparse.Namespace, settings: Settings) -> Summary:
 
 
 def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
-    from openpool.cli import emit
-
     s = _summary(args, settings)
     if args.format == "json":
         doc = {
@@ -87,6 +86,17 @@ def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_athena_ddl(args: argparse.Namespace, settings: Any) -> int:
+    location = args.location or settings.state_uri
+    if not location.startswith("s3://"):
+        sys.stderr.write(
+            f"openpool athena-ddl: warning: Athena reads only s3:// locations, not {location}\n"
+        )
+    statements = ddl(location, args.database, grid_regions(settings.partitions))
+    sys.stdout.write("\n\n".join(statements.values()) + "\n")
+    return 0
+
+
 def cmd_analytics(args: argparse.Namespace, settings: Settings) -> int:
     part = Partition(args.node_type, args.region)
     state = open_store(settings.state_uri)
@@ -95,7 +105,7 @@ def cmd_analytics(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def register(sub: Any, partition_args: Any, format_arg: Any) -> None:
+def register(sub: Any) -> None:
     p = sub.add_parser("performance", help="exact worker performance of a partition")
     partition_args(p)
     p.add_argument("--window", choices=tuple(WINDOWS), default="all")
@@ -110,3 +120,12 @@ def register(sub: Any, partition_args: Any, format_arg: Any) -> None:
     p = sub.add_parser("analytics", help="refresh a partition's analytics and JSON exports")
     partition_args(p)
     p.set_defaults(handler=cmd_analytics)
+
+    p = sub.add_parser("athena-ddl", help="print CREATE EXTERNAL TABLE statements for Athena")
+    p.add_argument("--database", default="openpool", help="Athena database (default openpool)")
+    p.add_argument(
+        "--location",
+        default=None,
+        help="state root as s3://bucket/prefix (default: OPENPOOL_STATE_URI)",
+    )
+    p.set_defaults(handler=cmd_athena_ddl)

@@ -1,15 +1,6 @@
-"""The full-history duplicate check: every event ID, over every hour of every partition.
+"""Resolving the duplicate IDs the full-history check finds (:mod:`openpool.duplicates`).
 
-An ingest checks its events' IDs against the ID index slices of the hours those events are
-dated in, so its cost stays flat as history grows. An event that comes back dated in
-another hour (the orchestrators never do that: a re-upload keeps its ``DT``; and an event
-must lie inside its file's key window) is therefore not seen as a repeat by that ingest.
-This check reads every slice of every partition's ID index at once, in DuckDB (spilling to
-disk when history outgrows memory), and finds every ID held in two places. It runs in every
-payout plan and every execute, on the snapshots whose balances they check: a worker that
-such an event touched is not paid until the repeat is resolved.
-
-:func:`resolve_duplicates` resolves them the way ingest resolves a repeat it does see: the
+A resolution resolves them the way ingest resolves a repeat it does see: the
 occurrence committed first counts, every later one is set aside as a rejected conflict. Its
 event leaves the ledger, its credit leaves the balances (the commission at the given rate,
 as accrual computes it), its AI credit, pending, unattributed or ticket row goes; a
@@ -22,284 +13,46 @@ reports it again while the ID stays in the index (a further copy is still found)
 from __future__ import annotations
 
 import logging
-import re
-import tempfile
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from openpool.duplicates import (
+    DuplicateReport,
+    Occurrence,
+    covering_files,
+    credited_workers,
+    ingested_version,
+    locate,
+    resolved_ids,
+)
 from openpool.errors import ResolveRefused
-from openpool.ingest import accrue as acc
 from openpool.ingest import connections as conn
 from openpool.ingest.dedup import day_labels
-from openpool.ingest.schema import EVENTS, REJECTED, TS
 from openpool.money import commission, subtract, to_wei_array, wei_sum
 from openpool.partitions import Partition
 from openpool.snapshots import Snapshot, SnapshotStore, commit_with_retry
-from openpool.snapshots.manifest import DataFile
 from openpool.storage import ObjectStore
+from openpool.tables import (
+    AI_CREDITS,
+    AI_REQUESTS,
+    BALANCES,
+    CONNECTION_LOG,
+    CONNECTIONS,
+    EVENTS,
+    PENDING_AI,
+    REJECTED,
+    RESOLUTIONS,
+    TS,
+    UNATTRIBUTED,
+    WORKERS,
+)
 
 log = logging.getLogger(__name__)
-
-RESOLUTIONS = pa.schema(
-    [
-        ("event_id", pa.string()),
-        ("hour", pa.string()),  # the ID index slice of the occurrence set aside
-        ("source_key", pa.string()),
-        ("source_index", pa.int32()),
-        ("kept_partition", pa.string()),
-        ("kept_hour", pa.string()),
-        ("resolved_at_version", pa.int64()),
-    ]
-)
-_VERSION_RE = re.compile(r"/(\d{20})-[^/]*\.parquet$")
-
-
-@dataclass(frozen=True)
-class Occurrence:
-    """One place an event ID is held: a partition's ID index slice and its ledger row."""
-
-    partition: str
-    hour: str
-    event_type: str | None = None
-    event_time: str | None = None
-    source_key: str | None = None
-    source_index: int | None = None
-    worker: str | None = None  # whom it credited (AI jobs: through their job-received)
-    fees_wei: int | None = None
-    version: int | None = None  # the snapshot version that ingested it
-    committed_at: str | None = None
-
-
-@dataclass
-class Duplicate:
-    """An event ID held more than once; ``occurrences[0]`` (first committed) counts."""
-
-    event_id: str
-    occurrences: list[Occurrence]
-
-    @property
-    def workers(self) -> set[tuple[str, str]]:
-        """(partition, worker) of every occurrence that names a worker."""
-        return {(o.partition, o.worker) for o in self.occurrences if o.worker}
-
-
-@dataclass
-class DuplicateReport:
-    """What one full-history check found."""
-
-    unresolved: list[Duplicate] = field(default_factory=list)
-    ids_checked: int = 0
-    versions: dict[str, int] = field(default_factory=dict)  # partition -> version read
-
-    def blocked(self) -> dict[tuple[str, str], list[str]]:
-        """(partition, worker) -> the unresolved event IDs that touched it."""
-        out: dict[tuple[str, str], list[str]] = {}
-        for d in self.unresolved:
-            for key in sorted(d.workers):
-                out.setdefault(key, []).append(d.event_id)
-        return out
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "ids_checked": self.ids_checked,
-            "versions": self.versions,
-            "unresolved": [
-                {"event_id": d.event_id, "occurrences": [asdict(o) for o in d.occurrences]}
-                for d in self.unresolved
-            ],
-        }
-
-
-def _version_of(f: DataFile) -> int:
-    kept = f.stats.get("ingested_version") if f.stats else None
-    if isinstance(kept, int):
-        return kept
-    m = _VERSION_RE.search("/" + f.path)
-    return int(m.group(1)) if m else 0
-
-
-def _resolved(snap: Snapshot) -> set[tuple[str, str]]:
-    if not snap.has_table("duplicate_resolutions"):
-        return set()
-    t = snap.read("duplicate_resolutions", schema=RESOLUTIONS, columns=["event_id", "hour"])
-    return set(zip(t.column("event_id").to_pylist(), t.column("hour").to_pylist(), strict=True))
-
-
-def _repeated_ids(snaps: dict[str, Snapshot]) -> tuple[dict[str, list[tuple[str, str]]], int]:
-    """(ID -> [(partition, hour)] for every ID held more than once, IDs checked)."""
-    with tempfile.TemporaryDirectory(prefix="openpool-dups-") as tmp:
-        db = duckdb.connect(f"{tmp}/ids.duckdb")
-        try:
-            db.execute(f"SET temp_directory = '{tmp}/spill'")
-            db.execute("SET memory_limit = '2GB'")
-            db.execute("SET threads = 1")
-            db.execute("CREATE TABLE ids (partition VARCHAR, hour VARCHAR, event_id VARCHAR)")
-            for part, snap in snaps.items():
-                for f in snap.files("event_ids"):
-                    t = snap._read_file(f, ["event_id"])
-                    chunk = pa.table(  # noqa: F841 - read by DuckDB by name
-                        {
-                            "partition": pa.repeat(pa.scalar(part), t.num_rows),
-                            "hour": pa.repeat(pa.scalar(f.slice or ""), t.num_rows),
-                            "event_id": t.column("event_id"),
-                        }
-                    )
-                    db.execute("INSERT INTO ids SELECT * FROM chunk")
-            (checked,) = db.execute("SELECT count(*) FROM ids").fetchone() or (0,)
-            rows = db.execute(
-                """
-                SELECT i.event_id, i.partition, i.hour FROM ids i
-                JOIN (SELECT event_id FROM ids GROUP BY event_id HAVING count(*) > 1) d
-                  USING (event_id)
-                ORDER BY i.event_id, i.partition, i.hour
-                """
-            ).fetchall()
-        finally:
-            db.close()
-    out: dict[str, list[tuple[str, str]]] = {}
-    for eid, part, hour in rows:
-        out.setdefault(eid, []).append((part, hour))
-    return out, int(checked)
-
-
-def _hour_day(hour: str) -> str:
-    return f"{hour[:4]}-{hour[4:6]}-{hour[6:8]}"
-
-
-def _locate(snap: Snapshot, wanted: dict[str, set[str]]) -> list[dict[str, Any]]:
-    """Ledger rows (with their file and the version that ingested them) of ``wanted``
-    (event ID -> hours), reading only the days those hours fall in."""
-    days: dict[str, set[str]] = {}
-    for eid, hours in wanted.items():
-        for h in hours:
-            days.setdefault(_hour_day(h), set()).add(eid)
-    found: list[dict[str, Any]] = []
-    for day, ids in sorted(days.items()):
-        for f in snap.files("events", [day]):
-            t = snap._read_file(f)
-            hit = t.filter(pc.is_in(t.column("event_id"), pa.array(sorted(ids), pa.string())))
-            for r in hit.to_pylist():
-                hour = f"{r['event_time']:%Y%m%d%H}"
-                if hour in wanted.get(r["event_id"], ()):
-                    found.append({**r, "_file": f, "_hour": hour, "_version": _version_of(f)})
-    return found
-
-
-def _credited(snap: Snapshot, rows: list[dict[str, Any]]) -> dict[tuple[str, datetime], str]:
-    """(event ID, time) -> worker of the AI job-processed rows' credits."""
-    ai = [r for r in rows if r["event_type"] == "job-processed" and r["node_type"] == "ai"]
-    if not ai or not snap.has_table("ai_credits"):
-        return {}
-    ids = pa.array(sorted({r["event_id"] for r in ai}), pa.string())
-    out: dict[tuple[str, datetime], str] = {}
-    for f in _covering(snap, "ai_credits", [r["event_time"] for r in ai]):
-        t = snap._read_file(f)
-        t = t.filter(pc.is_in(t.column("event_id"), ids))
-        for r in t.to_pylist():
-            out[(r["event_id"], r["event_time"])] = r["eth_address"]
-    return out
-
-
-def _covering(snap: Snapshot, name: str, times: list[datetime]) -> list[DataFile]:
-    """Files of ``name`` whose event-time range (manifest stats) holds one of ``times``;
-    a file without stats is always read."""
-    out = []
-    for f in snap.files(name):
-        lo, hi = f.stats.get("min_event_time"), f.stats.get("max_event_time")
-        if lo is None or hi is None:
-            out.append(f)
-            continue
-        a, b = datetime.fromisoformat(lo), datetime.fromisoformat(hi)
-        if any(a <= t <= b for t in times):
-            out.append(f)
-    return out
-
-
-def find_duplicates(
-    state: ObjectStore,
-    partitions: Iterable[Partition],
-    pinned: dict[str, Snapshot | None] | None = None,
-) -> DuplicateReport:
-    """Every event ID held more than once across ``partitions`` and not yet resolved.
-
-    ``pinned`` (partition key -> snapshot) fixes the versions checked: a payout plan passes
-    the very snapshots it pays from, so nothing committed between the check and the
-    payment is paid unchecked.
-    """
-    snaps: dict[str, Snapshot] = {}
-    for part in partitions:
-        snap = pinned[str(part)] if pinned and str(part) in pinned else None
-        if pinned is None or str(part) not in pinned:
-            snap = SnapshotStore(state, part).latest()
-        if snap is not None:
-            snaps[str(part)] = snap
-    report = DuplicateReport(versions={k: s.version for k, s in snaps.items()})
-    if not snaps:
-        return report
-    repeated, report.ids_checked = _repeated_ids(snaps)
-    if not repeated:
-        return report
-    resolved = {k: _resolved(s) for k, s in snaps.items()}
-    live: dict[str, list[tuple[str, str]]] = {}
-    for eid, places in repeated.items():
-        left = [(p, h) for p, h in places if (eid, h) not in resolved[p]]
-        if len(left) > 1:
-            live[eid] = left
-    rows_by_part: dict[str, list[dict[str, Any]]] = {}
-    for part, snap in snaps.items():
-        wanted: dict[str, set[str]] = {}
-        for eid, places in live.items():
-            for p, h in places:
-                if p == part:
-                    wanted.setdefault(eid, set()).add(h)
-        if wanted:
-            rows_by_part[part] = _locate(snap, wanted)
-    committed: dict[tuple[str, int], str] = {}
-    occurrences: dict[str, list[Occurrence]] = {}
-    for part, rows in rows_by_part.items():
-        snap = snaps[part]
-        credited = _credited(snap, rows)
-        for r in rows:
-            v = r["_version"]
-            if (part, v) not in committed:
-                committed[(part, v)] = snap.snapshots.manifest(v).created_at if v else ""
-            worker = r["eth_address"] or credited.get((r["event_id"], r["event_time"]))
-            occurrences.setdefault(r["event_id"], []).append(
-                Occurrence(
-                    partition=part,
-                    hour=r["_hour"],
-                    event_type=r["event_type"],
-                    event_time=r["event_time"].isoformat(),
-                    source_key=r["source_key"],
-                    source_index=r["source_index"],
-                    worker=worker,
-                    fees_wei=int(r["fees_wei"]) if r["fees_wei"] is not None else None,
-                    version=v,
-                    committed_at=committed[(part, v)],
-                )
-            )
-    for eid in sorted(live):
-        occ = occurrences.get(eid, [])
-        # An index entry whose ledger row is gone is reported with what the index knows.
-        seen = {(o.partition, o.hour) for o in occ}
-        occ += [Occurrence(p, h) for p, h in live[eid] if (p, h) not in seen]
-        report.unresolved.append(Duplicate(eid, _first_committed(occ)))
-    return report
-
-
-def _first_committed(occ: list[Occurrence]) -> list[Occurrence]:
-    """Occurrences in commit order. Within one partition its versions say it (no host
-    clock involved); across partitions the manifests' creation times do."""
-    if len({o.partition for o in occ}) == 1:
-        return sorted(occ, key=lambda o: (o.version is None, o.version or 0, o.hour))
-    return sorted(occ, key=lambda o: (o.committed_at or "~", o.version or 0, o.partition, o.hour))
 
 
 def resolve_duplicates(
@@ -347,7 +100,7 @@ def _set_aside(
     """Stage the corrections for ``todo`` onto ``txn``; the number of occurrences set aside."""
     if base is None:
         return 0
-    already = _resolved(base)
+    already = resolved_ids(base)
     todo = [t for t in todo if (t[2], t[0].hour) not in already]
     if not todo:
         return 0
@@ -357,7 +110,7 @@ def _set_aside(
         wanted.setdefault(eid, set()).add(o.hour)
     rows = [
         r
-        for r in _locate(base, wanted)
+        for r in locate(base, wanted)
         if any(
             r["event_id"] == eid
             and r["source_key"] == o.source_key
@@ -367,7 +120,7 @@ def _set_aside(
     ]
     if not rows:
         return 0
-    credited = _credited(base, rows)
+    credited = credited_workers(base, rows)
     gone = {(r["source_key"], r["source_index"]) for r in rows}
 
     # 1. The ledger: each file holding a set-aside row is rewritten without it.
@@ -375,7 +128,7 @@ def _set_aside(
     for f in files.values():
         t = base._read_file(f)
         keep = pc.invert(_row_in(t, gone))
-        txn.replace_file("events", f, t.filter(keep), ingested_version=_version_of(f))
+        txn.replace_file("events", f, t.filter(keep), ingested_version=ingested_version(f))
 
     # 2. Money: the credit each set-aside job-processed made, reversed.
     adjust: list[tuple[str, int, datetime, int]] = []  # (worker, fees, job time, +1 / -1)
@@ -395,7 +148,7 @@ def _set_aside(
     recredit, requests = _remap_requests(
         base, [r for r in rows if r["event_type"] == "job-received"], gone, ttl
     )
-    pending = base.read("pending_ai", schema=acc.PENDING_AI)
+    pending = base.read("pending_ai", schema=PENDING_AI)
     pending = pending.filter(pc.invert(_id_time_in(pending, ai_gone)))
     moved: dict[tuple[str, datetime], str | None] = {}  # AI credit -> new worker (None: pending)
     for job, old, new in recredit:
@@ -403,17 +156,15 @@ def _set_aside(
         if new is not None:
             adjust.append((new, int(job["fees_wei"]), job["event_time"], +1))
         else:
-            pending = pa.concat_tables(
-                [pending, pa.Table.from_pylist([job], schema=acc.PENDING_AI)]
-            )
+            pending = pa.concat_tables([pending, pa.Table.from_pylist([job], schema=PENDING_AI)])
         moved[(job["event_id"], job["event_time"])] = new
     if adjust:
         txn.replace("balances", _adjusted(base, adjust, rate))
     unattributed_fees = 0
     if ai_gone or moved:
         touched = ai_gone + list(moved)
-        for name, schema in (("ai_credits", acc.CREDITS), ("unattributed", acc.UNATTRIBUTED)):
-            for f in _covering(base, name, [t for _, t in touched]):
+        for name, schema in (("ai_credits", AI_CREDITS), ("unattributed", UNATTRIBUTED)):
+            for f in covering_files(base, name, [t for _, t in touched]):
                 t = base._read_file(f).cast(schema)
                 hit = _id_time_in(t, ai_gone)
                 re = _id_time_in(t, list(moved)) if name == "ai_credits" else None
@@ -427,9 +178,8 @@ def _set_aside(
                     if moved.get((c["event_id"], c["event_time"]), "") is not None
                 ]
                 for c in rows_out:
-                    who = moved.get((c["event_id"], c["event_time"]))
-                    if who:
-                        c["eth_address"] = who
+                    if credited_to := moved.get((c["event_id"], c["event_time"])):
+                        c["eth_address"] = credited_to
                 txn.replace_file(name, f, pa.Table.from_pylist(rows_out, schema=schema))
     if ai_gone or moved:
         txn.replace("pending_ai", pending)
@@ -438,7 +188,7 @@ def _set_aside(
     tickets = [
         (r["event_id"], r["event_time"]) for r in rows if r["event_type"] == "ticket-redeemed"
     ]
-    for f in _covering(base, "tickets", [t for _, t in tickets]) if tickets else []:
+    for f in covering_files(base, "tickets", [t for _, t in tickets]) if tickets else []:
         t = base._read_file(f)
         hit = _id_time_in(t, tickets)
         if pc.any(hit).as_py():
@@ -526,7 +276,7 @@ def _adjusted(
     fees = to_wei_array([f for _, f, _, _ in entries])
     comm = commission(fees, rate).to_pylist()
     earn = subtract(fees, commission(fees, rate)).to_pylist()
-    rows = {b["eth_address"]: b for b in base.read("balances", schema=acc.BALANCES).to_pylist()}
+    rows = {b["eth_address"]: b for b in base.read("balances", schema=BALANCES).to_pylist()}
     for (who, f, at, sign), c, e in zip(entries, comm, earn, strict=True):
         b = rows.setdefault(
             who,
@@ -548,7 +298,7 @@ def _adjusted(
             b["first_job_at"] = min(b["first_job_at"] or at, at)
             b["last_job_at"] = max(b["last_job_at"] or at, at)
     kept = [b for a, b in sorted(rows.items()) if b["job_count"] > 0 or int(b["total_fees_wei"])]
-    return pa.Table.from_pylist(kept, schema=acc.BALANCES)
+    return pa.Table.from_pylist(kept, schema=BALANCES)
 
 
 def _remap_requests(
@@ -584,14 +334,14 @@ def _remap_requests(
             best[r["request_id"]] = key
             winner[r["request_id"]] = r["eth_address"]
     jobs = [r for r in near.to_pylist() if r["event_type"] == "job-processed"]
-    credited = _credited(base, jobs)
+    credited = credited_workers(base, jobs)
     out = []
     for j in jobs:
         old = credited.get((j["event_id"], j["event_time"]))
         new = winner.get(j["request_id"])
         if old is not None and old != new:
-            out.append(({k: j[k] for k in acc.PENDING_AI.names}, old, new))
-    requests = base.read("ai_requests", schema=acc.AI_REQUESTS)
+            out.append(({k: j[k] for k in PENDING_AI.names}, old, new))
+    requests = base.read("ai_requests", schema=AI_REQUESTS)
     hit = pc.is_in(requests.column("request_id"), pa.array(rids, pa.string()))
     if not pc.any(hit).as_py():
         return out, None
@@ -600,7 +350,7 @@ def _remap_requests(
         if winner.get(r["request_id"]):
             t = best[r["request_id"]][0]
             kept.append({**r, "eth_address": winner[r["request_id"]], "event_time": t})
-    return out, pa.Table.from_pylist(kept, schema=acc.AI_REQUESTS)
+    return out, pa.Table.from_pylist(kept, schema=AI_REQUESTS)
 
 
 def _rederive_without(base: Snapshot, txn: Any, rows: list[dict[str, Any]]) -> None:
@@ -611,11 +361,11 @@ def _rederive_without(base: Snapshot, txn: Any, rows: list[dict[str, Any]]) -> N
     gone = {(r["source_key"], r["source_index"]) for r in rows}
     log_days = sorted(s for s in base.slices("connection_events") if s >= day0)
     for d in log_days:
-        t = base.read("connection_events", slices=[d], schema=conn.LOG)
+        t = base.read("connection_events", slices=[d], schema=CONNECTION_LOG)
         hit = _row_in(t, gone)
         if pc.any(hit).as_py():
             txn.replace_slice("connection_events", d, t.filter(pc.invert(hit)))
-    logged = base.read("connection_events", slices=log_days, schema=conn.LOG)
+    logged = base.read("connection_events", slices=log_days, schema=CONNECTION_LOG)
     logged = logged.filter(pc.invert(_row_in(logged, gone)))
     logged = logged.filter(pc.greater_equal(logged.column("event_time"), since))
     days = sorted(
@@ -623,9 +373,9 @@ def _rederive_without(base: Snapshot, txn: Any, rows: list[dict[str, Any]]) -> N
         for s in base.slices("connections")
         if s.startswith(conn.CLOSED_PREFIX) and s[len(conn.CLOSED_PREFIX) :] >= day0
     )
-    closed = base.read("connections", slices=days, schema=conn.CONNECTIONS)
+    closed = base.read("connections", slices=days, schema=CONNECTIONS)
     after = pc.greater_equal(closed.column("disconnected_at"), since)
-    open_rows = base.read("connections", slices=[conn.OPEN], schema=conn.CONNECTIONS)
+    open_rows = base.read("connections", slices=[conn.OPEN], schema=CONNECTIONS)
     r = conn.rederive(open_rows, closed.filter(after), logged, first)
     rows_out = pa.concat_tables([closed.filter(pc.invert(after)), r.change.closed])
     labels = day_labels(rows_out.column("disconnected_at")) if rows_out.num_rows else None
@@ -634,22 +384,11 @@ def _rederive_without(base: Snapshot, txn: Any, rows: list[dict[str, Any]]) -> N
         part = rows_out.filter(pc.equal(labels, d)) if labels is not None else rows_out
         txn.replace_slice("connections", conn.closed_slice(d), part)
     txn.replace_slice("connections", conn.OPEN, r.change.open)
-    workers = base.read("workers", schema=conn.WORKERS).to_pylist()
+    workers = base.read("workers", schema=WORKERS).to_pylist()
     active = set(r.change.open.column("eth_address").to_pylist())
     for w in workers:
         w["connection_count"] = (w["connection_count"] or 0) + r.count_delta.get(
             w["eth_address"], 0
         )
         w["active"] = w["eth_address"] in active
-    txn.replace("workers", pa.Table.from_pylist(workers, schema=conn.WORKERS))
-
-
-__all__ = [
-    "EVENTS",
-    "RESOLUTIONS",
-    "Duplicate",
-    "DuplicateReport",
-    "Occurrence",
-    "find_duplicates",
-    "resolve_duplicates",
-]
+    txn.replace("workers", pa.Table.from_pylist(workers, schema=WORKERS))
