@@ -94,7 +94,7 @@ def test_every_payout_setting_the_dag_reads_can_be_an_airflow_variable(tmp_path:
     }
     code = (
         "import json\n"
-        "from openpool.airflow.payouts_dag import payout_settings\n"
+        "from openpool.airflow.runtime import payout_settings\n"
         "s = payout_settings()\n"
         f"print(json.dumps({{k: getattr(s, k) for k in {[a for a, _ in wanted.values()]}}}))\n"
     )
@@ -115,8 +115,7 @@ def test_every_payout_setting_the_dag_reads_can_be_an_airflow_variable(tmp_path:
 
 def test_the_readme_names_exactly_the_settings_airflow_variables_do_not_override() -> None:
     from openpool.airflow.dashboard.app import DASHBOARD_VARIABLES
-    from openpool.airflow.payouts_dag import PAYOUT_VARIABLES
-    from openpool.airflow.runtime import VARIABLES
+    from openpool.airflow.runtime import PAYOUT_VARIABLES, VARIABLES
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     table = readme.split("| variable | default | meaning |", 1)[1].split("\n\n", 1)[0]

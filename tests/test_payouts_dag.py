@@ -179,7 +179,7 @@ def test_the_approval_counts_payments_and_workers_apart_and_names_partitions() -
     address twice in the top ten with nothing to tell the rows apart."""
     from jinja2 import Environment
 
-    from openpool.airflow.payouts_dag import BODY, SUBJECT
+    from openpool.airflow.approval import BODY, SUBJECT
     from openpool.payouts.plan import describe
 
     w = Account.create().address
@@ -408,7 +408,7 @@ def test_approve_without_the_plans_first_characters_sends_nothing(
 def test_execute_refuses_an_approval_result_without_the_typed_hash() -> None:
     """The second check, in ``execute``: an ``approve`` result (XCom) that names Approve and
     this plan but lacks the typed characters (say, written by hand) authorises nothing."""
-    from openpool.airflow.payouts_dag import _authorise
+    from openpool.airflow.approval import authorise as _authorise
     from openpool.errors import PlanRefused
 
     plan_hash = "ab12cd34" + "0" * 56

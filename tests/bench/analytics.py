@@ -131,7 +131,7 @@ def child_build(args: dict[str, Any]) -> dict[str, Any]:
 
     from openpool.ingest import accrue as acc
     from openpool.ingest import connections as conn
-    from openpool.ingest.batch import write_connections
+    from openpool.ingest.connection_state import write_connections
     from openpool.ingest.generator import object_key, parse_key
     from openpool.snapshots import SnapshotStore
     from openpool.storage import LocalStore

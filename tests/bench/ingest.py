@@ -259,8 +259,8 @@ def child_history(args: dict[str, Any]) -> dict[str, Any]:
         apply_batch,
         parse_batch,
         with_version,
-        write_connections,
     )
+    from openpool.ingest.connection_state import write_connections
     from openpool.ingest.discovery import Candidate
     from openpool.ingest.generator import object_key, parse_key
     from openpool.ingest.tickets import tickets_from

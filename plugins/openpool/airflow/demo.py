@@ -139,7 +139,7 @@ class Approver(threading.Thread):
     def typed(self, api: AirflowAPI, detail: dict[str, Any]) -> dict[str, Any]:
         """The form fields of the answer: for Approve, the confirmation read off the plan
         the request shows (the ``plan`` task's result in the same run)."""
-        from openpool.airflow.payouts_dag import CONFIRM, CONFIRM_CHARS
+        from openpool.airflow.approval import CONFIRM, CONFIRM_CHARS
 
         if self.option != "Approve" or CONFIRM not in (detail.get("params") or {}):
             return {}

@@ -25,6 +25,24 @@ VARIABLES = (
     "POOL_COMMISSION_RATE",
     "OPENPOOL_CLOCK_SKEW_SECONDS",
 )
+# Settings a same-named Airflow Variable may override, on top of openpool.airflow.runtime's.
+PAYOUT_VARIABLES = (
+    "HOT_WALLET_ADDRESS",
+    "HOT_WALLET_KEYSTORE",
+    "HOT_WALLET_PASSWORD_FILE",
+    "ETH_RPC_ENDPOINT",
+    "CHAIN_ID",
+    "OPENPOOL_PARTITIONS",
+    "PAYMENT_THRESHOLD_WEI",
+    "MAX_PAYMENT_WEI",
+    "MAX_RUN_WEI",
+    "MIN_PAYOUT_INTERVAL_SECONDS",
+    "MAX_GAS_PRICE_WEI",
+    "PLAN_MAX_AGE_SECONDS",
+    "STUCK_AFTER_SECONDS",
+    "CONFIRMATIONS",
+)
+
 DEFAULT_AWS_CONN_ID = "aws_default"
 
 
@@ -73,3 +91,8 @@ def step_env(
         max_files=max_files,
         skew=timedelta(seconds=s.clock_skew_seconds),
     )
+
+
+def payout_settings() -> Settings:
+    """Environment settings with same-named Variables laid over them (runtime + payouts)."""
+    return settings(extra=PAYOUT_VARIABLES)

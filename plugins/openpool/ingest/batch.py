@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -27,9 +26,11 @@ from openpool.ingest.clock import (
     key_window,
     no_window_reason,
 )
-from openpool.ingest.dedup import day_labels, day_slice, dedup, hour_slice
+from openpool.ingest.connection_state import connections_after, write_connections
+from openpool.ingest.dedup import day_slice, dedup, hour_slice
 from openpool.ingest.discovery import Candidate, file_ids
 from openpool.ingest.reader import read_file
+from openpool.ingest.slicing import COMPACT_AFTER, split_by
 from openpool.ingest.tickets import tickets_from
 from openpool.money import wei_sum
 from openpool.partitions import Partition
@@ -46,7 +47,6 @@ from openpool.tables import (
     PENDING_AI,
     QUARANTINED,
     REJECTED,
-    TS,
     UNATTRIBUTED,
     WORKERS,
     read_table,
@@ -75,9 +75,6 @@ CONNECTION_TABLES = {
     "connections_closed": CONNECTIONS,
     "connection_events": CONNECTION_LOG,
 }
-# ingested_files gets one small file per commit; once a version has this many, the commit
-# rewrites them as one, so reading it costs the same at any length of history.
-COMPACT_INGESTED_AFTER = 16
 # ai_credits keeps which worker each AI job was credited to (the ledger's AI job-processed
 # events carry no address), for per-worker AI performance.
 APPENDED = {"unattributed": UNATTRIBUTED, "tickets": None, "ai_credits": AI_CREDITS}
@@ -98,29 +95,6 @@ class Counts:
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
-
-
-def split_by(table: pa.Table, labels: pa.Array | pa.ChunkedArray) -> list[tuple[str, pa.Table]]:
-    """``table``'s rows grouped by ``labels`` (one per row), in label order, each group in
-    the table's order: one stable sort, so a batch spanning many slices costs linear time."""
-    if table.num_rows == 0:
-        return []
-    enc = pc.dictionary_encode(labels)
-    if isinstance(enc, pa.ChunkedArray):
-        enc = enc.combine_chunks() if enc.num_chunks != 1 else enc.chunk(0)
-    names = enc.dictionary.to_pylist()
-    if len(names) == 1:
-        return [(names[0], table)]
-    codes = enc.indices.to_numpy(zero_copy_only=False)
-    order = np.argsort(codes, kind="stable")
-    counts = np.bincount(codes, minlength=len(names))
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    ordered = table.take(pa.array(order))
-    return sorted(
-        (names[i], ordered.slice(int(starts[i]), int(counts[i])))
-        for i in range(len(names))
-        if counts[i]
-    )
 
 
 def ingested_keys(base: Snapshot | None) -> pa.Table:
@@ -332,109 +306,6 @@ def accrue_batch(
     return Accrued(deduped.base_version, tables, props, cx.closed_days)
 
 
-@dataclass
-class ConnectionsAfter:
-    """The connection tables after a batch (see :func:`connections_after`)."""
-
-    open: pa.Table  # the ``open`` slice, whole
-    closed: pa.Table  # closed rows to write, by the day they closed
-    closed_days: list[str]  # days whose closed slice is replaced whole by ``closed``'s rows
-    log: pa.Table  # connection events to append to ``connection_events``
-    count_delta: dict[str, int]
-    clock: datetime | None  # the newest connection event time applied
-
-
-def connections_after(
-    base: Snapshot | None, fresh: pa.Table, props: dict[str, Any]
-) -> ConnectionsAfter:
-    """Replay the batch's connection events in true order (event time, file, position).
-
-    A batch whose connection events all come after every one applied so far is replayed
-    onto the open connections. One that reaches back (a late file) re-derives every
-    connection from its earliest event time ``T`` on: the open rows, the closed day
-    slices from ``T``'s day and the logged connection events since ``T`` are read, and
-    nothing older. The first commit of a state written before the log existed builds the
-    log from the ledger and moves the old closed slice into day slices, once.
-    """
-    batch_log = conn.log_of(fresh)
-    open_rows, legacy_closed = _open_connections(base)
-    migrate = (
-        base is not None
-        and base.has_table("connections")
-        and not base.has_table("connection_events")
-    )
-    history = CONNECTION_LOG.empty_table()
-    if migrate and base is not None:
-        old = base.read("connections", slices=[conn.CLOSED], schema=CONNECTIONS)
-        legacy_closed = pa.concat_tables([legacy_closed, old])
-        history = conn.log_of(base.read("events", columns=CONNECTION_LOG.names, schema=EVENTS))
-    clock_text = props.get("connections_clock")
-    clock = datetime.fromisoformat(clock_text) if clock_text else None
-    if history.num_rows:
-        newest = pc.max(history.column("event_time")).as_py()
-        clock = newest if clock is None or newest > clock else clock
-    elif clock is None and base is not None and base.has_table("connections"):
-        mark = props.get("watermark")  # no log, no clock: every connection is before it
-        clock = datetime.fromisoformat(mark) if mark else None
-    log_out = pa.concat_tables([history, batch_log])
-    if batch_log.num_rows == 0:
-        return ConnectionsAfter(open_rows, legacy_closed, [], log_out, {}, clock)
-    first = pc.min(batch_log.column("event_time")).as_py()
-    last = pc.max(batch_log.column("event_time")).as_py()
-    new_clock = last if clock is None or last > clock else clock
-    if clock is None or first > clock:  # in order: replay onto what is open
-        change = conn.replay_connections(open_rows, batch_log)
-        closed = pa.concat_tables([legacy_closed, change.closed])
-        return ConnectionsAfter(
-            change.open, closed, [], log_out, conn.opened_counts(change.opened), new_clock
-        )
-    # Late: re-derive from ``first`` on.
-    since = pa.scalar(first, TS)
-    day0 = f"{first:%Y-%m-%d}"
-    days = sorted(
-        s
-        for s in (base.slices("connections") if base is not None else set())
-        if s.startswith(conn.CLOSED_PREFIX) and s[len(conn.CLOSED_PREFIX) :] >= day0
-    )
-    closed_days_rows = (
-        base.read("connections", slices=days, schema=CONNECTIONS)
-        if base is not None and days
-        else CONNECTIONS.empty_table()
-    )
-    closed_rows = pa.concat_tables([legacy_closed, closed_days_rows])
-    after = pc.greater_equal(closed_rows.column("disconnected_at"), since)
-    logged = history
-    if not migrate and base is not None and base.has_table("connection_events"):
-        log_days = sorted(s for s in base.slices("connection_events") if s >= day0)
-        logged = base.read("connection_events", slices=log_days, schema=CONNECTION_LOG)
-    logged = logged.filter(pc.greater_equal(logged.column("event_time"), since))
-    r = conn.rederive(
-        open_rows,
-        closed_rows.filter(after),
-        pa.concat_tables([logged, batch_log]),
-        first,
-    )
-    closed = pa.concat_tables([closed_rows.filter(pc.invert(after)), r.change.closed])
-    closed_days = [s[len(conn.CLOSED_PREFIX) :] for s in days]
-    return ConnectionsAfter(r.change.open, closed, closed_days, log_out, r.count_delta, new_clock)
-
-
-def _open_connections(base: Snapshot | None) -> tuple[pa.Table, pa.Table]:
-    """(open connections, closed rows still in unsliced files) of ``base``.
-
-    Reads the ``open`` slice only; unsliced files (written before the table was split)
-    are read whole, once: their closed rows move to the ``closed`` slice at this commit.
-    """
-    if base is None or not base.has_table("connections"):
-        return CONNECTIONS.empty_table(), CONNECTIONS.empty_table()
-    open_rows = base.read("connections", slices=[conn.OPEN], schema=CONNECTIONS)
-    if not base.files("connections", [None]):
-        return open_rows, CONNECTIONS.empty_table()
-    unsliced = base.read("connections", slices=[None], schema=CONNECTIONS)
-    still, closed = conn.split_open(unsliced)
-    return pa.concat_tables([open_rows, still]), closed
-
-
 def batch_counts(parsed: Parsed, deduped: Deduped) -> Counts:
     """This batch's counts; read = accepted + duplicate + rejected, always."""
     counts = parsed.counts()
@@ -491,63 +362,13 @@ def write_batch(
         with_version(parsed.quarantined, "quarantined_at_version", version),
     )
     ingested = with_version(parsed.files, "snapshot_version", version)
-    if base is not None and len(base.files("ingested_files")) >= COMPACT_INGESTED_AFTER:
+    if base is not None and len(base.files("ingested_files")) >= COMPACT_AFTER:
         old = read_table(base, "ingested_files", INGESTED)
         txn.replace("ingested_files", pa.concat_tables([old, ingested]))
     else:
         txn.append("ingested_files", ingested)
     txn.set_properties(**accrued.properties)
     return batch_counts(parsed, deduped)
-
-
-def write_connections(
-    txn: Transaction,
-    base: Snapshot | None,
-    open_rows: pa.Table,
-    closed: pa.Table,
-    closed_days: list[str],
-    log: pa.Table,
-) -> None:
-    """Stage the connection tables: the ``open`` slice whole, ``closed`` rows into the day
-    slices they closed on (rewriting ``closed_days`` whole, appending to the others), and
-    ``log`` into ``connection_events`` by event day. Earlier layouts' slices are dropped."""
-    by_day = dict(split_by(closed, day_labels(closed.column("disconnected_at"))))
-    for day in sorted(set(by_day) | set(closed_days)):
-        rows = by_day.get(day, CONNECTIONS.empty_table())
-        label = conn.closed_slice(day)
-        if day in closed_days:
-            txn.replace_slice("connections", label, rows)
-        elif _many(base, "connections", label):
-            rows = _compacted(base, "connections", label, rows, CONNECTIONS)
-            txn.replace_slice("connections", label, rows)
-        else:
-            txn.append("connections", rows, slice_=label)
-    txn.replace_slice("connections", None, CONNECTIONS.empty_table())
-    txn.replace_slice("connections", conn.CLOSED, CONNECTIONS.empty_table())
-    txn.replace_slice("connections", conn.OPEN, open_rows)
-    for day, part in split_by(log, day_labels(log.column("event_time"))):
-        if _many(base, "connection_events", day):
-            both = _compacted(base, "connection_events", day, part, CONNECTION_LOG)
-            txn.replace_slice("connection_events", day, both)
-        else:
-            txn.append("connection_events", part, slice_=day)
-    if base is None or not base.has_table("connection_events"):
-        txn.append("connection_events", CONNECTION_LOG.empty_table())
-
-
-def _many(base: Snapshot | None, name: str, label: str) -> bool:
-    """Whether a slice holds so many small files that this commit rewrites it as one (one
-    file per commit would otherwise grow every manifest without end)."""
-    return base is not None and len(base.files(name, [label])) >= COMPACT_INGESTED_AFTER
-
-
-def _compacted(
-    base: Snapshot | None, name: str, label: str, new: pa.Table, schema: pa.Schema
-) -> pa.Table:
-    """``new``, preceded by the slice's rows when :func:`_many` says to rewrite it."""
-    if base is None or not _many(base, name, label):
-        return new
-    return pa.concat_tables([base.read(name, slices=[label], schema=schema), new.cast(schema)])
 
 
 def apply_batch(

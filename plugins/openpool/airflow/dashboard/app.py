@@ -33,8 +33,7 @@ ICON = (
 
 def load_sources() -> Sources:
     """Stores and settings as the payout and ingest tasks see them."""
-    from openpool.airflow.payouts_dag import PAYOUT_VARIABLES
-    from openpool.airflow.runtime import settings, store
+    from openpool.airflow.runtime import PAYOUT_VARIABLES, settings, store
     from openpool.payments import wallet_address
 
     s = settings(extra=(*PAYOUT_VARIABLES, *DASHBOARD_VARIABLES))
