@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Protocol
 
 NODE_TYPES: tuple[str, ...] = ("ai", "transcode")
 
@@ -84,5 +85,32 @@ class WalletKey:
     def path(self) -> str:
         return f"wallet/{self.address}"
 
+    @property
+    def key(self) -> str:
+        return f"{self.node_type}|{self.address}"
+
     def __str__(self) -> str:
         return f"wallet {self.address}"
+
+
+class StateKey(Protocol):
+    """What keys one chain of snapshots: a partition's state, or a hot wallet's ledger."""
+
+    @property
+    def node_type(self) -> str: ...
+
+    @property
+    def region(self) -> str: ...
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def path(self) -> str: ...
+
+
+def state_key(node_type: str, region: str) -> Partition | WalletKey:
+    """The key a manifest names (its ``node_type`` and ``region`` fields), read back."""
+    if node_type == WalletKey.node_type:
+        return WalletKey(region)
+    return Partition(node_type, region)

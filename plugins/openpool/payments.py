@@ -64,7 +64,7 @@ def latest_records(log: pa.Table) -> dict[str, dict[str, Any]]:
 
 def ledger_latest(state: ObjectStore, wallet: str) -> Snapshot | None:
     """The newest committed snapshot of ``wallet``'s ledger."""
-    return SnapshotStore(state, WalletKey(wallet)).latest()  # type: ignore[arg-type]
+    return SnapshotStore(state, WalletKey(wallet)).latest()
 
 
 def partition_payouts(log: pa.Table, partition: str) -> pa.Table:

@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 
 from openpool.errors import CorruptDataFile, ObjectNotFound, OpenPoolError
 from openpool.money import WEI, to_wei_array
-from openpool.partitions import Partition
+from openpool.partitions import StateKey
 from openpool.snapshots import DataFile
 from openpool.snapshots.parquet import arrow_reader
 from openpool.storage import ObjectStore
@@ -58,16 +58,16 @@ class Share:
     values: dict[str, list[np.ndarray]] = field(default_factory=dict)  # name -> per group
 
 
-def folder(partition: Partition) -> str:
+def folder(partition: StateKey) -> str:
     return f"{PREFIX}/{partition.region}/{partition.node_type}/"
 
 
-def object_key(partition: Partition, day: int, key: str) -> str:
+def object_key(partition: StateKey, day: int, key: str) -> str:
     return f"{folder(partition)}{_EPOCH + timedelta(days=day)}/{key}.parquet"
 
 
 def input_key(
-    partition: Partition, day: int, events: Iterable[DataFile], credits: Iterable[DataFile]
+    partition: StateKey, day: int, events: Iterable[DataFile], credits: Iterable[DataFile]
 ) -> str:
     """The hash of everything a day's share is computed from."""
     doc = [
@@ -80,7 +80,7 @@ def input_key(
     return hashlib.sha256(json.dumps(doc).encode()).hexdigest()
 
 
-def present(store: ObjectStore, partition: Partition) -> dict[int, set[str]]:
+def present(store: ObjectStore, partition: StateKey) -> dict[int, set[str]]:
     """Day -> keys of the shares stored for the partition (one listing)."""
     out: dict[int, set[str]] = {}
     base = folder(partition)
@@ -173,7 +173,7 @@ def decode(data: bytes, uri: str) -> dict[str, Share]:
     return out
 
 
-def load(store: ObjectStore, partition: Partition, day: int, key: str) -> dict[str, Share] | None:
+def load(store: ObjectStore, partition: StateKey, day: int, key: str) -> dict[str, Share] | None:
     """The stored shares of ``day`` under ``key``; ``None`` if absent or not usable."""
     okey = object_key(partition, day, key)
     try:
@@ -187,7 +187,7 @@ def load(store: ObjectStore, partition: Partition, day: int, key: str) -> dict[s
 
 def save(
     store: ObjectStore,
-    partition: Partition,
+    partition: StateKey,
     day: int,
     key: str,
     shares: dict[str, Share],

@@ -2,7 +2,7 @@
 
 Per-worker rows are built first (exact ``int`` wei; worker counts are small) and every
 aggregate is computed from those final rows, so the totals always equal the sum of what is
-shown. Payable = earnings - paid - in flight, from :mod:`openpool.payouts.payable` over
+shown. Payable = earnings - paid - in flight, from :mod:`openpool.payments` over
 every wallet's ledger. A pool-wide summary merges the partitions:
 a worker active in two regions appears once, with the per-partition detail beside it.
 """

@@ -179,7 +179,7 @@ def parse_batch(
             else None
         )
         reason = no_window_reason(cand.key) if result is None else result.quarantine_reason
-        if result is None or reason is not None:
+        if window is None or result is None or reason is not None:
             quarantined.append(
                 {
                     "source_key": cand.key,
@@ -192,7 +192,7 @@ def parse_batch(
             )
             rows.append((cand, "quarantined", 0))
             continue
-        kept, late = check_times(result.events, window, clock, skew)  # type: ignore[arg-type]
+        kept, late = check_times(result.events, window, clock, skew)
         events.append(kept)
         rejected.append(pa.concat_tables([result.rejected, late]).sort_by("source_index"))
         rows.append((cand, "ingested", result.events.num_rows + result.rejected.num_rows))

@@ -40,7 +40,7 @@ class Ledger:
     """The payout records of one hot wallet in the state store."""
 
     def __init__(self, state: ObjectStore, wallet: str) -> None:
-        self.snaps = SnapshotStore(state, WalletKey(wallet))  # type: ignore[arg-type]
+        self.snaps = SnapshotStore(state, WalletKey(wallet))
         self.wallet = wallet
 
     def latest(self) -> Snapshot | None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from openpool.errors import CorruptManifest
-from openpool.partitions import Partition, WalletKey
+from openpool.partitions import StateKey, state_key
 
 FORMAT = "openpool-snapshot/1"
 MANIFEST_DIR = "manifests"
@@ -72,7 +72,7 @@ class DataFile:
 class Manifest:
     """One version of one partition's state."""
 
-    partition: Partition
+    partition: StateKey
     version: int
     parent_version: int | None
     created_at: str
@@ -130,7 +130,7 @@ class Manifest:
             if parent is not None and not isinstance(parent, int):
                 raise ValueError("parent_version is not an integer")
             manifest = cls(
-                partition=_key(_req(part, "node_type", str), _req(part, "region", str)),
+                partition=state_key(_req(part, "node_type", str), _req(part, "region", str)),
                 version=_req(doc, "version", int),
                 parent_version=parent,
                 created_at=_req(doc, "created_at", str),
@@ -158,9 +158,3 @@ def _req(doc: dict[str, Any], key: str, typ: type) -> Any:
     if not isinstance(value, typ):
         raise ValueError(f"field {key!r} must be {typ.__name__}")
     return value
-
-
-def _key(node_type: str, region: str) -> Partition:
-    if node_type == WalletKey.node_type:
-        return WalletKey(region)  # type: ignore[return-value]
-    return Partition(node_type, region)

@@ -41,7 +41,7 @@ from openpool.errors import (
     ObjectNotFound,
     SnapshotNotFound,
 )
-from openpool.partitions import Partition
+from openpool.partitions import StateKey
 from openpool.snapshots import parquet
 from openpool.snapshots.manifest import (
     DATA_DIR,
@@ -65,7 +65,7 @@ def utc_now() -> datetime:
 class SnapshotStore:
     """The chain of snapshots of one partition, under ``{state root}/{region}/{node_type}/``."""
 
-    def __init__(self, store: ObjectStore, partition: Partition, clock: Clock = utc_now) -> None:
+    def __init__(self, store: ObjectStore, partition: StateKey, clock: Clock = utc_now) -> None:
         self.store = store
         self.partition = partition
         self.clock = clock
