@@ -30,12 +30,12 @@ from openpool.analytics.quantiles import (
 )
 from openpool.errors import CorruptDataFile, MissingDataFile
 from openpool.ingest.accrue import CREDITS
-from openpool.ingest.generator import Mess, generate, write
 from openpool.ingest.run import ingest
 from openpool.ingest.schema import EVENTS, TS
 from openpool.partitions import Partition
 from openpool.snapshots import SnapshotStore
 from openpool.storage import LocalStore
+from openpool.traffic import Mess, generate, write
 
 RATE = Fraction(1, 4)
 T0 = datetime(2026, 10, 1, tzinfo=UTC)

@@ -37,7 +37,6 @@ from openpool.airflow.dashboard.render import render_html
 from openpool.analytics.dashboard_data import DashboardReader, Sources, explorer, tx_url
 from openpool.analytics.refresh import refresh
 from openpool.ingest.accrue import BALANCES
-from openpool.ingest.generator import Mess, generate, write
 from openpool.ingest.run import ingest
 from openpool.ingest.schema import EVENTS
 from openpool.money import eth
@@ -50,6 +49,7 @@ from openpool.payouts.ledger import CONFIRMED, Ledger, partition_payouts
 from openpool.payouts.plan import Limits, build_plan, load_plan, save_plan
 from openpool.snapshots import SnapshotStore
 from openpool.storage import LocalStore
+from openpool.traffic import Mess, generate, write
 from tests.helpers.browser import browser as _browser
 from tests.helpers.browser import full_page_screenshot as _full_page_screenshot
 from tests.helpers.browser import wait as _wait

@@ -48,12 +48,12 @@ from openpool.analytics.quantiles import grouped_quantiles
 from openpool.cli import main
 from openpool.errors import StorageError
 from openpool.ingest.commands import balance_rows, status_row
-from openpool.ingest.generator import GeneratedFile, Mess, generate, write
 from openpool.ingest.run import ingest
 from openpool.ingest.schema import EVENTS
 from openpool.partitions import Partition
 from openpool.snapshots import Snapshot, SnapshotStore
 from openpool.storage import LocalStore, ObjectInfo, ObjectStore, S3Store, make_s3_client
+from openpool.traffic import GeneratedFile, Mess, generate, write
 
 RATE = Fraction(1, 4)
 THRESHOLD = 10**16

@@ -124,8 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     from openpool.analytics import athena
     from openpool.analytics import commands as analytics_commands
     from openpool.ingest import commands as ingest_commands
-    from openpool.ingest import generator
     from openpool.payouts import commands as payout_commands
+    from openpool.traffic import command as generator
 
     ingest_commands.register(sub, _partition_args, _format_arg)
     analytics_commands.register(sub, _partition_args, _format_arg)

@@ -33,7 +33,6 @@ from openpool.devstack.anvil import anvil
 from openpool.devstack.wallet import funded_hot_wallet
 from openpool.ingest.commands import status_row
 from openpool.ingest.discovery import list_partition
-from openpool.ingest.generator import Mess, count_events, generate, write
 from openpool.ingest.steps import StepEnv, has_new_files
 from openpool.money import eth
 from openpool.partitions import ACTIVE_PARTITIONS, Partition
@@ -41,6 +40,7 @@ from openpool.payouts.approvals import approval_key
 from openpool.payouts.ledger import Ledger, partition_payouts
 from openpool.snapshots import SnapshotStore
 from openpool.storage import LocalStore
+from openpool.traffic import Mess, count_events, generate, write
 
 REPO = Path(__file__).resolve().parents[2]
 DAY = datetime(2026, 11, 27, tzinfo=UTC)  # one UTC day of traffic
