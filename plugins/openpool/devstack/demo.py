@@ -42,7 +42,7 @@ from openpool.snapshots import SnapshotStore
 from openpool.storage import LocalStore
 from openpool.traffic import Mess, count_events, generate, write
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 DAY = datetime(2026, 11, 27, tzinfo=UTC)  # one UTC day of traffic
 # Volume: 6 workers per partition at 1 event/s, flushed every 5 minutes: ~86k events and
 # ~300 files per partition, ~430k events in all. It keeps `make demo` under 3 minutes on
