@@ -56,7 +56,7 @@ browser:
 	fi
 
 demo: setup
-	$(BIN)/python -m openpool.demo
+	$(BIN)/python -m openpool.devstack.demo
 
 # Airflow 3 (api-server, scheduler, dag-processor, triggerer), a moto S3 server with events
 # and anvil with a funded hot wallet, in the background on 127.0.0.1 (state in var/up/).

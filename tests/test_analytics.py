@@ -23,13 +23,13 @@ from openpool.analytics.performance import performance
 from openpool.analytics.quantiles import grouped_quantiles, ranks
 from openpool.analytics.refresh import export_keys, refresh
 from openpool.analytics.summary import pool_summary, worker_summary
-from openpool.ingest.generator import Mess, generate, write
 from openpool.ingest.run import ingest
 from openpool.money import eth
 from openpool.partitions import Partition
 from openpool.snapshots import SnapshotStore
 from openpool.storage import LocalStore
 from openpool.tables import EVENTS
+from openpool.traffic import Mess, generate, write
 
 RATE = Fraction(1, 4)
 T0 = datetime(2026, 10, 1, tzinfo=UTC)

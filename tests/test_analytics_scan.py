@@ -29,13 +29,13 @@ from openpool.analytics.quantiles import (
     ranks,
 )
 from openpool.errors import CorruptDataFile, MissingDataFile
-from openpool.ingest.generator import Mess, generate, write
 from openpool.ingest.run import ingest
 from openpool.partitions import Partition
 from openpool.snapshots import SnapshotStore
 from openpool.storage import LocalStore
 from openpool.tables import AI_CREDITS as CREDITS
 from openpool.tables import EVENTS, TS
+from openpool.traffic import Mess, generate, write
 
 RATE = Fraction(1, 4)
 T0 = datetime(2026, 10, 1, tzinfo=UTC)

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 
 from openpool.ingest.discovery import key_start
-from openpool.ingest.generator import Mess, generate, write
 from openpool.partitions import ACTIVE_PARTITIONS, Partition
 from openpool.snapshots import SnapshotStore
 from openpool.storage import S3Store, make_s3_client
+from openpool.traffic import Mess, generate, write
 from tests.helpers.ledger import balances_of, worker_oracle
 from tests.services import REPO
 

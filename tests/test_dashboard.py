@@ -35,7 +35,6 @@ import pytest
 from openpool.airflow.dashboard.charts import nice_step
 from openpool.airflow.dashboard.render import render_html
 from openpool.analytics.refresh import refresh
-from openpool.ingest.generator import Mess, generate, write
 from openpool.ingest.run import ingest
 from openpool.money import eth
 from openpool.overview import DashboardReader, Sources, explorer, tx_url
@@ -50,6 +49,7 @@ from openpool.payouts.plan import Limits, build_plan, load_plan, save_plan
 from openpool.snapshots import SnapshotStore
 from openpool.storage import LocalStore
 from openpool.tables import BALANCES, EVENTS
+from openpool.traffic import Mess, generate, write
 from tests.helpers.browser import browser as _browser
 from tests.helpers.browser import full_page_screenshot as _full_page_screenshot
 from tests.helpers.browser import wait as _wait

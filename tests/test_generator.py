@@ -16,22 +16,21 @@ from typing import Any
 import pytest
 from eth_utils import is_checksum_address, to_checksum_address
 
+from openpool.cli.traffic import register
 from openpool.config import load_settings
-from openpool.ingest.generator import (
-    UNATTRIBUTED,
+from openpool.partitions import Partition
+from openpool.storage import LocalStore
+from openpool.traffic import (
     GeneratedFile,
     Mess,
     count_events,
     generate,
     marshal_indent,
-    oracle_balances,
     parse_key,
-    register,
     worker_addresses,
     write,
 )
-from openpool.partitions import Partition
-from openpool.storage import LocalStore
+from tests.helpers.oracle import UNATTRIBUTED, oracle_balances
 from tests.services import REPO
 
 FIXTURES = REPO / "tests" / "fixtures" / "events"

@@ -15,13 +15,13 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pytest
 
-from openpool.ingest.generator import GeneratedFile, Mess, generate, write
 from openpool.ingest.run import ingest
 from openpool.ingest.service import status_row
 from openpool.partitions import Partition
 from openpool.snapshots import SnapshotStore
 from openpool.storage import LocalStore, ObjectStore, S3Store
 from openpool.tables import CONNECTIONS, WORKERS
+from openpool.traffic import GeneratedFile, Mess, generate, write
 from tests.helpers.ledger import balances_of, worker_oracle
 from tests.helpers.traffic import EVERY_KIND_OF_MESS
 from tests.services import REPO

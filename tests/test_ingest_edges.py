@@ -18,11 +18,11 @@ import pyarrow.compute as pc
 import pytest
 
 from openpool.analytics.performance import performance
-from openpool.ingest.generator import marshal_indent, object_key
 from openpool.ingest.run import ingest
 from openpool.partitions import Partition
 from openpool.snapshots import SnapshotStore
 from openpool.storage import LocalStore, ObjectStore
+from openpool.traffic import marshal_indent, object_key
 from tests.helpers.ledger import balances_of
 
 

@@ -13,12 +13,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from openpool.ingest.generator import Mess, generate, write
 from openpool.ingest.run import ingest
 from openpool.ingest.service import status_row
 from openpool.partitions import Partition
 from openpool.snapshots import SnapshotStore
 from openpool.storage import LocalStore, ObjectStore
+from openpool.traffic import Mess, generate, write
 from tests.helpers.ledger import balances_of, worker_oracle
 
 RATE = Fraction(1, 4)

@@ -10,12 +10,12 @@ import pytest
 
 from openpool.errors import CorruptDataFile
 from openpool.ingest import steps
-from openpool.ingest.generator import Mess, generate, write
 from openpool.ingest.run import ingest
 from openpool.ingest.staging import MissingStep
 from openpool.partitions import Partition
 from openpool.snapshots import SnapshotStore
 from openpool.storage import LocalStore
+from openpool.traffic import Mess, generate, write
 from tests.helpers.ledger import balances_of, worker_oracle
 
 PART = Partition("ai", "us-central")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from openpool.demo import TRAFFIC
+from openpool.devstack.demo import TRAFFIC
 from tests.services import REPO
 
 CORE_MODULES = [
@@ -23,9 +23,11 @@ CORE_MODULES = [
     "openpool.storage",
     "openpool.snapshots",
     "openpool.cli",
-    "openpool.demo",
+    "openpool.devstack.demo",
     "openpool.devstack.stack",
     "openpool.devstack.commands",
+    "openpool.traffic",
+    "openpool.cli.traffic",
 ]
 
 
@@ -79,6 +81,25 @@ def test_no_pickle_anywhere_in_the_product() -> None:
                 assert bad not in text, f"{path} uses {bad}"
 
 
+def test_the_ingest_never_imports_the_traffic_generator_and_the_product_has_no_oracle() -> None:
+    """The generator is tooling for tests, benches and the demo, and the reference balances
+    are test code (tests/helpers/oracle.py): the pipeline depends on neither."""
+    import ast
+
+    for path in sorted((REPO / "plugins/openpool/ingest").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):  # from openpool import traffic, too
+                names = [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            assert not [n for n in names if n.startswith("openpool.traffic")], path
+    for root in ("plugins", "dags"):
+        for path in (REPO / root).rglob("*.py"):
+            assert "oracle_balances" not in path.read_text(), path
+
+
 def test_console_script_is_installed_and_lists_snapshots(tmp_path: Path) -> None:
     script = Path(sys.executable).parent / "openpool"
     assert script.exists(), "pip install -e . must expose .venv/bin/openpool"
@@ -86,7 +107,7 @@ def test_console_script_is_installed_and_lists_snapshots(tmp_path: Path) -> None
         os.environ, OPENPOOL_DEMO_DIR=str(tmp_path), OPENPOOL_STATE_URI=str(tmp_path / "state")
     )
     demo = subprocess.run(
-        [sys.executable, "-m", "openpool.demo"],
+        [sys.executable, "-m", "openpool.devstack.demo"],
         env=env,
         capture_output=True,
         text=True,
@@ -125,7 +146,7 @@ def test_console_script_is_installed_and_lists_snapshots(tmp_path: Path) -> None
 def _demo_went_through_airflow(demo_dir: Path) -> int:
     """The demo's Airflow metadata DB: every ingest DAG ran, the payout was approved by the
     demo's user through the HITL API, and paid. Returns transcode|us-west's commit count."""
-    from openpool.demo import APPROVER
+    from openpool.devstack.demo import APPROVER
     from openpool.partitions import ACTIVE_PARTITIONS, Partition
 
     db = sqlite3.connect(demo_dir / "airflow" / "airflow.db")

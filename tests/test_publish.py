@@ -47,13 +47,13 @@ from openpool.analytics.publish import (
 from openpool.analytics.quantiles import grouped_quantiles
 from openpool.cli import main
 from openpool.errors import StorageError
-from openpool.ingest.generator import GeneratedFile, Mess, generate, write
 from openpool.ingest.run import ingest
 from openpool.ingest.service import balance_rows, status_row
 from openpool.partitions import Partition
 from openpool.snapshots import Snapshot, SnapshotStore
 from openpool.storage import LocalStore, ObjectInfo, ObjectStore, S3Store, make_s3_client
 from openpool.tables import EVENTS
+from openpool.traffic import GeneratedFile, Mess, generate, write
 
 RATE = Fraction(1, 4)
 THRESHOLD = 10**16

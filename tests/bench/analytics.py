@@ -97,7 +97,7 @@ def _template(partition: Any, per_hour: int, seed: int) -> tuple[Any, Any]:
     from openpool.ingest import accrue as acc
     from openpool.ingest.batch import parse_batch
     from openpool.ingest.discovery import Candidate, key_start
-    from openpool.ingest.generator import generate
+    from openpool.traffic import generate
 
     files = generate(
         partition,
@@ -132,9 +132,9 @@ def child_build(args: dict[str, Any]) -> dict[str, Any]:
     from openpool.ingest import accrue as acc
     from openpool.ingest import connections as conn
     from openpool.ingest.connection_state import write_connections
-    from openpool.ingest.generator import object_key, parse_key
     from openpool.snapshots import SnapshotStore
     from openpool.storage import LocalStore
+    from openpool.traffic import object_key, parse_key
 
     t0 = time.perf_counter()
     part = _partition(args["partition"])

@@ -12,8 +12,6 @@ Inputs are cached under ``var/bench/inputs/backfill-*``; the state is built unde
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
 import tempfile
 import time
@@ -48,16 +46,13 @@ def _partition() -> Any:
 
 
 def _inputs(sizes: Sizes) -> Path:
-    from openpool.ingest import generator
-
-    h = hashlib.sha256(Path(generator.__file__).read_bytes())
-    h.update(json.dumps([sizes.days, sizes.events_per_minute, sizes.workers]).encode())
-    return VAR / "inputs" / f"backfill-{h.hexdigest()[:16]}"
+    key = common.inputs_key([sizes.days, sizes.events_per_minute, sizes.workers])
+    return VAR / "inputs" / f"backfill-{key}"
 
 
 def child_generate(args: dict[str, Any]) -> dict[str, Any]:
-    from openpool.ingest.generator import count_events, generate, write
     from openpool.storage import LocalStore
+    from openpool.traffic import count_events, generate, write
 
     root = Path(args["root"])
     files = generate(

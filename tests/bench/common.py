@@ -7,12 +7,14 @@ with BLAS/OpenMP and Arrow's pools at one thread, so figures do not mix and each
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import resource
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from tests.services import REPO
@@ -76,6 +78,18 @@ def pin(cpu: int) -> None:
 
     pa.set_cpu_count(1)
     pa.set_io_thread_count(1)
+
+
+def inputs_key(sizes: list[Any]) -> str:
+    """Names cached generated inputs by the generator's source (every module of
+    ``openpool.traffic``) and the sizes: an edit there may change the bytes it generates."""
+    import openpool.traffic
+
+    h = hashlib.sha256()
+    for path in sorted(Path(openpool.traffic.__file__).parent.glob("*.py")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    h.update(json.dumps(sizes).encode())
+    return h.hexdigest()[:16]
 
 
 def peak_rss_bytes() -> int:

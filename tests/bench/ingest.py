@@ -30,7 +30,6 @@ source and the sizes); states are built under ``var/bench/work/`` and deleted af
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import statistics
@@ -98,11 +97,7 @@ def _partition() -> Any:
 
 
 def _inputs_dir(sizes: Sizes) -> Path:
-    from openpool.ingest import generator
-
-    h = hashlib.sha256(Path(generator.__file__).read_bytes())
-    h.update(json.dumps([sizes.batch, sizes.run, sizes.runs, WORKERS]).encode())
-    return VAR / "inputs" / h.hexdigest()[:16]
+    return VAR / "inputs" / common.inputs_key([sizes.batch, sizes.run, sizes.runs, WORKERS])
 
 
 def _generate(
@@ -112,8 +107,8 @@ def _generate(
     events_per_second: float,
     seed: int,
 ) -> dict[str, Any]:
-    from openpool.ingest.generator import count_events, generate, write
     from openpool.storage import LocalStore
+    from openpool.traffic import count_events, generate, write
 
     seconds = max(1, round(events / events_per_second))
     files = generate(
@@ -175,9 +170,9 @@ def _event_files(root: Path) -> list[Path]:
 
 def _warm_up(scratch: Path) -> None:
     """A tiny ingest elsewhere: imports, lazily chosen backends, cached decoders."""
-    from openpool.ingest.generator import generate, write
     from openpool.ingest.run import ingest
     from openpool.storage import LocalStore
+    from openpool.traffic import generate, write
 
     files = generate(
         _partition(),
@@ -262,10 +257,10 @@ def child_history(args: dict[str, Any]) -> dict[str, Any]:
     )
     from openpool.ingest.connection_state import write_connections
     from openpool.ingest.discovery import Candidate
-    from openpool.ingest.generator import object_key, parse_key
     from openpool.ingest.tickets import tickets_from
     from openpool.snapshots import SnapshotStore
     from openpool.storage import LocalStore
+    from openpool.traffic import object_key, parse_key
 
     store = LocalStore(Path(args["template"]))
     cands = [

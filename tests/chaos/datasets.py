@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from openpool.ingest import steps
-from openpool.ingest.generator import GeneratedFile, generate, write
 from openpool.ingest.run import ingest
 from openpool.partitions import Partition
 from openpool.storage import LocalStore, ObjectInfo, ObjectStore, S3Store
+from openpool.traffic import GeneratedFile, generate, write
 from tests.chaos.state import State, capture
 from tests.chaos.steps_child import run_dag
 from tests.helpers.traffic import EVERY_KIND_OF_MESS

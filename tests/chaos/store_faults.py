@@ -26,9 +26,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from openpool.analytics.refresh import refresh
-from openpool.ingest.generator import write
 from openpool.storage import S3Store
 from openpool.tables import PAYOUTS
+from openpool.traffic import write
 from tests.chaos.common import OPENPOOL, Campaign, Child, Result, s3_client
 from tests.chaos.datasets import AI, MAX_FILES, TC, Dataset, make_dataset, reference_runs
 from tests.chaos.faultproxy import FaultConfig, FaultProxy

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from openpool.ingest.generator import GeneratedFile, oracle_balances
 from openpool.ingest.service import balance_rows
 from openpool.partitions import Partition
 from openpool.snapshots import SnapshotStore
 from openpool.storage import ObjectStore
+from openpool.traffic import GeneratedFile
+from tests.helpers.oracle import UNATTRIBUTED, oracle_balances
 
 FIELDS = ("total_fees_wei", "pool_commission_wei", "worker_earnings_wei", "job_count")
 
@@ -22,5 +23,5 @@ def balances_of(state: ObjectStore, part: Partition) -> dict[str, dict[str, int]
 def worker_oracle(files: list[GeneratedFile], rate: Fraction) -> dict[str, dict[str, int]]:
     """The plain oracle sum over unique valid events, without the pool's unattributed row."""
     oracle = oracle_balances(files, rate)
-    oracle.pop("__unattributed__", None)
+    oracle.pop(UNATTRIBUTED, None)
     return oracle

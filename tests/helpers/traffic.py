@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from openpool.ingest.generator import Mess
+from openpool.traffic import Mess
 
 # Every kind of mess the generator makes, at rates that show up in a couple of hours.
 EVERY_KIND_OF_MESS = Mess(

@@ -81,8 +81,8 @@ def _seed_events(s3_url: str, hours: int) -> int:
     """The buckets, and ``hours`` of messy traffic per partition up to this hour."""
     import boto3
 
-    from openpool.ingest.generator import Mess, generate, write
     from openpool.storage import S3Store
+    from openpool.traffic import Mess, generate, write
 
     client = boto3.client(
         "s3",

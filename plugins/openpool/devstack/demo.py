@@ -33,7 +33,6 @@ from openpool.devstack.anvil import anvil
 from openpool.devstack.net import free_port
 from openpool.devstack.wallet import funded_hot_wallet
 from openpool.ingest.discovery import list_partition
-from openpool.ingest.generator import Mess, count_events, generate, write
 from openpool.ingest.service import status_row
 from openpool.ingest.steps import StepEnv, has_new_files
 from openpool.money import eth
@@ -43,8 +42,9 @@ from openpool.payouts.approvals import approval_key
 from openpool.payouts.ledger import Ledger
 from openpool.snapshots import SnapshotStore
 from openpool.storage import LocalStore
+from openpool.traffic import Mess, count_events, generate, write
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 DAY = datetime(2026, 11, 27, tzinfo=UTC)  # one UTC day of traffic
 # Volume: 6 workers per partition at 1 event/s, flushed every 5 minutes: ~86k events and
 # ~300 files per partition, ~430k events in all. It keeps `make demo` under 3 minutes on
