@@ -7,6 +7,7 @@ import subprocess
 import sys
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -114,14 +115,89 @@ def test_every_payout_setting_the_dag_reads_can_be_an_airflow_variable(tmp_path:
 
 
 def test_the_readme_names_exactly_the_settings_airflow_variables_do_not_override() -> None:
-    from openpool.airflow.dashboard.app import DASHBOARD_VARIABLES
-    from openpool.airflow.runtime import PAYOUT_VARIABLES, VARIABLES
+    """Which settings a Variable may override is declared once, on each Settings field;
+    the README's table documents every setting and names the two that are not."""
+    from openpool.config import VARIABLE_SCOPES, Settings, env_name, variable_scope
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     table = readme.split("| variable | default | meaning |", 1)[1].split("\n\n", 1)[0]
     names = {ln.split("`")[1] for ln in table.splitlines() if ln.startswith("| `")}
-    assert set(DASHBOARD_VARIABLES) <= names  # the page's settings, Variables too
-    not_variables = names - set(VARIABLES) - set(PAYOUT_VARIABLES) - set(DASHBOARD_VARIABLES)
+    declared = {env_name(n, f): variable_scope(n, f) for n, f in Settings.model_fields.items()}
+    assert set(declared) <= names  # every setting is in the table
+    assert names - set(declared) == {"AWS_ENDPOINT_URL"}  # boto3's, not a Settings field
+    assert set(declared.values()) == {None, *VARIABLE_SCOPES}  # each reader has its own
+    not_variables = {n for n in names if declared.get(n) is None}
     assert not_variables == {"OPENPOOL_GC_GRACE_SECONDS", "AWS_ENDPOINT_URL"}
     for name in not_variables:
         assert f"`{name}`" in readme.split("URIs are `s3://bucket/prefix`", 1)[1][:600]
+
+
+def test_a_scope_outside_the_readers_is_refused() -> None:
+    from pydantic import Field
+
+    from openpool.config import variable_scope
+
+    field = Field(1, validation_alias="X", json_schema_extra={"variable": "ingset"})
+    with pytest.raises(TypeError, match="unknown variable scope 'ingset'"):
+        variable_scope("x", field)
+
+
+def test_explicit_overrides_beat_variables_beat_the_environment_beat_defaults(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The Airflow Variables source sits between init kwargs and the environment, and reads
+    only the Variables its reader's fields declare (never OPENPOOL_GC_GRACE_SECONDS)."""
+    from airflow.sdk import Variable
+
+    from openpool.airflow.runtime import (
+        PayoutSettings,
+        dashboard_settings,
+        payout_settings,
+        settings,
+    )
+    from openpool.config import build_settings
+
+    variables = {
+        "POOL_COMMISSION_RATE": "0.2",
+        "OPENPOOL_STATE_URI": "s3://from-variable/state",
+        "CONFIRMATIONS": "3",
+        "OPENPOOL_GC_GRACE_SECONDS": "5",
+        "OPENPOOL_EXPLORER_URL": "",
+    }
+    asked: list[str] = []
+
+    def get(key: str, default: Any = None) -> Any:
+        asked.append(key)
+        return variables.get(key, default)
+
+    monkeypatch.setattr(Variable, "get", get)
+    monkeypatch.chdir(tmp_path)
+    for name in ("CHAIN_ID", "MAX_RUN_WEI", "OPENPOOL_EXPLORER_URL", "CONFIRMATIONS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("POOL_COMMISSION_RATE", "0.1")  # a Variable too: the Variable wins
+    monkeypatch.setenv("OPENPOOL_STATE_URI", str(tmp_path / "env-state"))  # likewise
+    monkeypatch.setenv("PAYMENT_THRESHOLD_WEI", "5")  # environment only
+    monkeypatch.setenv("OPENPOOL_GC_GRACE_SECONDS", "7")  # never a Variable
+
+    s = payout_settings()
+    assert s.commission_rate == Fraction(1, 5)  # Variable > environment
+    assert s.state_uri == "s3://from-variable/state"
+    assert s.payment_threshold_wei == 5  # environment > default
+    assert s.chain_id == 42161 and s.max_run_wei == 10 * 10**18  # defaults
+    assert s.confirmations == 3 and s.gc_grace_seconds == 7
+    assert s.explorer_url is None  # the page's Variable is not the payout DAG's
+    assert "OPENPOOL_GC_GRACE_SECONDS" not in asked and "OPENPOOL_EXPLORER_URL" not in asked
+
+    for key in ("POOL_COMMISSION_RATE", "commission_rate"):  # by alias or by field name
+        over = build_settings(PayoutSettings, **{key: "0.3", "CONFIRMATIONS": 2})
+        assert over.commission_rate == Fraction(3, 10) and over.confirmations == 2
+
+    ingest = settings()  # every task's: the payout Variables are not read
+    assert ingest.commission_rate == Fraction(1, 5) and ingest.confirmations == 1
+    page = dashboard_settings()
+    assert page.explorer_url == "" and page.confirmations == 3
+
+    variables["CHAIN_ID"] = "zero"
+    with pytest.raises(ConfigError, match="CHAIN_ID"):
+        payout_settings()
+    settings()  # not one of every task's Variables

@@ -106,14 +106,14 @@ def world(airflow_db: str, tmp_path: Path, monkeypatch) -> Iterator[World]:
 def _dag(**kw: Any):
     from openpool.airflow.payouts_dag import build_payouts_dag
 
-    return build_payouts_dag(
-        schedule=None,
-        receipt_timeout=timedelta(seconds=30),
-        confirm_timeout=timedelta(seconds=5),
-        confirm_poll=timedelta(seconds=1),
-        default_args={"retries": 0, "retry_delay": timedelta(seconds=0)},
-        **kw,
-    )
+    args: dict[str, Any] = {
+        "schedule": None,
+        "receipt_timeout": timedelta(seconds=30),
+        "confirm_timeout": timedelta(seconds=5),
+        "confirm_poll": timedelta(seconds=1),
+        "default_args": {"retries": 0, "retry_delay": timedelta(seconds=0)},
+    }
+    return build_payouts_dag(**{**args, **kw})
 
 
 def _run(answer: Any, **kw: Any) -> tuple[Any, dict[str, str], dict[str, Any]]:
@@ -147,6 +147,14 @@ def test_the_dag_is_shaped_for_operators() -> None:
     # answer: it arrives flagged timedout, fails the task and records nothing
     assert approve.defaults == ["Reject"] and set(approve.params) == {"confirm_plan"}
     assert dag.get_task("plan").retries == 3 and dag.get_task("execute").retries == 2
+    # confirm waits for late receipts as a sensor that gives its worker slot back between
+    # pokes (reschedule), not a task asleep in a worker for up to 10 minutes; its own
+    # timeout lies past the 10 minutes, which the poke itself ends without failing
+    from airflow.sdk import BaseSensorOperator
+
+    confirm = dag.get_task("confirm")
+    assert isinstance(confirm, BaseSensorOperator) and confirm.mode == "reschedule"
+    assert confirm.poke_interval == 15 and confirm.timeout > 600
 
 
 def test_dag_files_parse_without_payout_code_and_ingest_never_loads_it() -> None:
@@ -277,6 +285,116 @@ def test_an_approved_plan_is_paid_exactly_and_the_key_never_leaks(
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "nothing to pay: (partition, worker) pairs: 12 with nothing payable, 0 below " in logged
     assert "MIN_PAYOUT_INTERVAL_SECONDS (86400 s)" in logged, logged[-2000:]
+
+
+def _confirm_reschedules(run_id: str) -> int:
+    """How many times ``confirm`` of ``run_id`` gave its slot back (TaskReschedule rows)."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.taskreschedule import TaskReschedule
+    from airflow.utils.session import create_session
+    from sqlalchemy import func, select
+
+    with create_session() as session:
+        return session.scalar(
+            select(func.count())
+            .select_from(TaskReschedule)
+            .join(TaskInstance, TaskReschedule.ti_id == TaskInstance.id)
+            .where(
+                TaskInstance.dag_id == DAG_ID,
+                TaskInstance.run_id == run_id,
+                TaskInstance.task_id == "confirm",
+            )
+        )
+
+
+def test_receipts_that_come_after_execute_are_confirmed_by_the_rescheduled_sensor(
+    world: World,
+) -> None:
+    """Nothing is mined while execute waits: confirm finds every payment open, gives its
+    worker slot back (up_for_reschedule), and a later poke, after the block, confirms
+    them all; report sees the plan paid. Fails if confirm held its slot and slept."""
+    import threading
+
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from airflow.utils.state import TaskInstanceState
+    from sqlalchemy import select
+
+    world.chain.rpc("evm_setAutomine", [False])
+    errors: list[BaseException] = []
+    seen: list[str] = []
+
+    def mine_once_confirm_waits() -> None:
+        try:
+            deadline = time.monotonic() + 240
+            while time.monotonic() < deadline:
+                with create_session() as session:
+                    waiting = session.scalars(
+                        select(TaskInstance.run_id).where(
+                            TaskInstance.dag_id == DAG_ID,
+                            TaskInstance.task_id == "confirm",
+                            TaskInstance.state == TaskInstanceState.UP_FOR_RESCHEDULE,
+                        )
+                    ).all()
+                if waiting:
+                    seen.extend(waiting)
+                    world.chain.rpc("evm_mine", [])  # the late receipts
+                    world.chain.rpc("evm_setAutomine", [True])
+                    return
+                time.sleep(0.2)
+            raise TimeoutError("confirm never gave its slot back")
+        except BaseException as exc:
+            errors.append(exc)
+
+    miner = threading.Thread(target=mine_once_confirm_waits, daemon=True)
+    miner.start()
+    dr, states, _ = _run(
+        _responder(world, "Approve"),
+        receipt_timeout=timedelta(seconds=1),
+        confirm_timeout=timedelta(minutes=3),
+    )
+    miner.join(timeout=30)
+    assert not errors, errors
+    assert set(states.values()) == {"success"}, states
+    assert seen == [dr.run_id] and _confirm_reschedules(dr.run_id) >= 1
+
+    api = airflow_api(world.api_url, APPROVER, APPROVER_PASSWORD)
+    executed = api.xcom(DAG_ID, dr.run_id, "execute")
+    assert executed["confirmed"] == 0 and executed["pending"] == 12
+    confirmed = api.xcom(DAG_ID, dr.run_id, "confirm")
+    assert confirmed["confirmed"] == 12 and confirmed["pending"] == 0
+    assert confirmed["rounds"] == _confirm_reschedules(dr.run_id) + 1  # one per poke
+    report = api.xcom(DAG_ID, dr.run_id, "report")
+    assert report["confirmed"] == 12 and report["pending"] == 0
+    assert {a: world.chain.balance(a) for a in world.earnings} == world.earnings
+
+
+def test_payments_still_open_at_the_confirm_timeout_are_reported_pending_not_failed(
+    world: World, caplog
+) -> None:
+    """As before the sensor: past confirm_timeout the run still succeeds, confirm returns
+    the last round's counts and report logs the run incomplete with the payments pending
+    (the next run's recover settles them). The sensor's own timeout never fires."""
+    caplog.set_level(logging.INFO)
+    world.chain.rpc("evm_setAutomine", [False])  # never mined during the run
+    dr, states, _ = _run(
+        _responder(world, "Approve"),
+        receipt_timeout=timedelta(seconds=1),
+        confirm_timeout=timedelta(seconds=4),
+    )
+    assert set(states.values()) == {"success"}, states
+    assert str(dr.state) == "success", dr.state
+    api = airflow_api(world.api_url, APPROVER, APPROVER_PASSWORD)
+    confirmed = api.xcom(DAG_ID, dr.run_id, "confirm")
+    assert confirmed["pending"] == 12 and confirmed["confirmed"] == 0
+    assert confirmed["rounds"] >= 2 and _confirm_reschedules(dr.run_id) >= 1
+    report = api.xcom(DAG_ID, dr.run_id, "report")
+    assert report["pending"] == 12 and report["confirmed"] == 0 and report["failed"] == 0
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "12 payment(s) still open after 0:00:04" in logged
+    assert "payout run incomplete" in logged
+    world.chain.rpc("evm_mine", [])  # the next run's recover would settle them
+    assert all(world.chain.receipt(r["tx_hash"]) for r in world.ledger().payments().values())
 
 
 def test_a_reject_is_recorded_and_the_plan_is_never_executed_not_even_with_i_approve(

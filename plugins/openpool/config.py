@@ -1,7 +1,10 @@
 """Runtime configuration, read from environment variables by pydantic-settings.
 
 Every value has an embedded default so ``make demo`` runs with nothing set; an invalid
-value stops start-up with a :class:`~openpool.errors.ConfigError` naming the variable.
+value stops start-up with a :class:`~openpool.errors.ConfigError` naming the variable. Each
+field also says whether an Airflow Variable of its name may override it (``VARIABLE_*``);
+the Airflow adapter (openpool.airflow.runtime) reads that declaration, this module never
+imports Airflow.
 """
 
 from __future__ import annotations
@@ -10,9 +13,11 @@ import re
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic.json_schema import JsonDict
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from openpool.errors import ConfigError
@@ -68,6 +73,18 @@ def parse_wei(value: Any) -> int:
     raise ValueError(f"must be a non-negative integer number of wei in digits, got {value!r}")
 
 
+# Which settings a same-named Airflow Variable may override, declared once, on the field
+# (``json_schema_extra=VARIABLE_...``), for the Airflow adapter's readers: "ingest" for
+# every task, "payouts" for the payout DAG and its approval step (on top of ingest's),
+# "dashboard" for the OpenPool page (on top of both). A field without it is read from the
+# environment only. This module only declares; openpool.airflow.runtime reads Variables.
+VariableScope = Literal["ingest", "payouts", "dashboard"]
+VARIABLE_SCOPES: tuple[VariableScope, ...] = ("ingest", "payouts", "dashboard")
+VARIABLE_INGEST: JsonDict = {"variable": "ingest"}
+VARIABLE_PAYOUTS: JsonDict = {"variable": "payouts"}
+VARIABLE_DASHBOARD: JsonDict = {"variable": "dashboard"}
+
+
 class Settings(BaseSettings):
     """All of OpenPool's settings; field aliases are the environment variable names."""
 
@@ -75,39 +92,95 @@ class Settings(BaseSettings):
         env_file=None, extra="ignore", populate_by_name=True, frozen=True
     )
 
-    events_uri: str = Field("var/events", validation_alias="OPENPOOL_EVENTS_URI")
-    archive_uri: str = Field("var/archive", validation_alias="OPENPOOL_ARCHIVE_URI")
-    state_uri: str = Field("var/state", validation_alias="OPENPOOL_STATE_URI")
-    metrics_uri: str = Field("var/metrics", validation_alias="OPENPOOL_METRICS_URI")
-    commission_rate: Fraction = Field(Fraction(1, 4), validation_alias="POOL_COMMISSION_RATE")
-    payment_threshold_wei: int = Field(10**16, validation_alias="PAYMENT_THRESHOLD_WEI")
-    max_gas_price_wei: int = Field(10 * 10**9, validation_alias="MAX_GAS_PRICE_WEI")
-    eth_rpc_endpoint: str = Field("http://127.0.0.1:8545", validation_alias="ETH_RPC_ENDPOINT")
-    chain_id: int = Field(42161, gt=0, validation_alias="CHAIN_ID")
+    events_uri: str = Field(
+        "var/events", validation_alias="OPENPOOL_EVENTS_URI", json_schema_extra=VARIABLE_INGEST
+    )
+    archive_uri: str = Field(
+        "var/archive", validation_alias="OPENPOOL_ARCHIVE_URI", json_schema_extra=VARIABLE_INGEST
+    )
+    state_uri: str = Field(
+        "var/state", validation_alias="OPENPOOL_STATE_URI", json_schema_extra=VARIABLE_INGEST
+    )
+    metrics_uri: str = Field(
+        "var/metrics", validation_alias="OPENPOOL_METRICS_URI", json_schema_extra=VARIABLE_INGEST
+    )
+    commission_rate: Fraction = Field(
+        Fraction(1, 4), validation_alias="POOL_COMMISSION_RATE", json_schema_extra=VARIABLE_INGEST
+    )
+    payment_threshold_wei: int = Field(
+        10**16, validation_alias="PAYMENT_THRESHOLD_WEI", json_schema_extra=VARIABLE_PAYOUTS
+    )
+    max_gas_price_wei: int = Field(
+        10 * 10**9, validation_alias="MAX_GAS_PRICE_WEI", json_schema_extra=VARIABLE_PAYOUTS
+    )
+    eth_rpc_endpoint: str = Field(
+        "http://127.0.0.1:8545",
+        validation_alias="ETH_RPC_ENDPOINT",
+        json_schema_extra=VARIABLE_PAYOUTS,
+    )
+    chain_id: int = Field(
+        42161, gt=0, validation_alias="CHAIN_ID", json_schema_extra=VARIABLE_PAYOUTS
+    )
     partitions: Annotated[tuple[Partition, ...], NoDecode] = Field(
         tuple(Partition.parse(p) for p in ACTIVE_PARTITIONS),
         validation_alias=AliasChoices("OPENPOOL_PARTITIONS"),
+        json_schema_extra=VARIABLE_PAYOUTS,
     )
-    max_payment_wei: int = Field(10**18, validation_alias="MAX_PAYMENT_WEI")
-    max_run_wei: int = Field(10 * 10**18, validation_alias="MAX_RUN_WEI")
+    max_payment_wei: int = Field(
+        10**18, validation_alias="MAX_PAYMENT_WEI", json_schema_extra=VARIABLE_PAYOUTS
+    )
+    max_run_wei: int = Field(
+        10 * 10**18, validation_alias="MAX_RUN_WEI", json_schema_extra=VARIABLE_PAYOUTS
+    )
     min_payout_interval_seconds: int = Field(
-        24 * 3600, ge=0, validation_alias="MIN_PAYOUT_INTERVAL_SECONDS"
+        24 * 3600,
+        ge=0,
+        validation_alias="MIN_PAYOUT_INTERVAL_SECONDS",
+        json_schema_extra=VARIABLE_PAYOUTS,
     )
     # Payouts: a plan (and so its approval) older than this is never executed.
-    plan_max_age_seconds: int = Field(24 * 3600, gt=0, validation_alias="PLAN_MAX_AGE_SECONDS")
+    plan_max_age_seconds: int = Field(
+        24 * 3600,
+        gt=0,
+        validation_alias="PLAN_MAX_AGE_SECONDS",
+        json_schema_extra=VARIABLE_PAYOUTS,
+    )
     # A broadcast payment not mined after this long is replaced with raised fees.
-    stuck_after_seconds: int = Field(600, ge=0, validation_alias="STUCK_AFTER_SECONDS")
+    stuck_after_seconds: int = Field(
+        600, ge=0, validation_alias="STUCK_AFTER_SECONDS", json_schema_extra=VARIABLE_PAYOUTS
+    )
     # Blocks deep (1: mined) a receipt must be before its payment is ``confirmed``.
-    confirmations: int = Field(1, ge=1, le=1000, validation_alias="CONFIRMATIONS")
-    hot_wallet_address: str | None = Field(None, validation_alias="HOT_WALLET_ADDRESS")
-    hot_wallet_keystore: str | None = Field(None, validation_alias="HOT_WALLET_KEYSTORE")
-    hot_wallet_password_file: str | None = Field(None, validation_alias="HOT_WALLET_PASSWORD_FILE")
+    confirmations: int = Field(
+        1, ge=1, le=1000, validation_alias="CONFIRMATIONS", json_schema_extra=VARIABLE_PAYOUTS
+    )
+    hot_wallet_address: str | None = Field(
+        None, validation_alias="HOT_WALLET_ADDRESS", json_schema_extra=VARIABLE_PAYOUTS
+    )
+    hot_wallet_keystore: str | None = Field(
+        None, validation_alias="HOT_WALLET_KEYSTORE", json_schema_extra=VARIABLE_PAYOUTS
+    )
+    hot_wallet_password_file: str | None = Field(
+        None, validation_alias="HOT_WALLET_PASSWORD_FILE", json_schema_extra=VARIABLE_PAYOUTS
+    )
+    # gc runs from the CLI, so no Variable reaches it: environment only.
     gc_grace_seconds: int = Field(24 * 3600, ge=0, validation_alias="OPENPOOL_GC_GRACE_SECONDS")
     # How far past the ingest's wall clock an event may be dated before it is rejected.
-    clock_skew_seconds: int = Field(3600, ge=0, validation_alias="OPENPOOL_CLOCK_SKEW_SECONDS")
+    clock_skew_seconds: int = Field(
+        3600,
+        ge=0,
+        validation_alias="OPENPOOL_CLOCK_SKEW_SECONDS",
+        json_schema_extra=VARIABLE_INGEST,
+    )
     # the dashboard: tx links ("" = none, for a local chain; unset = the chain's explorer)
-    explorer_url: str | None = Field(None, validation_alias="OPENPOOL_EXPLORER_URL")
-    online_window_seconds: int = Field(900, gt=0, validation_alias="OPENPOOL_ONLINE_WINDOW_SECONDS")
+    explorer_url: str | None = Field(
+        None, validation_alias="OPENPOOL_EXPLORER_URL", json_schema_extra=VARIABLE_DASHBOARD
+    )
+    online_window_seconds: int = Field(
+        900,
+        gt=0,
+        validation_alias="OPENPOOL_ONLINE_WINDOW_SECONDS",
+        json_schema_extra=VARIABLE_DASHBOARD,
+    )
 
     @field_validator("events_uri", "archive_uri", "state_uri", "metrics_uri", mode="before")
     @classmethod
@@ -153,13 +226,42 @@ class Settings(BaseSettings):
         return parts
 
 
+S = TypeVar("S", bound=Settings)
+
+
+def env_name(field_name: str, field: FieldInfo) -> str:
+    """The environment variable (and Airflow Variable) name of a setting: its alias."""
+    alias = field.validation_alias
+    if isinstance(alias, AliasChoices):
+        alias = alias.choices[0]
+    if not isinstance(alias, str):
+        raise TypeError(f"setting {field_name} needs an environment variable name as its alias")
+    return alias
+
+
+def variable_scope(field_name: str, field: FieldInfo) -> VariableScope | None:
+    """Which readers let an Airflow Variable override the setting (None: none do)."""
+    extra = field.json_schema_extra
+    scope = extra.get("variable") if isinstance(extra, dict) else None
+    if scope is None:
+        return None
+    if scope not in VARIABLE_SCOPES:
+        raise TypeError(f"setting {field_name}: unknown variable scope {scope!r}")
+    return scope
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Read settings from the environment (plus explicit overrides, for tests and the CLI).
 
     Raises :class:`ConfigError` whose message names each offending variable.
     """
+    return build_settings(Settings, **overrides)
+
+
+def build_settings(settings_cls: type[S], /, **overrides: Any) -> S:
+    """As :func:`load_settings`, for a subclass that adds sources (the Airflow adapter's)."""
     try:
-        return Settings(**overrides)
+        return settings_cls(**overrides)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():

@@ -16,11 +16,10 @@ public ``address`` field).
 from __future__ import annotations
 
 import logging
-import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import DAG, get_current_context, task
+from airflow.sdk import DAG, PokeReturnValue, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
 
 from openpool.airflow.approval import BODY, SUBJECT, PlanApprovalOperator, authorise
@@ -74,7 +73,10 @@ Tasks:
   the gas price cap and the wallet balance, signs and records every payment before
   broadcasting it, and waits up to {receipt}s for receipts. Retried only for transient
   trouble (RPC, gas above the cap, wallet short); safe to retry, it never pays twice.
-- `confirm`: recovers again (up to {confirm}) to settle receipts that came late.
+- `confirm`: a sensor in reschedule mode (no worker slot held while it waits): every
+  {poll}s it recovers again to settle receipts that came late, until nothing is open or
+  {confirm} has passed; what is still open then is reported pending (the run does not
+  fail; the next run's `recover` settles it).
 - `report`: confirmed / failed / pending / needs_investigation for the plan, logged at
   ERROR if anything needs investigation.
 
@@ -180,6 +182,7 @@ def build_payouts_dag(
             timeout=approval_timeout,
             receipt=int(receipt_timeout.total_seconds()),
             confirm=confirm_timeout,
+            poll=int(confirm_poll.total_seconds()),
         ),
     ) as dag:
 
@@ -300,24 +303,42 @@ def build_payouts_dag(
 
             return unretried(run)()
 
-        @task
-        def confirm(executed: dict[str, Any]) -> dict[str, Any]:
-            def run() -> dict[str, Any]:
+        # A reschedule-mode sensor: one recover round per poke, and the worker slot is
+        # free between pokes (the task waits up_for_reschedule, not asleep in a worker).
+        # Done when nothing is open any more or, at confirm_timeout, with what is still
+        # open counted as pending: report then logs the run incomplete, as before; the
+        # run does not fail. The sensor's own timeout is only a backstop past that.
+        @task.sensor(
+            poke_interval=confirm_poll.total_seconds(),
+            timeout=(confirm_timeout + confirm_poll + timedelta(minutes=1)).total_seconds(),
+            mode="reschedule",
+        )
+        def confirm(executed: dict[str, Any]) -> PokeReturnValue:
+            def run() -> PokeReturnValue:
                 from openpool.payouts.chain import Chain
                 from openpool.payouts.execute import recover as recover_open
 
+                ctx = get_current_context()
+                # the first poke's start (None on the first poke): the deadline's origin
+                started = ctx["ti"].get_first_reschedule_date(ctx) or datetime.now(UTC)
+                rounds = ctx.get("task_reschedule_count", 0) + 1  # this poke's round
                 s = _settings()
                 _, ledger = _ledger(s, aws_conn_id)
                 chain = Chain(s.eth_rpc_endpoint)
-                deadline = time.monotonic() + confirm_timeout.total_seconds()
-                rounds = 0
-                while True:
-                    rounds += 1
-                    rep = recover_open(ledger, chain, ledger.wallet, run_id=_run_key("confirm"))
-                    if rep.pending == 0 or time.monotonic() >= deadline:
-                        break
-                    time.sleep(confirm_poll.total_seconds())
-                return {**rep.as_dict(), "rounds": rounds}
+                rep = recover_open(ledger, chain, ledger.wallet, run_id=_run_key("confirm"))
+                out_of_time = datetime.now(UTC) - started >= confirm_timeout
+                if rep.pending and out_of_time:
+                    log.warning(
+                        "%s payment(s) still open after %s (%s rounds); report counts them "
+                        "pending, the next run's recover settles them",
+                        rep.pending,
+                        confirm_timeout,
+                        rounds,
+                    )
+                return PokeReturnValue(
+                    is_done=rep.pending == 0 or out_of_time,
+                    xcom_value={**rep.as_dict(), "rounds": rounds},
+                )
 
             return unretried(run)()
 

@@ -1,17 +1,22 @@
 """A small client of Airflow 3's public REST API over HTTP: what a person's browser calls.
 
 Logs in with SimpleAuthManager (``POST /auth/token``) and sends the bearer token on every
-call. ``respond`` is the call behind the UI's Required Actions page (Human-in-the-loop).
+call, over one ``httpx.Client`` (base URL, timeout, headers; its connections are kept
+alive between calls). ``respond`` is the call behind the UI's Required Actions page
+(Human-in-the-loop). An HTTP error status raises :class:`AirflowAPIError` with the method,
+path, status and the start of the body; a connection that cannot be made raises httpx's
+own ``TransportError``.
 """
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
+import weakref
+from types import TracebackType
 from typing import Any
+
+import httpx
 
 from openpool.errors import AirflowAPIError
 
@@ -26,26 +31,39 @@ class AirflowAPI:
 
     def __init__(self, base_url: str, username: str, password: str, timeout: float = 30) -> None:
         self.base_url, self.username, self.timeout = base_url.rstrip("/"), username, timeout
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            timeout=timeout,
+            headers={"Accept": "application/json"},
+            follow_redirects=True,  # as urllib did
+        )
+        # callers hold a client for a whole run without closing it: close its pooled
+        # connections when the client goes away, not at the socket's own finalizer
+        weakref.finalize(self, self._http.close)
         doc = self._call("POST", "/auth/token", {"username": username, "password": password})
-        self._token = doc["access_token"]
+        self._http.headers["Authorization"] = f"Bearer {doc['access_token']}"
+
+    def close(self) -> None:
+        """Close the kept-alive connections now (else when the client is collected)."""
+        self._http.close()
+
+    def __enter__(self) -> AirflowAPI:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
     def _call(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
-        query = f"?{urllib.parse.urlencode(params, doseq=True)}" if params else ""
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if getattr(self, "_token", None):
-            headers["Authorization"] = f"Bearer {self._token}"
-        req = urllib.request.Request(  # noqa: S310 - an http(s) base URL
-            self.base_url + path + query,
-            data=None if body is None else json.dumps(body).encode(),
-            headers=headers,
-            method=method,
-        )
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310
-                return json.loads(resp.read() or b"null")
-        except urllib.error.HTTPError as exc:
-            detail = exc.read().decode(errors="replace")[:500]
-            raise AirflowAPIError(f"{method} {path}: HTTP {exc.code}: {detail}") from None
+        resp = self._http.request(method, path, json=body, params=params or None)
+        if resp.is_error:
+            detail = resp.content.decode(errors="replace")[:500]
+            raise AirflowAPIError(f"{method} {path}: HTTP {resp.status_code}: {detail}")
+        return resp.json() if resp.content else None
 
     def get(self, path: str, **params: Any) -> Any:
         return self._call("GET", "/api/v2" + path, **params)

@@ -2,63 +2,93 @@
 
 Nothing here runs when a DAG file is parsed: tasks call it when they execute. A Variable
 named like an environment setting (``OPENPOOL_STATE_URI``, ``POOL_COMMISSION_RATE``, ...)
-overrides the environment; ``s3://`` stores use the Airflow AWS connection (credentials and
+overrides the environment for the settings declared so in :mod:`openpool.config` (read by
+the :class:`AirflowVariables` source; explicit overrides > Variables > environment >
+defaults); ``s3://`` stores use the Airflow AWS connection (credentials and
 an ``endpoint_url`` extra for MinIO or moto), so no secret lives in code or in a Variable.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar
 
-from openpool.config import Settings, load_settings
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+
+from openpool.config import Settings, VariableScope, build_settings, env_name, variable_scope
 from openpool.ingest.steps import StepEnv
 from openpool.partitions import Partition
 from openpool.storage import ObjectStore, S3Store, open_store
 
-# Settings a Variable may override (names as in the environment and README).
-VARIABLES = (
-    "OPENPOOL_EVENTS_URI",
-    "OPENPOOL_ARCHIVE_URI",
-    "OPENPOOL_STATE_URI",
-    "OPENPOOL_METRICS_URI",
-    "POOL_COMMISSION_RATE",
-    "OPENPOOL_CLOCK_SKEW_SECONDS",
-)
-# Settings a same-named Airflow Variable may override, on top of openpool.airflow.runtime's.
-PAYOUT_VARIABLES = (
-    "HOT_WALLET_ADDRESS",
-    "HOT_WALLET_KEYSTORE",
-    "HOT_WALLET_PASSWORD_FILE",
-    "ETH_RPC_ENDPOINT",
-    "CHAIN_ID",
-    "OPENPOOL_PARTITIONS",
-    "PAYMENT_THRESHOLD_WEI",
-    "MAX_PAYMENT_WEI",
-    "MAX_RUN_WEI",
-    "MIN_PAYOUT_INTERVAL_SECONDS",
-    "MAX_GAS_PRICE_WEI",
-    "PLAN_MAX_AGE_SECONDS",
-    "STUCK_AFTER_SECONDS",
-    "CONFIRMATIONS",
-)
-
 DEFAULT_AWS_CONN_ID = "aws_default"
 
 
-def settings(extra: tuple[str, ...] = ()) -> Settings:
-    """Environment settings with any same-named Airflow Variables laid over them.
+class AirflowVariables(PydanticBaseSettingsSource):
+    """A pydantic-settings source: for each field declared overridable in ``scopes`` (its
+    ``json_schema_extra`` "variable" marker, see :mod:`openpool.config`), the Airflow
+    Variable named like its environment variable, if one is set."""
 
-    ``extra`` names further settings a DAG lets Variables override (the payout DAG's).
-    """
-    from airflow.sdk import Variable
+    def __init__(self, settings_cls: type[BaseSettings], scopes: tuple[VariableScope, ...]):
+        super().__init__(settings_cls)
+        self.scopes = scopes
 
-    overrides: dict[str, Any] = {}
-    for name in (*VARIABLES, *extra):
-        value = Variable.get(name, default=None)
-        if value is not None:
-            overrides[name] = value
-    return load_settings(**overrides)
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        from airflow.sdk import Variable
+
+        name = env_name(field_name, field)
+        if variable_scope(field_name, field) not in self.scopes:
+            return None, name, False
+        return Variable.get(name, default=None), name, False
+
+    def __call__(self) -> dict[str, Any]:
+        # keyed by the environment name, as the env source and the init kwargs are, so
+        # that the three merge field by field; values stay the Variables' raw strings
+        found: dict[str, Any] = {}
+        for field_name, field in self.settings_cls.model_fields.items():
+            value, key, _ = self.get_field_value(field, field_name)
+            if value is not None:
+                found[key] = value
+        return found
+
+
+class _VariableSettings(Settings):
+    """Settings with Airflow Variables between explicit overrides and the environment."""
+
+    variable_scopes: ClassVar[tuple[VariableScope, ...]] = ("ingest",)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        variables = AirflowVariables(settings_cls, cls.variable_scopes)
+        return init_settings, variables, env_settings, dotenv_settings, file_secret_settings
+
+
+class IngestSettings(_VariableSettings):
+    """What every task reads: the stores, the commission rate and the clock skew."""
+
+
+class PayoutSettings(_VariableSettings):
+    """The payout DAG's and its approval step's settings: ingest's and the payouts'."""
+
+    variable_scopes = ("ingest", "payouts")
+
+
+class DashboardSettings(_VariableSettings):
+    """The OpenPool page's settings: the payouts' and the page's own."""
+
+    variable_scopes = ("ingest", "payouts", "dashboard")
+
+
+def settings() -> Settings:
+    """Environment settings with the same-named Airflow Variables of every task over them."""
+    return build_settings(IngestSettings)
 
 
 def s3_client(aws_conn_id: str) -> Any:
@@ -95,4 +125,9 @@ def step_env(
 
 def payout_settings() -> Settings:
     """Environment settings with same-named Variables laid over them (runtime + payouts)."""
-    return settings(extra=PAYOUT_VARIABLES)
+    return build_settings(PayoutSettings)
+
+
+def dashboard_settings() -> Settings:
+    """As :func:`payout_settings`, plus the dashboard's own (explorer links, online window)."""
+    return build_settings(DashboardSettings)

@@ -7,8 +7,9 @@ the auth manager in use (simple, FAB, Keycloak, ...) decides. A browser that is 
 signed in is sent to Airflow's login page and back; an API client gets 401.
 
 Settings are read per request like the DAGs read them at run time: environment variables
-with same-named Airflow Variables laid over them; ``s3://`` stores go through the
-``aws_default`` connection.
+with same-named Airflow Variables laid over them (the payout DAG's, and the page's own:
+``OPENPOOL_EXPLORER_URL``, ``OPENPOOL_ONLINE_WINDOW_SECONDS``); ``s3://`` stores go through
+the ``aws_default`` connection.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from openpool.airflow.dashboard import URL_PREFIX
 from openpool.overview import DashboardReader, Sources
 
 APPROVAL_WINDOW = timedelta(hours=12)  # the payout DAG's approval timeout
-DASHBOARD_VARIABLES = ("OPENPOOL_EXPLORER_URL", "OPENPOOL_ONLINE_WINDOW_SECONDS")
 ICON = (
     '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" fill="none" stroke="#017cee" '
     'stroke-width="2"><circle cx="12" cy="12" r="9"/><path d="M7 14l3-3 3 2 4-5"/></svg>'
@@ -33,10 +33,10 @@ ICON = (
 
 def load_sources() -> Sources:
     """Stores and settings as the payout and ingest tasks see them."""
-    from openpool.airflow.runtime import PAYOUT_VARIABLES, settings, store
+    from openpool.airflow.runtime import dashboard_settings, store
     from openpool.payments import wallet_address
 
-    s = settings(extra=(*PAYOUT_VARIABLES, *DASHBOARD_VARIABLES))
+    s = dashboard_settings()
     return Sources(
         state=store(s.state_uri),
         metrics=store(s.metrics_uri),
