@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import numpy as np
@@ -17,8 +20,10 @@ import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import BaseModel, ValidationError
 
-from openpool.analytics.export_schemas import WORKER_PERFORMANCE, WORKER_SUMMARY
+from openpool.analytics.export_models import WorkerPerformanceExport, WorkerSummaryExport
+from openpool.analytics.exports import summary_json
 from openpool.analytics.performance import performance
 from openpool.analytics.quantiles import grouped_quantiles, ranks
 from openpool.analytics.refresh import export_keys, refresh
@@ -28,7 +33,7 @@ from openpool.money import eth
 from openpool.partitions import Partition
 from openpool.snapshots import SnapshotStore
 from openpool.storage import LocalStore
-from openpool.tables import EVENTS
+from openpool.tables import CONNECTIONS, EVENTS
 from openpool.traffic import Mess, generate, write
 
 RATE = Fraction(1, 4)
@@ -216,22 +221,136 @@ def test_summary_aggregates_come_from_the_rows_and_pool_merges_workers(tmp_path)
     )
 
 
+def _valid(model: type[BaseModel], raw: bytes) -> dict:
+    """The export's document, once its model (strict, from the file's bytes) and the
+    model's JSON Schema (what a dashboard developer validates with) both accept it."""
+    model.model_validate_json(raw)
+    doc = json.loads(raw)
+    checker = jsonschema.Draft202012Validator.FORMAT_CHECKER  # date-time: rfc3339-validator
+    jsonschema.validate(doc, model.model_json_schema(), format_checker=checker)
+    return doc
+
+
 def test_exports_validate_and_carry_wei_as_integers(tmp_path) -> None:
     for part in (Partition("ai", "us-central"), TC):
         state, _snap = _ingested(tmp_path, part)
         metrics = LocalStore(tmp_path / "metrics")
         refresh(part, state, metrics, threshold_wei=10**15)
         skey, pkey = export_keys(part)
-        summ = json.loads(metrics.get(skey))
-        perf = json.loads(metrics.get(pkey))
-        jsonschema.validate(summ, WORKER_SUMMARY)
-        jsonschema.validate(perf, WORKER_PERFORMANCE)
+        summ = _valid(WorkerSummaryExport, metrics.get(skey))
+        perf = _valid(WorkerPerformanceExport, metrics.get(pkey))
+        assert perf["transcode_performance" if part == TC else "ai_performance"]
         w = next(iter(summ["data"]["workers"].values()))
         assert (
             isinstance(w["total_fees"], int)
             and Decimal(w["pending_eth"]) * 10**18 == w["pending_fees"]
         )
         assert skey == f"{part.region}/{part.node_type}/worker_summary.json"
+
+
+@pytest.fixture(scope="module")
+def ai_exports(tmp_path_factory) -> tuple[bytes, bytes]:
+    """An AI partition's two exports as written (summary, performance)."""
+    tmp_path, part = tmp_path_factory.mktemp("exports"), Partition("ai", "us-central")
+    state, _snap = _ingested(tmp_path, part)
+    metrics = LocalStore(tmp_path / "metrics")
+    refresh(part, state, metrics, threshold_wei=10**15)
+    skey, pkey = export_keys(part)
+    return metrics.get(skey), metrics.get(pkey)
+
+
+_DELETE, _WORKER = object(), object()  # values: remove the key; a copy of a valid worker
+_A, _R = "{address}", "{ranking}"  # path parts: the first worker; the first ranking
+
+
+@pytest.mark.parametrize(
+    ("which", "path", "value"),
+    [
+        ("summary", ("data", "workers", _A, "total_fees"), 1.5),  # wei are integers
+        ("summary", ("data", "workers", _A, "total_fees"), -1),  # unsigned wei are >= 0
+        ("summary", ("data", "workers", _A, "total_fees_paid"), "10"),
+        ("summary", ("data", "workers", _A, "payment_due"), _DELETE),  # every key required
+        ("summary", ("data", "workers", _A, "last_seen"), "yesterday"),  # RFC 3339 times
+        ("summary", ("data", "workers", _A, "last_seen"), "2026-10-01T00:00:00"),  # offset
+        ("summary", ("data", "workers", _A, "pending_eth"), "1e-3"),  # exact decimal ETH
+        ("summary", ("data", "workers", _A, "connections", 0, "active"), "yes"),
+        ("summary", ("data", "workers", _A, "memo"), "x"),  # no key the model does not name
+        ("summary", ("data", "workers", "0xnot-an-address"), _WORKER),
+        ("summary", ("data", "aggregates", "paid_wei"), -5),
+        ("summary", ("data", "aggregates", "extra_wei"), 5),
+        ("summary", ("data", "node_type"), "gpu"),
+        ("summary", ("export_timestamp",), _DELETE),
+        ("performance", ("ai_performance", 0, "window"), "1h"),
+        ("performance", ("ai_performance", 0, "fees_wei"), 2.5),
+        ("performance", ("ai_performance", 0, "rank"), 0),
+        ("performance", ("ai_performance", 0, "eth_address"), "0x1234"),
+        ("performance", ("ai_performance", 0, "latency_s_p50"), "fast"),
+        ("performance", ("ai_performance", 0, "pipeline"), _DELETE),
+        ("performance", ("as_of",), _DELETE),
+        ("performance", ("ai_model_pipeline_rankings", _R, 0, "rank"), None),
+    ],
+)
+def test_the_models_and_their_schemas_refuse_a_wrong_export(
+    ai_exports: tuple[bytes, bytes], which: str, path: tuple, value: object
+) -> None:
+    """Each constraint holds in the model (what exports.py checks before writing) and in
+    its generated JSON Schema (what the README points dashboard developers to)."""
+    summ, perf = (json.loads(raw) for raw in ai_exports)
+    doc = summ if which == "summary" else perf
+    model = WorkerSummaryExport if which == "summary" else WorkerPerformanceExport
+    address = next(iter(summ["data"]["workers"]))
+    worker = summ["data"]["workers"][address]
+    worker["connections"] = [
+        {"connection": "c", "connected_at": None, "disconnected_at": None, "active": True}
+    ]
+    model.model_validate(doc)  # as exported (with a connection): accepted
+    names = {_A: address, _R: next(iter(perf["ai_model_pipeline_rankings"]))}
+    *parents, last = (names.get(p, p) if isinstance(p, str) else p for p in path)
+    at: Any = doc
+    for key in parents:
+        at = at[key]
+    if value is _DELETE:
+        del at[last]
+    else:
+        at[last] = copy.deepcopy(worker) if value is _WORKER else value
+    with pytest.raises(ValidationError):
+        model.model_validate(doc)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(
+            doc,
+            model.model_json_schema(),
+            format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER,
+        )
+
+
+def test_wei_beyond_64_bits_stay_exact_integers_and_a_float_wei_is_refused(
+    ai_exports: tuple[bytes, bytes],
+) -> None:
+    summ = json.loads(ai_exports[0])
+    w = next(iter(summ["data"]["workers"].values()))
+    w["total_fees"] = w["pending_fees"] = 2**130 + 1
+    w["pending_eth"] = "1"  # the model checks the form, not the arithmetic
+    raw = json.dumps(summ).encode()
+    assert WorkerSummaryExport.model_validate_json(raw).data.workers  # arbitrary precision
+    assert b"1361129467683753853853498429727072845825" in raw  # 2**130 + 1, digit for digit
+    w["total_fees"] = 1.0  # json.dumps writes 1.0: not an integer in the file's bytes
+    with pytest.raises(ValidationError, match="total_fees"):
+        WorkerSummaryExport.model_validate(summ)
+    with pytest.raises(ValidationError, match="Input should be a valid integer"):
+        WorkerSummaryExport.model_validate_json(json.dumps(summ))
+
+
+def test_a_wrong_export_fails_before_it_is_written_naming_the_field(tmp_path) -> None:
+    state, snap = _ingested(tmp_path, TC)
+    s = worker_summary(snap, TC, threshold_wei=10**15)
+    s.workers[0]["paid_wei"] = -1  # a bug upstream: a negative paid amount
+    addr = s.workers[0]["eth_address"]
+    with pytest.raises(ValidationError, match=re.escape(f"data.workers.{addr}.total_fees_paid")):
+        summary_json(s, TC, T0, CONNECTIONS.empty_table())
+    metrics = LocalStore(tmp_path / "metrics")
+    with pytest.raises(ValidationError, match="export_timestamp"):  # no UTC offset
+        refresh(TC, state, metrics, threshold_wei=10**15, now=datetime(2026, 10, 2))
+    assert not metrics.exists(export_keys(TC)[0]) and not metrics.exists(export_keys(TC)[1])
 
 
 def test_eth_strings_are_exact() -> None:

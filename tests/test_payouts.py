@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import secrets
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import pytest
 from eth_account import Account
 
 from openpool.analytics.summary import worker_summary
+from openpool.errors import InvalidPlan
 from openpool.partitions import Partition
 from openpool.payments import CONFIRMED, partition_payouts
 from openpool.payouts.chain import Chain
@@ -287,6 +289,34 @@ def test_a_tampered_plan_is_refused_and_the_key_never_leaks(pool: Pool, caplog) 
     assert key not in caplog.text and key not in repr(pool.wallet)
     for info in pool.state.list(""):
         assert key.encode() not in pool.state.get(info.key)
+
+
+@pytest.mark.parametrize(
+    ("how", "named"),
+    [
+        ("negative_amount", "payments.0.amount_wei: Input should be greater than 0"),
+        ("repeated_payment_id", "duplicate payment_id"),
+    ],
+)
+def test_load_plan_refuses_a_malformed_plan_whose_content_hashes_to_its_name(
+    tmp_path: Path, how: str, named: str
+) -> None:
+    """Every reader of a plan (the DAG, the CLI, the dashboard) gets a checked one: the
+    hash proves nobody changed the bytes, not that the bytes were ever a payable plan."""
+    state = LocalStore(tmp_path / "state")
+    _balances(state, {Account.create().address: (i + 2) * 10**16 for i in range(3)})
+    ledger = Ledger(state, Account.create().address)
+    plan = build_plan([PART], state, ledger, LIMITS, 42161)
+    good = save_plan(state, plan)
+    assert load_plan(state, good) == plan  # a well-formed plan comes back as it was saved
+    p0, p1 = plan["payments"][0], plan["payments"][1]
+    if how == "negative_amount":
+        p0["amount_wei"] = -p0["amount_wei"]
+    else:
+        p1["payment_id"] = p0["payment_id"]
+    h = save_plan(state, plan)  # its own, correct, hash
+    with pytest.raises(InvalidPlan, match=re.escape(named)):
+        load_plan(state, h)
 
 
 def test_cli_plan_then_execute_requires_an_approval_bound_to_the_hash(pool: Pool) -> None:

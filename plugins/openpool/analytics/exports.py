@@ -2,7 +2,10 @@
 
 ``{region}/{node_type}/worker_summary.json`` and ``worker_performance.json`` under
 ``OPENPOOL_METRICS_URI``. Wei amounts are JSON integers (never floats); ETH amounts are
-exact decimal strings; times are ISO 8601 UTC. The schema is documented in the README.
+exact decimal strings; times are ISO 8601 UTC. Each document is checked against its model
+in :mod:`openpool.analytics.export_models` before it is returned (a wrong one raises
+:class:`pydantic.ValidationError` naming the field); the document written is the one built
+here, unchanged by the check. The structure is documented in the README.
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
+from pydantic import BaseModel
 
+from openpool.analytics.export_models import WorkerPerformanceExport, WorkerSummaryExport
 from openpool.analytics.performance import Performance
 from openpool.analytics.summary import Summary
 from openpool.money import eth
@@ -23,6 +28,12 @@ WEI_PER_ETH = 10**18
 
 def _iso(t: datetime | None) -> str | None:
     return t.isoformat() if t is not None else None
+
+
+def _checked(model: type[BaseModel], doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` itself, once ``model`` accepts it (strict: nothing is converted)."""
+    model.model_validate(doc)
+    return doc
 
 
 def summary_json(
@@ -58,7 +69,7 @@ def summary_json(
         }
         for r in s.workers
     }
-    return {
+    doc = {
         "export_timestamp": now.isoformat(),
         "data": {
             "node_type": partition.node_type,
@@ -69,6 +80,7 @@ def summary_json(
             "aggregates": s.aggregates,
         },
     }
+    return _checked(WorkerSummaryExport, doc)
 
 
 def _rows(table: pa.Table) -> list[dict[str, Any]]:
@@ -95,7 +107,7 @@ def performance_json(p: Performance, partition: Partition, now: datetime) -> dic
         )
     for v in rankings.values():
         v.sort(key=lambda x: (x["rank"], x["eth_address"]))
-    return {
+    doc = {
         "export_timestamp": now.isoformat(),
         "node_type": partition.node_type,
         "region": partition.region,
@@ -104,6 +116,7 @@ def performance_json(p: Performance, partition: Partition, now: datetime) -> dic
         "ai_performance": ai_rows,
         "ai_model_pipeline_rankings": rankings,
     }
+    return _checked(WorkerPerformanceExport, doc)
 
 
 def dumps(doc: dict[str, Any]) -> bytes:

@@ -16,12 +16,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from openpool.duplicates import find_duplicates
-from openpool.errors import CorruptObject, ObjectExists, PlanRefused
+from openpool.errors import CorruptObject, InvalidPlan, ObjectExists, PlanRefused
 from openpool.money import payable as payable_wei
 from openpool.partitions import Partition
 from openpool.payments import CONFIRMED, IN_FLIGHT, INVESTIGATE, payout_log, settle
 from openpool.payments import current as all_current
 from openpool.payouts.ledger import Ledger
+from openpool.payouts.models import validate_plan
 from openpool.snapshots import SnapshotStore
 from openpool.storage import ObjectStore
 from openpool.tables import BALANCES, read_table
@@ -184,14 +185,25 @@ def save_plan(state: ObjectStore, plan: dict[str, Any]) -> str:
 
 
 def load_plan(state: ObjectStore, plan_hash: str) -> dict[str, Any]:
-    """The plan named ``plan_hash``, refused unless its content still hashes to that name."""
+    """The plan named ``plan_hash``, refused unless its content still hashes to that name
+    and has a plan's structure (:class:`InvalidPlan` naming the problem otherwise).
+
+    The hash is of the stored bytes as they are (never re-serialised); the structure is
+    that of :mod:`openpool.payouts.models`, the check ``execute`` makes, so every reader
+    (the payout DAG, the CLI, the dashboard) gets a checked plan. Returned as stored.
+    """
     data = state.get(plan_key(plan_hash))
     if hashlib.sha256(data).hexdigest() != plan_hash:
         raise PlanRefused(f"plan {plan_hash[:12]}…: content no longer matches its hash; refused")
     try:
-        return json.loads(data)
+        doc = json.loads(data)
     except ValueError as exc:
         raise CorruptObject(state.url(plan_key(plan_hash)), str(exc)) from None
+    try:
+        validate_plan(doc)
+    except InvalidPlan as exc:
+        raise InvalidPlan(f"plan {plan_hash[:12]}…: {exc}") from None
+    return doc
 
 
 TRANSFER_GAS = 21_000  # a plain ETH transfer; the estimate the approver sees
