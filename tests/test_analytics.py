@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from openpool.analytics.export_schemas import WORKER_PERFORMANCE, WORKER_SUMMARY
 from openpool.analytics.performance import performance
-from openpool.analytics.quantiles import grouped_quantiles, ranks
+from openpool.analytics.performance.quantiles import grouped_quantiles, ranks
 from openpool.analytics.refresh import export_keys, refresh
 from openpool.analytics.summary import pool_summary, worker_summary
 from openpool.ingest.generator import Mess, generate, write

@@ -20,9 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from openpool.analytics import daycache, scan
-from openpool.analytics.performance import AI, TRANSCODE, WINDOWS, performance
-from openpool.analytics.quantiles import (
+from openpool.analytics.performance import AI, TRANSCODE, WINDOWS, daycache, performance, scan
+from openpool.analytics.performance.quantiles import (
     exact_quantiles,
     grouped_quantiles,
     percentile_of_rank,

@@ -29,6 +29,7 @@ import pytest
 
 from openpool.analytics import athena
 from openpool.analytics.performance import performance
+from openpool.analytics.performance.quantiles import grouped_quantiles
 from openpool.analytics.publish import (
     DERIVED,
     PAYOUTS,
@@ -44,7 +45,6 @@ from openpool.analytics.publish import (
     read_state,
     state_key,
 )
-from openpool.analytics.quantiles import grouped_quantiles
 from openpool.cli import main
 from openpool.errors import StorageError
 from openpool.ingest.generator import GeneratedFile, Mess, generate, write

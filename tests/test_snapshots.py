@@ -494,7 +494,7 @@ def test_parquet_is_read_from_arrow_memory_never_from_python_bytes(monkeypatch) 
     """
     import pyarrow.parquet as pq
 
-    from openpool.analytics import daycache
+    from openpool.analytics.performance import daycache
 
     sources: list[pa.BufferReader] = []
     real = pq.ParquetFile

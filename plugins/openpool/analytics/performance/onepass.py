@@ -1,12 +1,12 @@
 """One pass over the ledger's date slices, oldest first, feeding every window asked for.
 
-Each day's ledger files (only the columns needed, see :mod:`~openpool.analytics.scan`)
-become compact numeric arrays, grouped once, and go to each window whose time range holds
-them (:mod:`~openpool.analytics.tally`). A day that only "all time" needs, and whose files
-all lie before ``as_of``, is taken from its stored share when one exists for exactly
-these inputs (:mod:`~openpool.analytics.daycache`), and otherwise stored after it is read.
-The next day's files (or share) are fetched, checked and decoded in a background thread
-while the current day is computed; shares are written by another.
+Each day's ledger files (only the columns needed, see :mod:`.scan`) become compact
+numeric arrays, grouped once, and go to each window whose time range holds them
+(:mod:`.tally`). A day that only "all time" needs, and whose files all lie before
+``as_of``, is taken from its stored share when one exists for exactly these inputs
+(:mod:`.daycache`), and otherwise stored after it is read. The next day's files (or share)
+are fetched, checked and decoded in a background thread while the current day is
+computed; shares are written by another.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from openpool.analytics import daycache
-from openpool.analytics.scan import (
+from openpool.analytics.performance import daycache
+from openpool.analytics.performance.scan import (
     DAY,
     Codes,
     Credits,
@@ -32,7 +32,7 @@ from openpool.analytics.scan import (
     seconds,
     stat_seconds,
 )
-from openpool.analytics.tally import Grouped, Money, Part, Tally, part_of
+from openpool.analytics.performance.tally import Grouped, Money, Part, Tally, part_of
 from openpool.errors import CacheMiss
 from openpool.money import WEI
 from openpool.snapshots import DataFile, Snapshot

@@ -2,9 +2,8 @@
 
 Per group (a worker, or worker x pipeline x model): jobs, excluded jobs and fees as exact
 Python integers, and every timed job's values, kept as the day arrays' slices. A day's
-share is a :class:`Part`, so it can also come from the per-day cache
-(:mod:`~openpool.analytics.daycache`) instead of the ledger; quantiles are taken only at
-the end, over every value (exact).
+share is a :class:`Part`, so it can also come from the per-day cache (:mod:`.daycache`)
+instead of the ledger; quantiles are taken only at the end, over every value (exact).
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from openpool.analytics.quantiles import exact_quantiles
+from openpool.analytics.performance.quantiles import exact_quantiles
 from openpool.money import to_wei_array
 
 
