@@ -18,6 +18,7 @@ Modules, from the entry down:
 * :mod:`.tally`: a window's running per-group figures, merged one day's share at a time;
 * :mod:`.daycache`: stored day shares of "all time", so a refresh reads only new days;
 * :mod:`.scan`: reading checked ledger files, few columns, strings as codes;
+* :mod:`.credits`: the worker each AI job was credited to, matched by event ID;
 * :mod:`.quantiles`: exact quantiles and ranks.
 """
 

@@ -20,10 +20,10 @@ import numpy as np
 import pyarrow as pa
 
 from openpool.analytics.performance import daycache
+from openpool.analytics.performance.credits import Credits
 from openpool.analytics.performance.scan import (
     DAY,
     Codes,
-    Credits,
     constant,
     day_of,
     ints,
