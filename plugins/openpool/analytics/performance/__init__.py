@@ -16,6 +16,7 @@ Modules, from the entry down:
 * :mod:`.tables`: :func:`performance`, the output schemas, each window's rows and ranks;
 * :mod:`.onepass`: the one pass over the ledger's days, feeding every window;
 * :mod:`.tally`: a window's running per-group figures, merged one day's share at a time;
+* :mod:`.share`: one day's share of a window: what tally merges and daycache stores;
 * :mod:`.daycache`: stored day shares of "all time", so a refresh reads only new days;
 * :mod:`.scan`: reading checked ledger files, few columns, strings as codes;
 * :mod:`.credits`: the worker each AI job was credited to, matched by event ID;
