@@ -30,17 +30,13 @@ import pytest
 from openpool.analytics import athena
 from openpool.analytics.performance import performance
 from openpool.analytics.performance.quantiles import grouped_quantiles
-from openpool.analytics.publish import (
-    DERIVED,
+from openpool.analytics.publish import DERIVED, conform, derive, payments, publish
+from openpool.analytics.published import (
     PAYOUTS,
     PERFORMANCE,
     TABLES,
     collect_published,
-    conform,
-    derive,
     partition_columns,
-    payments,
-    publish,
     published_columns,
     read_state,
     state_key,
