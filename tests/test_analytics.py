@@ -25,7 +25,7 @@ from pydantic import BaseModel, ValidationError
 from openpool.analytics.export_models import WorkerPerformanceExport, WorkerSummaryExport
 from openpool.analytics.exports import summary_json
 from openpool.analytics.performance import performance
-from openpool.analytics.quantiles import grouped_quantiles, ranks
+from openpool.analytics.performance.quantiles import grouped_quantiles, ranks
 from openpool.analytics.refresh import export_keys, refresh
 from openpool.analytics.summary import pool_summary, worker_summary
 from openpool.ingest.run import ingest

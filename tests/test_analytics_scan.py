@@ -20,9 +20,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from openpool.analytics import daycache, scan
-from openpool.analytics.performance import AI, TRANSCODE, WINDOWS, performance
-from openpool.analytics.quantiles import (
+from openpool.analytics.performance import (
+    AI,
+    TRANSCODE,
+    WINDOWS,
+    credits,
+    daycache,
+    performance,
+    scan,
+)
+from openpool.analytics.performance.quantiles import (
     exact_quantiles,
     grouped_quantiles,
     percentile_of_rank,
@@ -232,7 +239,7 @@ def test_match_finds_each_ids_code_and_nothing_else() -> None:
     codes = rng.integers(0, 50, len(ids))
     probe = [*ids[::3], *_ids(700, rng), ids[7].upper(), ids[8][:-1] + "x"]
     rng.shuffle(probe)
-    got = scan.match(pa.array(probe), pa.array(ids), codes)
+    got = credits.match(pa.array(probe), pa.array(ids), codes)
     want = dict(zip(ids, codes.tolist(), strict=True))
     assert got.tolist() == [want.get(p, -1) for p in probe]
 
@@ -243,8 +250,8 @@ def test_match_is_exact_when_hashes_collide(monkeypatch) -> None:
     codes = np.arange(len(ids))
     probe = [*ids[::2], *_ids(500, rng)]
     # A hash with 16 values: almost every probe shares its hash with many entries.
-    monkeypatch.setattr(scan, "_hash", lambda words: words[0] & np.uint64(0xF << 60))
-    got = scan.match(pa.array(probe), pa.array(ids), codes)
+    monkeypatch.setattr(credits, "_hash", lambda words: words[0] & np.uint64(0xF << 60))
+    got = credits.match(pa.array(probe), pa.array(ids), codes)
     want = {v: i for i, v in enumerate(ids)}
     assert got.tolist() == [want.get(p, -1) for p in probe]
 
@@ -252,9 +259,9 @@ def test_match_is_exact_when_hashes_collide(monkeypatch) -> None:
 def test_match_of_ids_that_are_not_fixed_width_uses_the_exact_string_lookup() -> None:
     ids = ["a", "bb", "00000000-0000-4000-8000-000000000001", "ccc"]
     probe = ["bb", "zz", "ccc", "a", "00000000-0000-4000-8000-000000000001"]
-    got = scan.match(pa.array(probe), pa.array(ids), np.array([10, 11, 12, 13]))
+    got = credits.match(pa.array(probe), pa.array(ids), np.array([10, 11, 12, 13]))
     assert got.tolist() == [11, -1, 13, 10, 12]
-    assert scan.id_words(pa.array(ids)) is None
+    assert credits.id_words(pa.array(ids)) is None
 
 
 def test_fees_beyond_64_bits_are_summed_exactly(tmp_path) -> None:

@@ -138,7 +138,7 @@ def _money(rows: dict[str, dict[str, Any]], paid: str, flight: str, payable: str
 
 def _published(state: ObjectStore, table: str) -> list[dict[str, Any]]:
     """The published table's rows, read the way Athena reads them (its symlink.txt)."""
-    from openpool.analytics.publish import symlink_key
+    from openpool.analytics.published import symlink_key
 
     uris = state.get(symlink_key(table, PART)).decode().split()
     rows: list[dict[str, Any]] = []

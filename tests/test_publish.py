@@ -29,22 +29,18 @@ import pytest
 
 from openpool.analytics import athena
 from openpool.analytics.performance import performance
-from openpool.analytics.publish import (
-    DERIVED,
+from openpool.analytics.performance.quantiles import grouped_quantiles
+from openpool.analytics.publish import DERIVED, conform, derive, payments, publish
+from openpool.analytics.published import (
     PAYOUTS,
     PERFORMANCE,
     TABLES,
     collect_published,
-    conform,
-    derive,
     partition_columns,
-    payments,
-    publish,
     published_columns,
     read_state,
     state_key,
 )
-from openpool.analytics.quantiles import grouped_quantiles
 from openpool.cli import main
 from openpool.errors import StorageError
 from openpool.ingest.run import ingest

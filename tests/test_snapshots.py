@@ -494,7 +494,8 @@ def test_parquet_is_read_from_arrow_memory_never_from_python_bytes(monkeypatch) 
     """
     import pyarrow.parquet as pq
 
-    from openpool.analytics import daycache
+    from openpool.analytics.performance import daycache
+    from openpool.analytics.performance.share import Share
 
     sources: list[pa.BufferReader] = []
     real = pq.ParquetFile
@@ -508,7 +509,7 @@ def test_parquet_is_read_from_arrow_memory_never_from_python_bytes(monkeypatch) 
     from openpool.snapshots.parquet import encode
 
     assert decode(encode(table), "mem://t").equals(table)
-    share = daycache.Share(groups=[("0xab", None, None)], jobs=[3], excluded=[0], fees=[7])
+    share = Share(groups=[("0xab", None, None)], jobs=[3], excluded=[0], fees=[7])
     assert daycache.decode(daycache.encode({"workers": share}), "mem://d")["workers"].fees == [7]
     assert len(sources) == 2
     for source in sources:

@@ -323,7 +323,7 @@ def _refreshes(key: str, state: Path, work: Path, sizes: Sizes) -> dict[str, Any
     shares the previous refresh stored (the steady state: the DAG refreshes after every
     commit, and a commit changes only the latest days, which are always read).
     """
-    from openpool.analytics import daycache
+    from openpool.analytics.performance import daycache
 
     runs: dict[str, list[dict[str, Any]]] = {}
     plan = [(m, False) for _ in range(sizes.repeats) for m in ("cold", "warm")]

@@ -146,7 +146,7 @@ def _analytics_docs(metrics: Any, ds: Dataset) -> dict[str, Any]:
 
 def analytics_faults(c: Campaign, proxy: FaultProxy, ds: Dataset) -> Result:
     """``openpool analytics`` through faults equals a clean refresh (timestamps aside)."""
-    from openpool.analytics.publish import read_state
+    from openpool.analytics.published import read_state
 
     res = Result("S3 faults: analytics")
     started, before = time.monotonic(), proxy.faults

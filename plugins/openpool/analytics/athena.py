@@ -1,6 +1,6 @@
 """Athena DDL for the published tables, and ``openpool athena-ddl``, which prints it.
 
-Each table is an external table over the symlink manifests of :mod:`.publish`
+Each table is an external table over the symlink manifests of :mod:`.published`
 (``SymlinkTextInputFormat`` + ``ParquetHiveSerDe``), so Athena reads only the Parquet
 files the last finished publish listed. Partitions are not registered in a catalogue:
 partition projection derives them (``region`` and ``node_type`` as enums of the grid,
@@ -20,7 +20,7 @@ from collections.abc import Iterable
 
 import pyarrow as pa
 
-from openpool.analytics.publish import (
+from openpool.analytics.published import (
     DATE_KEY,
     DATED,
     SYMLINKS,

@@ -13,7 +13,8 @@ import pyarrow as pa
 
 from openpool.analytics.exports import dumps, performance_json, summary_json
 from openpool.analytics.performance import Performance, performance
-from openpool.analytics.publish import PERFORMANCE, conform, payments, publish
+from openpool.analytics.publish import conform, payments, publish
+from openpool.analytics.published import PERFORMANCE
 from openpool.analytics.summary import Summary, worker_summary
 from openpool.partitions import Partition
 from openpool.payments import payout_log

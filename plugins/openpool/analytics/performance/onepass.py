@@ -1,12 +1,12 @@
 """One pass over the ledger's date slices, oldest first, feeding every window asked for.
 
-Each day's ledger files (only the columns needed, see :mod:`~openpool.analytics.scan`)
-become compact numeric arrays, grouped once, and go to each window whose time range holds
-them (:mod:`~openpool.analytics.tally`). A day that only "all time" needs, and whose files
-all lie before ``as_of``, is taken from its stored share when one exists for exactly
-these inputs (:mod:`~openpool.analytics.daycache`), and otherwise stored after it is read.
-The next day's files (or share) are fetched, checked and decoded in a background thread
-while the current day is computed; shares are written by another.
+Each day's ledger files (only the columns needed, see :mod:`.scan`) become compact
+numeric arrays, grouped once, and go to each window whose time range holds them
+(:mod:`.tally`). A day that only "all time" needs, and whose files all lie before
+``as_of``, is taken from its stored share when one exists for exactly these inputs
+(:mod:`.daycache`), and otherwise stored after it is read. The next day's files (or share)
+are fetched, checked and decoded in a background thread while the current day is
+computed; shares are written by another.
 """
 
 from __future__ import annotations
@@ -14,16 +14,17 @@ from __future__ import annotations
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from openpool.analytics import daycache
-from openpool.analytics.scan import (
+from openpool.analytics.performance import daycache
+from openpool.analytics.performance.credits import Credits
+from openpool.analytics.performance.scan import (
     DAY,
     Codes,
-    Credits,
     constant,
     day_of,
     ints,
@@ -32,7 +33,8 @@ from openpool.analytics.scan import (
     seconds,
     stat_seconds,
 )
-from openpool.analytics.tally import Grouped, Money, Part, Tally, part_of
+from openpool.analytics.performance.share import Group, Share
+from openpool.analytics.performance.tally import Grouped, Money, Tally, share_of
 from openpool.errors import CacheMiss
 from openpool.money import WEI
 from openpool.snapshots import DataFile, Snapshot
@@ -174,22 +176,22 @@ class Pass:
                     assert credits is not None
                     credits.add(credit_files)
                 tables = [t for t in tables if t.num_rows]
-                parts = {"transcode": Part(), "ai": Part()}
+                coded: dict[str, Share[int]] = {"transcode": Share(), "ai": Share()}
                 if tables:
                     day_table = pa.concat_tables(tables, promote_options="permissive")
                     del tables
-                    parts.update(self._day(unit.day, day_table, unit.fed, credits))
+                    coded.update(self._day(unit.day, day_table, unit.fed, credits))
                 if unit.key and self.write_shares:
                     assert unit.day is not None
                     stale = stored.get(unit.day, set())
-                    shares = {k: self._share(k, p) for k, p in parts.items()}
+                    named = {k: s.keyed(partial(self.group_names, k)) for k, s in coded.items()}
                     writer.submit(  # its own thread: never delays the reads
                         daycache.save,
                         self.store,
                         self.partition,
                         unit.day,
                         unit.key,
-                        shares,
+                        named,
                         stale,
                     )
 
@@ -223,10 +225,10 @@ class Pass:
 
     def _day(
         self, day: int | None, t: pa.Table, fed: list[str], credits: Credits | None
-    ) -> dict[str, Part]:
+    ) -> dict[str, Share[int]]:
         """One day's jobs (its files as one table) into every window it feeds; returns the
         day's share of "all time" per table (if "all" is fed)."""
-        out: dict[str, Part] = {}
+        out: dict[str, Share[int]] = {}
         jobs = self.kinds.of(t, "event_type") == self.kinds.code("job-processed")
         if not jobs.any():
             return out
@@ -262,7 +264,7 @@ class Pass:
         if widest >= 1 << BITS:
             raise OverflowError("too many distinct workers, pipelines or models to pack")
 
-    def _transcode(self, r: dict, fed: list[str]) -> dict[str, Part]:
+    def _transcode(self, r: dict, fed: list[str]) -> dict[str, Share[int]]:
         valid = (r["rt"] > 0) & (r["dur"] > 0)
         rt_ns = r["rt"].astype(np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):  # rows not valid are not kept
@@ -270,17 +272,17 @@ class Pass:
             rtf = r["dur"].astype(np.float64) / rt_ms
             cu_s = r["cu"].astype(np.float64) / (rt_ns / 1e9)
         metrics = {"rt": (rt_ms, valid), "rtf": (rtf, valid), "cu": (cu_s, valid & r["cu_ok"])}
-        parts = self._feed(self.tc, r, valid, metrics, fed)
-        return {"transcode": parts[0]} if parts else {}
+        shares = self._feed(self.tc, r, valid, metrics, fed)
+        return {"transcode": shares[0]} if shares else {}
 
-    def _ai(self, r: dict, fed: list[str]) -> dict[str, Part]:
+    def _ai(self, r: dict, fed: list[str]) -> dict[str, Share[int]]:
         valid = r["rt"] > 0
         with np.errstate(divide="ignore", invalid="ignore"):
             lat = r["rt"].astype(np.float64) / 1e9
             cu_s = r["cu"].astype(np.float64) / lat
         metrics = {"lat": (lat, valid), "cu": (cu_s, valid & r["cu_ok"])}
-        parts = self._feed(self.ai, r, valid, metrics, fed)
-        return {"ai": parts[0]} if parts else {}
+        shares = self._feed(self.ai, r, valid, metrics, fed)
+        return {"ai": shares[0]} if shares else {}
 
     def _feed(
         self,
@@ -289,22 +291,22 @@ class Pass:
         valid: np.ndarray,
         metrics: dict[str, tuple[np.ndarray, np.ndarray]],
         fed: list[str],
-    ) -> list[Part]:
-        """Merge the rows into each fed window; returns [the "all" part] if "all" is fed."""
+    ) -> list[Share[int]]:
+        """Merge the rows into each fed window; returns [the "all" share] if "all" is fed."""
         grouped = Grouped.of(r["g"], r.get("local"))
         o = grouped.order
         money = Money.of(r["fees"], valid, o)
         ordered = {name: (v[o], ok[o]) for name, (v, ok) in metrics.items()}
         out = []
         for w, m in _window_masks(r["t"], self.windows, fed).items():
-            part = part_of(grouped, money, ordered, None if m is None else m[o])
-            tallies[w].merge(part)
+            share = share_of(grouped, money, ordered, None if m is None else m[o])
+            tallies[w].merge(share)
             if w == "all":
-                out.append(part)
+                out.append(share)
         return out
 
     # -- stored shares: group codes <-> names ----------------------------------------------
-    def group_names(self, kind: str, key: int) -> daycache.Group:
+    def group_names(self, kind: str, key: int) -> Group:
         if kind == "transcode":
             return (self.workers.values[key], None, None)
         mask = (1 << BITS) - 1
@@ -314,7 +316,7 @@ class Pass:
             self.models.values[key & mask],
         )
 
-    def _group_key(self, kind: str, g: daycache.Group) -> int:
+    def _group_key(self, kind: str, g: Group) -> int:
         if kind == "transcode":
             return self.workers.code(g[0])
         key = (
@@ -325,25 +327,10 @@ class Pass:
         self._check_width()
         return key
 
-    def _share(self, kind: str, part: Part) -> daycache.Share:
-        empty = np.empty(0)
-        return daycache.Share(
-            groups=[self.group_names(kind, k) for k in part.keys],
-            jobs=part.jobs,
-            excluded=part.excluded,
-            fees=part.fees,
-            values={n: [per.get(k, empty) for k in part.keys] for n, per in part.values.items()},
-        )
-
-    def _merge(self, shares: dict[str, daycache.Share]) -> None:
+    def _merge(self, shares: dict[str, Share[Group]]) -> None:
         for kind, s in shares.items():
-            keys = [self._group_key(kind, g) for g in s.groups]
-            values = {
-                n: {k: v for k, v in zip(keys, per, strict=True) if len(v)}
-                for n, per in s.values.items()
-            }
-            part = Part(keys, s.jobs, s.excluded, s.fees, values)
-            (self.tc if kind == "transcode" else self.ai)["all"].merge(part)
+            coded = s.keyed(partial(self._group_key, kind))
+            (self.tc if kind == "transcode" else self.ai)["all"].merge(coded)
 
 
 def _rows(t: pa.Table, at: np.ndarray, worker: np.ndarray) -> dict:

@@ -2,21 +2,22 @@
 
 Per group (a worker, or worker x pipeline x model): jobs, excluded jobs and fees as exact
 Python integers, and every timed job's values, kept as the day arrays' slices. A day's
-share is a :class:`Part`, so it can also come from the per-day cache
-(:mod:`~openpool.analytics.daycache`) instead of the ledger; quantiles are taken only at
-the end, over every value (exact).
+share is a :class:`~.share.Share`, so it can also come from the per-day cache
+(:mod:`.daycache`) instead of the ledger; quantiles are taken only at the end, over every
+value (exact).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from openpool.analytics.quantiles import exact_quantiles
+from openpool.analytics.performance.quantiles import exact_quantiles
+from openpool.analytics.performance.share import Share
 from openpool.money import to_wei_array
 
 
@@ -81,51 +82,40 @@ def _wei_limbs(fees: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
     return (low & 0xFFFFFFFF).astype(np.int64), (low >> 32).astype(np.int64)
 
 
-@dataclass
-class Part:
-    """One day's share of one window of one table, per group key."""
-
-    keys: list[int] = field(default_factory=list)
-    jobs: list[int] = field(default_factory=list)
-    excluded: list[int] = field(default_factory=list)
-    fees: list[int] = field(default_factory=list)  # wei
-    values: dict[str, dict[int, np.ndarray]] = field(default_factory=dict)  # name -> key -> v
-
-
-def part_of(
+def share_of(
     grouped: Grouped,
     money: Money,
     values: dict[str, tuple[np.ndarray, np.ndarray]],
     inside: np.ndarray | None,
-) -> Part:
+) -> Share[int]:
     """The share of one day's rows in a window (``inside``, in group order; ``None``: all).
 
     ``values``: per name, every row's value and whether it counts, in group order.
     """
     d = grouped.dense if inside is None else grouped.dense[inside]
     if len(d) == 0:
-        return Part()
+        return Share()
 
     def pick(a: np.ndarray) -> np.ndarray:
         return a if inside is None else a[inside]
 
     starts = np.flatnonzero(np.r_[True, d[1:] != d[:-1]])
-    part = Part(
-        keys=grouped.keys[d[starts]].tolist(),
+    share: Share[int] = Share(
+        groups=grouped.keys[d[starts]].tolist(),
         jobs=np.diff(np.r_[starts, len(d)]).tolist(),
         excluded=np.add.reduceat(pick(money.excluded), starts).tolist(),
     )
     if money.limbs is not None:
         low = np.add.reduceat(pick(money.limbs[0]), starts).tolist()
         high = np.add.reduceat(pick(money.limbs[1]), starts).tolist()
-        part.fees = [(h << 32) + lo for lo, h in zip(low, high, strict=True)]
+        share.fees = [(h << 32) + lo for lo, h in zip(low, high, strict=True)]
     else:
         assert money.fees is not None
         f = money.fees if inside is None else money.fees.filter(pa.array(inside))
         agg = pa.table({"d": d, "f": f}).group_by("d", use_threads=False)
         agg = agg.aggregate([("f", "sum")])
         sums = dict(zip(agg["d"].to_pylist(), agg["f_sum"].to_pylist(), strict=True))
-        part.fees = [int(sums[int(d[s])] or 0) for s in starts.tolist()]
+        share.fees = [int(sums[int(d[s])] or 0) for s in starts.tolist()]
     for name, (v, ok) in values.items():
         sel = ok if inside is None else ok & inside
         if sel.all():  # the usual case: every row's value counts
@@ -133,25 +123,25 @@ def part_of(
         else:
             at = np.flatnonzero(sel)  # positions: a faster gather than a boolean mask
             v, dv = v[at], grouped.dense[at]
-        per = part.values[name] = {}
+        per = share.values[name] = {}
         if len(dv) == 0:
             continue
         vstarts = np.flatnonzero(np.r_[True, dv[1:] != dv[:-1]])
         vends = np.r_[vstarts[1:], len(dv)]
         for s, e in zip(vstarts.tolist(), vends.tolist(), strict=True):
             per[int(grouped.keys[dv[s]])] = v[s:e]
-    return part
+    return share
 
 
 class Tally:
-    """One window of one table: the merged :class:`Part` of every day it covers."""
+    """One window of one table: the merged :class:`~.share.Share` of every day it covers."""
 
     def __init__(self) -> None:
         self.money: dict[int, list[int]] = {}  # group -> [jobs, excluded, fees wei]
         self.values: dict[str, dict[int, list[np.ndarray]]] = defaultdict(lambda: defaultdict(list))
 
-    def merge(self, part: Part) -> None:
-        for k, j, x, f in zip(part.keys, part.jobs, part.excluded, part.fees, strict=True):
+    def merge(self, share: Share[int]) -> None:
+        for k, j, x, f in zip(share.groups, share.jobs, share.excluded, share.fees, strict=True):
             m = self.money.get(k)
             if m is None:
                 self.money[k] = [j, x, f]
@@ -159,7 +149,7 @@ class Tally:
                 m[0] += j
                 m[1] += x
                 m[2] += f
-        for name, per in part.values.items():
+        for name, per in share.values.items():
             mine = self.values[name]
             for k, v in per.items():
                 mine[k].append(v)

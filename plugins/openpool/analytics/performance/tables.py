@@ -1,15 +1,7 @@
-"""worker_performance: exact per-worker speed and earnings, for all time, 24 h and 7 d.
+"""The two worker_performance tables (transcode, AI): their schemas, rows and ranks.
 
-Windows are of event time and end at ``as_of`` (default: the partition's latest event
-time, so a refresh is reproducible from its snapshot). All windows asked for come from one
-pass over the ledger's date slices, oldest first: "all time" reads every slice once and
-keeps every timed job's values (exact, no sketch); the 24 h and 7 d windows cover only the
-slices of their days, so asked for alone their cost does not grow with history. Each
-day's jobs go, as compact numeric arrays, to every window whose time range holds them;
-quantiles are taken per group at the end by selection, not a sort of the whole ledger.
-A day only "all time" needs is taken from its stored share when one exists for exactly
-its inputs (:mod:`~openpool.analytics.daycache`), so a refresh reads the ledger files of
-new or changed days and of the last 7 days only (see :mod:`~openpool.analytics.onepass`).
+:func:`performance` runs one :class:`~.onepass.Pass` for every window asked for and turns
+each window's tallies into rows.
 
 Transcode: response time in ms (the wire's ms are stored as ns), real-time factor =
 duration ÷ response time (higher is faster; p50 and p10, the worst decile), compute units
@@ -31,8 +23,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from openpool.analytics.onepass import Pass, Window
-from openpool.analytics.quantiles import percentile_of_rank, ranks
+from openpool.analytics.performance.onepass import Pass, Window
+from openpool.analytics.performance.quantiles import percentile_of_rank, ranks
 from openpool.errors import CacheMiss
 from openpool.money import WEI
 from openpool.snapshots import Snapshot

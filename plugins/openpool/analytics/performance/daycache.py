@@ -1,13 +1,13 @@
 """Per-day shares of the "all time" performance window, kept so a refresh reads only new days.
 
-Exact quantiles need every value, so a day's share is its values themselves, per group,
-with the group's jobs, excluded jobs and fees: merged with the other days' shares it gives
-exactly what reading that day's ledger files would. A share is stored under a key that
-hashes everything it was computed from: the format (bump :data:`FORMAT` when the figures'
-definitions change), the partition, the day, the SHA-256 of each of the day's ledger files
-and, for AI, of each credit file whose event times reach that day. A day whose files
-change (a late file, a job credited later) gets a new key; nothing is ever taken from a
-share computed from other inputs.
+Exact quantiles need every value, so a day's share (:class:`~.share.Share`, its groups
+named) is its values themselves, per group, with the group's jobs, excluded jobs and fees:
+merged with the other days' shares it gives exactly what reading that day's ledger files
+would. A share is stored under a key that hashes everything it was computed from: the
+format (bump :data:`FORMAT` when the figures' definitions change), the partition, the day,
+the SHA-256 of each of the day's ledger files and, for AI, of each credit file whose event
+times reach that day. A day whose files change (a late file, a job credited later) gets a
+new key; nothing is ever taken from a share computed from other inputs.
 
 Layout under the state store, beside the snapshots::
 
@@ -24,13 +24,13 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from openpool.analytics.performance.share import Group, Share
 from openpool.errors import CorruptDataFile, ObjectNotFound, OpenPoolError
 from openpool.money import WEI, to_wei_array
 from openpool.partitions import StateKey
@@ -44,18 +44,7 @@ FORMAT = "openpool-performance-day/1"
 PREFIX = "analytics-cache"
 _MAGIC = b"openpool-day-share\n"
 _EPOCH = date(1970, 1, 1)
-Group = tuple[str | None, str | None, str | None]  # eth_address, pipeline, model_id
-
-
-@dataclass
-class Share:
-    """One day's share of one table, its groups named as in the output."""
-
-    groups: list[Group] = field(default_factory=list)
-    jobs: list[int] = field(default_factory=list)
-    excluded: list[int] = field(default_factory=list)
-    fees: list[int] = field(default_factory=list)  # wei
-    values: dict[str, list[np.ndarray]] = field(default_factory=dict)  # name -> per group
+_NONE = np.empty(0)  # the values of a group that has none
 
 
 def folder(partition: StateKey) -> str:
@@ -96,7 +85,7 @@ def present(store: ObjectStore, partition: StateKey) -> dict[int, set[str]]:
     return out
 
 
-def encode(shares: dict[str, Share]) -> bytes:
+def encode(shares: dict[str, Share[Group]]) -> bytes:
     """``shares`` (by table: "transcode", "ai") as one self-checking object."""
     names = sorted({n for s in shares.values() for n in s.values})
     kinds, groups, jobs, excluded, fees = [], [], [], [], []
@@ -108,7 +97,8 @@ def encode(shares: dict[str, Share]) -> bytes:
         excluded += s.excluded
         fees += s.fees
         for n in names:
-            values[n] += s.values.get(n) or [np.empty(0)] * len(s.groups)
+            per = s.values.get(n, {})
+            values[n] += [per.get(g, _NONE) for g in s.groups]
     cols: dict[str, pa.Array] = {
         "kind": pa.array(kinds, pa.string()),
         "eth_address": pa.array([g[0] for g in groups], pa.string()),
@@ -131,7 +121,7 @@ def encode(shares: dict[str, Share]) -> bytes:
     return _MAGIC + hashlib.sha256(payload).digest() + payload
 
 
-def decode(data: bytes, uri: str) -> dict[str, Share]:
+def decode(data: bytes, uri: str) -> dict[str, Share[Group]]:
     """The shares of an object :func:`encode` wrote; :class:`CorruptDataFile` otherwise."""
     head = len(_MAGIC) + 32
     if (
@@ -161,19 +151,22 @@ def decode(data: bytes, uri: str) -> dict[str, Share]:
                 lists[c[2:]] = [flat[off[i] : off[i + 1]] for i in range(len(arr))]
     except (pa.ArrowException, OSError, ValueError, KeyError, TypeError) as exc:
         raise CorruptDataFile(uri, f"unreadable day share: {exc}") from None
-    out: dict[str, Share] = {}
+    out: dict[str, Share[Group]] = {}
     for i, kind in enumerate(kinds):
-        s = out.setdefault(kind, Share(values={n: [] for n in lists}))
+        s = out.setdefault(kind, Share(values={n: {} for n in lists}))
         s.groups.append(groups[i])
         s.jobs.append(jobs[i])
         s.excluded.append(excluded[i])
         s.fees.append(fees[i])
         for n, per in lists.items():
-            s.values[n].append(per[i])
+            if len(per[i]):  # stored empty for a group without values: it has no entry
+                s.values[n][groups[i]] = per[i]
     return out
 
 
-def load(store: ObjectStore, partition: StateKey, day: int, key: str) -> dict[str, Share] | None:
+def load(
+    store: ObjectStore, partition: StateKey, day: int, key: str
+) -> dict[str, Share[Group]] | None:
     """The stored shares of ``day`` under ``key``; ``None`` if absent or not usable."""
     okey = object_key(partition, day, key)
     try:
@@ -190,7 +183,7 @@ def save(
     partition: StateKey,
     day: int,
     key: str,
-    shares: dict[str, Share],
+    shares: dict[str, Share[Group]],
     stale: Iterable[str] = (),
 ) -> None:
     """Store ``day``'s shares under ``key``, then delete its shares under ``stale`` keys."""
