@@ -174,9 +174,9 @@ def test_a_killed_execute_then_recover_and_rerun_pays_exactly_once(pool: Pool, p
         timeout=120,
     )
     assert proc.returncode == -9, proc.stderr[-2000:]
-    recover(pool.ledger(), pool.chain, pool.wallet.address)
+    recover(pool.ledger(), pool.chain, pool.wallet.address, confirmations=1)
     pool.run(h)
-    recover(pool.ledger(), pool.chain, pool.wallet.address)
+    recover(pool.ledger(), pool.chain, pool.wallet.address, confirmations=1)
     assert check_invariants(pool) == pool.earnings
 
 
@@ -188,7 +188,7 @@ def test_mining_paused_then_resumed(pool: Pool) -> None:
     check_invariants(pool)
     pool.chain.rpc("evm_setAutomine", [True])
     pool.chain.rpc("evm_mine", [])
-    rec = recover(pool.ledger(), pool.chain, pool.wallet.address)
+    rec = recover(pool.ledger(), pool.chain, pool.wallet.address, confirmations=1)
     assert rec.confirmed == 6
     assert check_invariants(pool) == pool.earnings
 
@@ -200,11 +200,11 @@ def test_a_dropped_transaction_is_rebroadcast_from_its_recorded_bytes(pool: Pool
     first = min(pool.ledger().payments().values(), key=lambda r: r["nonce"])
     pool.chain.rpc("anvil_dropTransaction", [first["tx_hash"]])
     assert not pool.chain.known(first["tx_hash"])
-    rec = recover(pool.ledger(), pool.chain, pool.wallet.address)
+    rec = recover(pool.ledger(), pool.chain, pool.wallet.address, confirmations=1)
     assert rec.broadcast >= 1 and not rec.investigate
     pool.chain.rpc("evm_setAutomine", [True])
     pool.chain.rpc("evm_mine", [])
-    recover(pool.ledger(), pool.chain, pool.wallet.address)
+    recover(pool.ledger(), pool.chain, pool.wallet.address, confirmations=1)
     assert check_invariants(pool) == pool.earnings
 
 
@@ -267,7 +267,7 @@ def test_two_executions_of_one_plan_at_once_pay_once(pool: Pool) -> None:
     for t in threads:
         t.join()
     assert not errors, errors
-    recover(pool.ledger(), pool.chain, pool.wallet.address)
+    recover(pool.ledger(), pool.chain, pool.wallet.address, confirmations=1)
     assert check_invariants(pool) == pool.earnings
     assert pool.chain.nonce(pool.wallet.address, "latest") == 6
 

@@ -203,7 +203,7 @@ def test_two_plans_never_spend_more_than_the_wallet_holds(pool: Pool, when: str)
     assert pool.chain.nonce(pool.wallet.address, "pending") == 6
     pool.chain.rpc("evm_setAutomine", [True])
     pool.chain.rpc("evm_mine", [])
-    recover(pool.ledger(), pool.chain, pool.wallet.address)
+    recover(pool.ledger(), pool.chain, pool.wallet.address, confirmations=1)
     assert paid_on_chain(pool) == pool.earnings
     assert all(pool.chain.balance(a) == 0 for a in workers2)
 
@@ -230,7 +230,7 @@ def test_recover_settles_every_receipt_and_reports_a_refused_send(pool: Pool, vi
     node's reason, and ``openpool payouts recover`` prints that, not a traceback."""
     last = _priced_out_after_five_mined(pool)
     if via == "library":
-        rep = recover(pool.ledger(), pool.chain, pool.wallet.address).as_dict()
+        rep = recover(pool.ledger(), pool.chain, pool.wallet.address, confirmations=1).as_dict()
     else:
         proc = _cli(pool, "recover")
         assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
@@ -388,8 +388,8 @@ def test_a_send_refused_in_execute_is_reported_and_left_for_recover(pool: Pool) 
     ]
     assert pool.ledger().payments()[victim_row["payment_id"]]["status"] == SIGNED
     assert pool.chain.balance(victim) == 0
-    rec = recover(pool.ledger(), pool.chain, pool.wallet.address)
+    rec = recover(pool.ledger(), pool.chain, pool.wallet.address, confirmations=1)
     assert rec.broadcast == 1
-    recover(pool.ledger(), pool.chain, pool.wallet.address)
+    recover(pool.ledger(), pool.chain, pool.wallet.address, confirmations=1)
     assert paid_on_chain(pool) == pool.earnings
     assert check_invariants(pool) == pool.earnings

@@ -397,6 +397,31 @@ def test_payments_still_open_at_the_confirm_timeout_are_reported_pending_not_fai
     assert all(world.chain.receipt(r["tx_hash"]) for r in world.ledger().payments().values())
 
 
+def test_a_payment_is_confirmed_only_once_confirmations_blocks_deep(
+    world: World, monkeypatch
+) -> None:
+    """CONFIRMATIONS holds for every task that settles receipts, not only execute: with
+    1000 required and one block mined per send, the run ends with every payment pending
+    (recover and confirm must not call a one-block-deep receipt final); once the chain is
+    1000 blocks past them, the next run's recover confirms them all."""
+    monkeypatch.setenv("CONFIRMATIONS", "1000")
+    dr, states, _ = _run(_responder(world, "Approve"), receipt_timeout=timedelta(seconds=2))
+    assert set(states.values()) == {"success"}, states
+    api = airflow_api(world.api_url, APPROVER, APPROVER_PASSWORD)
+    assert all(world.chain.receipt(r["tx_hash"]) for r in world.ledger().payments().values())
+    report = api.xcom(DAG_ID, dr.run_id, "report")
+    assert report["confirmed"] == 0 and report["pending"] == 12, report
+    assert {r["status"] for r in world.ledger().payments().values()} == {"broadcast"}
+
+    world.chain.rpc("anvil_mine", [hex(1000)])
+    again = _dag().test()
+    assert {ti.task_id: str(ti.state) for ti in again.get_task_instances()}["recover"] == (
+        "success"
+    )
+    rows = world.ledger().payments().values()
+    assert len(rows) == 12 and {r["status"] for r in rows} == {CONFIRMED}
+
+
 def test_a_reject_is_recorded_and_the_plan_is_never_executed_not_even_with_i_approve(
     world: World,
 ) -> None:

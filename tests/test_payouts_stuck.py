@@ -93,13 +93,14 @@ def test_the_original_mining_after_its_replacement_was_recorded_is_settled_once(
         wallet=pool.wallet,
         max_gas_price_wei=CAP,
         stuck_after=timedelta(0),
+        confirmations=1,
     )
     assert len(rep.replaced) == 6 and len(rep.refused) == 6
     assert all(r["reason"] == "replacement transaction underpriced" for r in rep.refused)
     recorded = {pid: rows[-1]["tx_hash"] for pid, rows in _history(pool).items()}
     assert all(recorded[pid] != first[pid] for pid in first)  # recorded before it was sent
     pool.chain.rpc("evm_mine", [])  # the originals mine
-    rec = recover(pool.ledger(), pool.chain, pool.wallet.address)
+    rec = recover(pool.ledger(), pool.chain, pool.wallet.address, confirmations=1)
     assert rec.confirmed == 6
     settled = {pid: rows[-1] for pid, rows in _history(pool).items()}
     assert {pid: r["tx_hash"] for pid, r in settled.items()} == first
@@ -139,12 +140,13 @@ def test_a_replacement_above_the_gas_cap_is_never_sent_only_reported(pool: Pool)
         wallet=pool.wallet,
         max_gas_price_wei=fee * 105 // 100,
         stuck_after=timedelta(0),
+        confirmations=1,
     )
     assert rep.replaced == [] and len(rep.stuck) == 6
     assert all("above MAX_GAS_PRICE_WEI" in s["reason"] for s in rep.stuck)
     assert {pid: rows[-1]["tx_hash"] for pid, rows in _history(pool).items()} == before
     pool.chain.rpc("evm_mine", [])
-    recover(pool.ledger(), pool.chain, pool.wallet.address)
+    recover(pool.ledger(), pool.chain, pool.wallet.address, confirmations=1)
     assert paid_on_chain(pool) == pool.earnings
 
 
@@ -155,7 +157,11 @@ def test_without_the_key_a_stuck_send_is_reported_not_replaced(pool: Pool) -> No
     pool.run(h, timeout=1)
     before = {pid: rows[-1]["tx_hash"] for pid, rows in _history(pool).items()}
     rep = recover(
-        pool.ledger(), pool.chain, pool.wallet.address, stuck_after=timedelta(0)
+        pool.ledger(),
+        pool.chain,
+        pool.wallet.address,
+        stuck_after=timedelta(0),
+        confirmations=1,
     ).as_dict()
     assert rep["replaced"] == [] and sorted(s["payment_id"] for s in rep["stuck"]) == sorted(before)
     assert all("HOT_WALLET_KEYSTORE" in s["reason"] for s in rep["stuck"])

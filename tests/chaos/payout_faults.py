@@ -69,6 +69,7 @@ def _settle_with_key(pool: Pool, deadline_s: float = 90.0) -> None:
             wallet=pool.wallet,
             max_gas_price_wei=CAP,
             stuck_after=timedelta(0),
+            confirmations=1,
         )
         if time.monotonic() > deadline:
             return

@@ -81,7 +81,7 @@ class Pool:
         )
 
     def recover(self) -> RunReport:
-        return recover(self.ledger(), self.chain, self.address)
+        return recover(self.ledger(), self.chain, self.address, confirmations=1)
 
     def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         return self.campaign.env(

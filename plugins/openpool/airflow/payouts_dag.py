@@ -195,7 +195,11 @@ def build_payouts_dag(
                 s = _settings()
                 _, ledger = _ledger(s, aws_conn_id)
                 rep = recover_open(
-                    ledger, Chain(s.eth_rpc_endpoint), ledger.wallet, run_id=_run_key("recover")
+                    ledger,
+                    Chain(s.eth_rpc_endpoint),
+                    ledger.wallet,
+                    run_id=_run_key("recover"),
+                    confirmations=s.confirmations,
                 )
                 if rep.investigate:
                     log.error("PAYMENTS NEED INVESTIGATION (workers blocked): %s", rep.investigate)
@@ -325,7 +329,13 @@ def build_payouts_dag(
                 s = _settings()
                 _, ledger = _ledger(s, aws_conn_id)
                 chain = Chain(s.eth_rpc_endpoint)
-                rep = recover_open(ledger, chain, ledger.wallet, run_id=_run_key("confirm"))
+                rep = recover_open(
+                    ledger,
+                    chain,
+                    ledger.wallet,
+                    run_id=_run_key("confirm"),
+                    confirmations=s.confirmations,
+                )
                 out_of_time = datetime.now(UTC) - started >= confirm_timeout
                 if rep.pending and out_of_time:
                     log.warning(

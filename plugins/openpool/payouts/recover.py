@@ -37,7 +37,7 @@ def recover(
     wallet: HotWallet | None = None,
     max_gas_price_wei: int | None = None,
     stuck_after: timedelta | None = None,
-    confirmations: int = 1,
+    confirmations: int,  # CONFIRMATIONS: required, so no caller settles at depth 1 by default
     now: datetime | None = None,
 ) -> RunReport:
     """Settle, then replace, rebroadcast or flag, every ``signed``/``broadcast`` record.
