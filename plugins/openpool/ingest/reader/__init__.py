@@ -35,22 +35,27 @@ mixed-case address with a wrong checksum is rejected. Unknown top-level keys are
 ``payload_json``). A JSON syntax error, invalid UTF-8 or nesting deeper than the decoder's
 limit anywhere in the file quarantines the whole file: it is not a JSON document.
 
-Modules, in the order a file meets them: ``structs`` (msgspec types and decoders),
-``file`` (:func:`read_file`, the fast path), ``slow`` (whole-file problems and the
-per-element path), ``build`` (column checks and the EVENTS table, shared by both paths),
+Both paths sit behind :func:`verdicts`, which can be told to take either one (tests
+compare them on every fuzz input); :func:`read_file` is its automatic choice.
+
+Modules, in the order a file meets them: ``file`` (:func:`verdicts`, :func:`read_file` and
+the fast path), ``structs`` (msgspec types and decoders), ``slow`` (whole-file problems and
+the per-element path), ``build`` (column checks and the EVENTS table, for both paths),
 ``checks`` (vectorised shape and address checks), ``canonical`` (canonical bytes and
 digests), ``rules`` (which payload keys each event type owns) and ``result``
 (:class:`FileResult`). Underscored names are internal to the package.
 """
 
 from openpool.ingest.reader.canonical import content_digest, legacy_content_sha256
-from openpool.ingest.reader.file import read_file
+from openpool.ingest.reader.file import ReadPath, read_file, verdicts
 from openpool.ingest.reader.result import RAW_JSON_LIMIT, FileResult
 
 __all__ = [
     "RAW_JSON_LIMIT",
     "FileResult",
+    "ReadPath",
     "content_digest",
     "legacy_content_sha256",
     "read_file",
+    "verdicts",
 ]

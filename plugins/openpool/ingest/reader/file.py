@@ -1,8 +1,9 @@
-"""Reading one file: the fast path, and the fallback to the slow path when it cannot.
+"""Reading one file: the one verdict function, and the fast path behind it.
 
 Fast path: msgspec decodes the whole file straight into typed structs in one C call; the
 semantic rules are then checked column-wise (``build``). Only when that typed decode fails
-does the file go element by element (``slow``).
+does the file go element by element (``slow``). Both sit behind :func:`verdicts`, so a
+caller (a test, a benchmark) can force either one and compare them.
 """
 
 from __future__ import annotations
@@ -11,12 +12,18 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any, Literal, get_args
 
+from openpool.errors import FastPathUnavailable
 from openpool.ingest.reader.build import _build
 from openpool.ingest.reader.result import FileResult, _rejected_table, _rejection
 from openpool.ingest.reader.slow import _read_elementwise
 from openpool.ingest.reader.structs import _DECODE_ERRORS, _RAW_LIST_DECODER, _decoders
 from openpool.ingest.schema import REJECTED
+
+ReadPath = Literal["auto", "fast", "slow"]
+_PATHS = get_args(ReadPath)
+_BOM = b"\xef\xbb\xbf"
 
 # msgspec and json bound nesting by the interpreter's recursion limit, which some libraries
 # raise (py_ecc, imported with web3 by the CLI, sets 100000): deep enough for a 60,000-deep
@@ -51,20 +58,44 @@ def read_file(data: bytes, source_key: str, node_type: str, region: str) -> File
     ``quarantine_reason``; a bad element is rejected with a reason while the rest of the
     file is still used.
     """
-    with _bounded_recursion():
-        return _read_file(data, source_key, node_type, region)
+    return verdicts(data, source_key, node_type, region)
 
 
-def _read_file(data: bytes, source_key: str, node_type: str, region: str) -> FileResult:
+def verdicts(
+    data: bytes, source_key: str, node_type: str, region: str, path: ReadPath = "auto"
+) -> FileResult:
+    """Every element's verdict (accepted row or rejection), or the file's quarantine.
+
+    ``path`` picks who judges: ``"auto"`` (what :func:`read_file` does) takes the fast path
+    and falls back to the slow one only when the typed decode of the whole file fails;
+    ``"slow"`` goes element by element whatever the file; ``"fast"`` takes only the fast
+    path and raises :class:`~openpool.errors.FastPathUnavailable` where ``"auto"`` would
+    fall back, so a caller comparing the paths knows the fast one really ran. On any file
+    the fast path reads, ``"slow"`` gives an equal FileResult (tests/test_reader_paths.py).
+    """
+    if path not in _PATHS:
+        raise ValueError(f"path must be one of {', '.join(_PATHS)}, got {path!r}")
     data = bytes(data)
     offset = 0
-    if data.startswith(b"\xef\xbb\xbf"):
-        data, offset = data[3:], 3
-    file_decoder, _ = _decoders(node_type, region)
-    try:
-        events = file_decoder.decode(data)
-    except _DECODE_ERRORS:
+    if data.startswith(_BOM):
+        data, offset = data[len(_BOM) :], len(_BOM)
+    with _bounded_recursion():
+        if path != "slow":
+            file_decoder, _ = _decoders(node_type, region)
+            try:
+                events = file_decoder.decode(data)
+            except _DECODE_ERRORS as e:
+                if path == "fast":
+                    raise FastPathUnavailable(source_key, f"{type(e).__name__}: {e}") from e
+            else:
+                return _read_typed(events, data, source_key, node_type, region)
         return _read_elementwise(data, offset, source_key, node_type, region)
+
+
+def _read_typed(
+    events: list[Any], data: bytes, source_key: str, node_type: str, region: str
+) -> FileResult:
+    """The fast path, once the whole (BOM-stripped) file ``data`` decoded as ``events``."""
     n = len(events)
     table, bad = _build(events, range(n), None, source_key, node_type, region)
     if not bad:
