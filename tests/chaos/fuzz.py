@@ -8,8 +8,8 @@ files. Properties, for every input: ``read_file`` never raises; a file is either
 quarantined with a non-empty reason (and nothing else) or every array element is
 accounted for exactly once, accepted or rejected with a non-empty reason; accepted fees
 are exact non-negative integers equal to the input's; the canonical payload is the
-input's. Runs in a child process with the interpreter's default recursion limit, as the
-CLI's reader now enforces anyway.
+input's. Runs in a child process with the interpreter's default recursion limit (where a
+library raised it, the reader bounds nesting itself: ``openpool.ingest.reader.depth``).
 """
 
 from __future__ import annotations

@@ -40,10 +40,11 @@ compare them on every fuzz input); :func:`read_file` is its automatic choice.
 
 Modules, in the order a file meets them: ``file`` (:func:`verdicts`, :func:`read_file` and
 the fast path), ``structs`` (msgspec types and decoders), ``slow`` (whole-file problems and
-the per-element path), ``build`` (column checks and the EVENTS table, for both paths),
-``checks`` (vectorised shape and address checks), ``canonical`` (canonical bytes and
-digests), ``rules`` (which payload keys each event type owns) and ``result``
-(:class:`FileResult`). Underscored names are internal to the package.
+the per-element path), ``depth`` (how deep the slow path's decoders may nest), ``build``
+(column checks and the EVENTS table, for both paths), ``checks`` (vectorised shape and
+address checks), ``canonical`` (canonical bytes and digests), ``rules`` (which payload
+keys each event type owns) and ``result`` (:class:`FileResult`). Underscored names are
+internal to the package.
 """
 
 from openpool.ingest.reader.canonical import content_digest, legacy_content_sha256

@@ -3,15 +3,12 @@
 Fast path: msgspec decodes the whole file straight into typed structs in one C call; the
 semantic rules are then checked column-wise (``build``). Only when that typed decode fails
 does the file go element by element (``slow``). Both sit behind :func:`verdicts`, so a
-caller (a test, a benchmark) can force either one and compare them.
+caller (a test, a benchmark) can force either one and compare them. The typed decode needs
+no depth guard: it never descends below the structs (see ``depth``).
 """
 
 from __future__ import annotations
 
-import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, Literal, get_args
 
 from openpool.errors import FastPathUnavailable
@@ -24,31 +21,6 @@ from openpool.ingest.schema import REJECTED
 ReadPath = Literal["auto", "fast", "slow"]
 _PATHS = get_args(ReadPath)
 _BOM = b"\xef\xbb\xbf"
-
-# msgspec and json bound nesting by the interpreter's recursion limit, which some libraries
-# raise (py_ecc, imported with web3 by the CLI, sets 100000): deep enough for a 60,000-deep
-# file to overflow the C stack and kill the process. While it decodes, the reader caps the
-# limit at the interpreter's default, so such a file is quarantined instead.
-_DEPTH_LIMIT = 1000
-_limit_lock = threading.Lock()
-_limit_state = {"users": 0, "saved": 0}
-
-
-@contextmanager
-def _bounded_recursion() -> Iterator[None]:
-    with _limit_lock:
-        if _limit_state["users"] == 0:
-            _limit_state["saved"] = sys.getrecursionlimit()
-            if _limit_state["saved"] > _DEPTH_LIMIT:
-                sys.setrecursionlimit(_DEPTH_LIMIT)
-        _limit_state["users"] += 1
-    try:
-        yield
-    finally:
-        with _limit_lock:
-            _limit_state["users"] -= 1
-            if _limit_state["users"] == 0 and _limit_state["saved"] > _DEPTH_LIMIT:
-                sys.setrecursionlimit(_limit_state["saved"])
 
 
 def read_file(data: bytes, source_key: str, node_type: str, region: str) -> FileResult:
@@ -79,17 +51,16 @@ def verdicts(
     offset = 0
     if data.startswith(_BOM):
         data, offset = data[len(_BOM) :], len(_BOM)
-    with _bounded_recursion():
-        if path != "slow":
-            file_decoder, _ = _decoders(node_type, region)
-            try:
-                events = file_decoder.decode(data)
-            except _DECODE_ERRORS as e:
-                if path == "fast":
-                    raise FastPathUnavailable(source_key, f"{type(e).__name__}: {e}") from e
-            else:
-                return _read_typed(events, data, source_key, node_type, region)
-        return _read_elementwise(data, offset, source_key, node_type, region)
+    if path != "slow":
+        file_decoder, _ = _decoders(node_type, region)
+        try:
+            events = file_decoder.decode(data)
+        except _DECODE_ERRORS as e:
+            if path == "fast":
+                raise FastPathUnavailable(source_key, f"{type(e).__name__}: {e}") from e
+        else:
+            return _read_typed(events, data, source_key, node_type, region)
+    return _read_elementwise(data, offset, source_key, node_type, region)
 
 
 def _read_typed(

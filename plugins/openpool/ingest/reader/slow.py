@@ -20,6 +20,7 @@ import msgspec
 
 from openpool.ingest.reader.build import _build
 from openpool.ingest.reader.canonical import _dumps
+from openpool.ingest.reader.depth import _bounded_text
 from openpool.ingest.reader.result import (
     FileResult,
     _quarantined,
@@ -90,6 +91,9 @@ def _read_elementwise(
     return FileResult(table, _rejected_table(rows))
 
 
+_TOO_DEEP = "JSON nested too deeply to parse"
+
+
 def _file_problem(data: bytes, offset: int) -> str | None:
     """Why the (BOM-stripped) body is not a JSON array, or None if it is one."""
     if not data:
@@ -102,22 +106,23 @@ def _file_problem(data: bytes, offset: int) -> str | None:
         return f"not valid UTF-8: {e.reason} at byte {e.start + offset}"
     if not data.strip(b" \t\r\n"):
         return "empty file (only whitespace)"
+    text, cut = _bounded_text(data)
     try:
-        _RAW_LIST_DECODER.decode(data)
+        _RAW_LIST_DECODER.decode(text)
     except RecursionError:
-        return "JSON nested too deeply to parse"
+        return _TOO_DEEP
     except msgspec.ValidationError:
         pass  # valid JSON (checked below) but not an array
     except msgspec.DecodeError as e:
-        return _syntax_reason(data, offset, str(e))
+        return _syntax_reason(data, offset, str(e), cut)
     else:
         return None
     try:
-        value = _RAW_DECODER.decode(data)
+        value = _RAW_DECODER.decode(text)
     except msgspec.DecodeError as e:
-        return _syntax_reason(data, offset, str(e))
+        return _syntax_reason(data, offset, str(e), cut)
     except RecursionError:
-        return "JSON nested too deeply to parse"
+        return _TOO_DEEP
     first = bytes(value)[:1]
     kind = {b"{": "an object", b'"': "a string", b"t": "a boolean", b"f": "a boolean"}.get(
         first, "null" if first == b"n" else "a number"
@@ -125,9 +130,15 @@ def _file_problem(data: bytes, offset: int) -> str | None:
     return f"top-level value is {kind}, expected an array"
 
 
-def _syntax_reason(data: bytes, offset: int, message: str) -> str:
-    """A readable JSON syntax error with byte offsets relative to the original file."""
+def _syntax_reason(data: bytes, offset: int, message: str, cut: bool = False) -> str:
+    """A readable JSON syntax error with byte offsets relative to the original file.
+
+    ``cut``: the message is about ``data`` cut where it nests too deeply (``depth``), so
+    running out of input there means the decoder reached the cut.
+    """
     if "truncated" in message:
+        if cut:
+            return _TOO_DEEP
         try:
             json.loads(data)
         except (ValueError, RecursionError):
