@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from openpool.ingest.reader import FileResult, read_file
-from openpool.ingest.reader.depth import _DEPTH_LIMIT, _too_deep_at
+from openpool.ingest.reader.depth import _DEPTH_LIMIT, _nests_deeper, _too_deep_at
 from tests.chaos.fuzz import good_event
 from tests.services import REPO
 
@@ -183,3 +183,4 @@ values = st.recursive(
 def test_the_vectorised_scan_matches_a_character_scan(value: Any, limit: int, ascii: bool) -> None:
     text = json.dumps(value, ensure_ascii=ascii).encode()
     assert _too_deep_at(text, limit) == scan(text, limit)
+    assert _nests_deeper(text, limit) == (scan(text, limit) is not None)
