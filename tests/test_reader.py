@@ -17,7 +17,6 @@ import xxhash
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from openpool.ingest import reader
 from openpool.ingest.dedup import dedup
 from openpool.ingest.reader import (
     RAW_JSON_LIMIT,
@@ -26,6 +25,9 @@ from openpool.ingest.reader import (
     legacy_content_sha256,
     read_file,
 )
+from openpool.ingest.reader.canonical import _canonical_whole
+from openpool.ingest.reader.checks import _DT_RE, _UUID_RE, _dt_shaped, _uuid_shaped
+from openpool.ingest.reader.structs import _decoders
 from openpool.tables import EVENTS, ID_INDEX, REJECTED
 
 FIXTURES = Path(__file__).parent / "fixtures" / "events"
@@ -330,7 +332,8 @@ def test_unpaired_surrogate_escape() -> None:
 
 def test_nesting_too_deep_for_the_decoder() -> None:
     # msgspec's depth guard is Python's recursion limit, which libraries loaded by other
-    # tests raise; pin the interpreter's default so the outcome is deterministic.
+    # tests raise; pin the interpreter's default so the outcome is deterministic (under a
+    # raised limit the reader's own bound decides: tests/test_reader_depth.py).
     import sys
 
     saved = sys.getrecursionlimit()
@@ -798,11 +801,12 @@ def test_whole_file_and_row_by_row_canonical_forms_agree(
     for raw, row in zip(events, fast.events.to_pylist(), strict=True):
         assert row["payload_json"] == canonical(raw["Payload"])
         assert row["content_sha256"] == digest(raw)
-    decoder, _ = reader._decoders("transcode", "eu-central")
+    decoder, _ = _decoders("transcode", "eu-central")
     typed = decoder.decode(body(events))
     versions = pa.array([e.Version for e in typed], pa.int64())
-    assert reader._canonical_whole(typed, versions, "eu-central") is not None  # fast path taken
-    monkeypatch.setattr(reader, "_canonical_whole", lambda *_args: None)
+    assert _canonical_whole(typed, versions, "eu-central") is not None  # fast path taken
+    # where _build looks it up
+    monkeypatch.setattr("openpool.ingest.reader.build._canonical_whole", lambda *_a: None)
     slow = read_tc(events)
     assert slow.events.equals(fast.events)
 
@@ -835,11 +839,11 @@ def test_vectorised_shape_checks_match_the_regexes(dts: list[str], ids: list[str
     dts += ["2026-10-03T08:00:02Z", "2026-13-03T08:00:02Z", "2026-02-30T23:59:59Z"]
     dts += ["0026-10-03T08:00:02Z", "2026-10-00T08:00:02Z", "2026-10-31T24:00:00Z"]
     ids += ["0123abcd-0123-4abc-8def-0123456789AB", "0123abcd-0123-4abc-8def-0123456789Ag"]
-    want_dt = [re.fullmatch(reader._DT_RE.strip("^$"), d) is not None for d in dts]
-    want_id = [re.fullmatch(reader._UUID_RE.strip("^$"), i) is not None for i in ids]
-    assert reader._dt_shaped(pa.array(dts)).tolist() == want_dt
-    assert reader._uuid_shaped(pa.array(ids)).tolist() == want_id
-    assert reader._dt_shaped(pa.array(dts).slice(1)).tolist() == want_dt[1:]
+    want_dt = [re.fullmatch(_DT_RE.strip("^$"), d) is not None for d in dts]
+    want_id = [re.fullmatch(_UUID_RE.strip("^$"), i) is not None for i in ids]
+    assert _dt_shaped(pa.array(dts)).tolist() == want_dt
+    assert _uuid_shaped(pa.array(ids)).tolist() == want_id
+    assert _dt_shaped(pa.array(dts).slice(1)).tolist() == want_dt[1:]
 
 
 def test_raw_json_is_truncated() -> None:

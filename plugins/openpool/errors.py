@@ -129,6 +129,22 @@ class ResolveRefused(OpenPoolError):
     """A repeated event ID that cannot be set aside safely on this state (say why)."""
 
 
+class FastPathUnavailable(OpenPoolError):
+    """The reader was told to take only its fast path, and the file's typed decode failed.
+
+    Only a caller forcing ``path="fast"`` (tests, benchmarks) sees it: ``read_file`` takes
+    the slow path for such a file, which is the only one that can judge it.
+    """
+
+    def __init__(self, source_key: str, reason: str) -> None:
+        super().__init__(
+            f"{source_key}: the reader's fast path cannot read this file ({reason}); "
+            'read it with path="auto" or path="slow"'
+        )
+        self.source_key = source_key
+        self.reason = reason
+
+
 class MissingStep(StorageError):
     """A step's staged output is absent: the step before it has not completed."""
 
