@@ -37,9 +37,12 @@ $(ANVIL):
 	  chmod +x "$$bin"; ln -sf "$(CURDIR)/$$bin" $@
 	@$@ --version | head -n 1
 
+# ruff, the layer contracts of pyproject.toml ([tool.importlinter]) and mypy over the library.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
 
 test: setup browser lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
