@@ -1,14 +1,13 @@
 """Part 1: SIGKILL ingest at random moments, rerun to completion, compare with a clean run.
 
 Two paths. The CLI: every fourth trial runs the installed ``openpool`` console script
-throughout; the others kill ``ingest_cli`` (the same ``ingest`` handler without the other
-sub-commands' imports, a second cheaper per start) and complete with the same
-``ingest()`` in the campaign's process. The DAG task path (``steps_child``):
-the step functions the DAG tasks call, one DAG run after another; after a kill the killed
-task is retried as Airflow retries it, or, one time in four when the kill hit a task
-before ``commit``, the run is abandoned and a new DAG run starts. Real Airflow per trial
-would cost tens of seconds of scheduler start-up each; ``tests/test_dags.py`` covers the
-DAG itself (task retries included).
+throughout; the others kill ``ingest_cli`` (the same entry point run as ``python -m``)
+and complete with the same ``ingest()`` in the campaign's process. The DAG task path
+(``steps_child``): the step functions the DAG tasks call, one DAG run after another;
+after a kill the killed task is retried as Airflow retries it, or, one time in four when
+the kill hit a task before ``commit``, the run is abandoned and a new DAG run starts.
+Real Airflow per trial would cost tens of seconds of scheduler start-up each;
+``tests/test_dags.py`` covers the DAG itself (task retries included).
 
 Kills are either timed (a random delay into the run) or targeted: the child kills itself
 just before its N-th object store write, N drawn over all writes of a clean run, so kills
