@@ -360,6 +360,13 @@ def test_eth_strings_are_exact() -> None:
     assert eth(0) == "0"
 
 
+def test_eth_strings_are_exact_to_the_last_of_38_digits() -> None:
+    """decimal's default 28-digit context rounded every amount above ~10**28 wei."""
+    assert eth(10**38 - 1) == "99999999999999999999.999999999999999999"
+    assert eth(2**100 + 1) == "1267650600228.229401496703205377"
+    assert eth(-(10**30) - 7) == "-1000000000000.000000000000000007"
+
+
 def test_cli_performance_and_summary(tmp_path) -> None:
     _state, snap = _ingested(tmp_path, TC)
     env = dict(

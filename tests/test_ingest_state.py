@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from openpool.ingest import accrue as acc
 from openpool.ingest import connections as conn
 from openpool.ingest.dedup import dedup
-from openpool.money import commission, to_wei_array, wei_ints
+from openpool.money import commission, to_wei_array, wei_ints, wei_sum
 from openpool.tables import (
     AI_CREDITS,
     AI_REQUESTS,
@@ -85,6 +85,15 @@ def test_commission_is_exact_floor_of_rational(fees: list[int], rate_text: str) 
     rate = Fraction(Decimal(rate_text))
     got = wei_ints(commission(to_wei_array(fees), rate))
     assert got == [f * rate.numerator // rate.denominator for f in fees]
+
+
+def test_a_wei_sum_past_38_digits_is_exact_not_wrapped() -> None:
+    """Arrow sums decimal128(38,0) in 128 bits and wraps silently past 10**38."""
+    amounts = [9 * 10**37, 9 * 10**37, 10**37 + 3]
+    assert wei_sum(to_wei_array(amounts)) == sum(amounts)
+    assert wei_sum(pa.chunked_array([to_wei_array(amounts[:1]), to_wei_array(amounts[1:])])) == sum(
+        amounts
+    )
 
 
 def test_commission_beyond_int64_is_still_exact() -> None:

@@ -55,10 +55,13 @@ def commission(fees: pa.Array | pa.ChunkedArray, rate: Fraction) -> pa.Array:
 
 
 def wei_sum(arr: pa.Array | pa.ChunkedArray) -> int:
-    """Exact sum of a decimal128 column as a Python int (0 for empty)."""
+    """Exact sum of a decimal128 column as a Python int (0 for empty).
+
+    Summed as decimal256: Arrow sums decimal128 in 128 bits and wraps silently past
+    10**38, which a total of many 38-digit amounts can reach."""
     if len(arr) == 0:
         return 0
-    total = pc.sum(arr).as_py()
+    total = pc.sum(pc.cast(arr, pa.decimal256(76, 0))).as_py()
     return int(total) if total is not None else 0
 
 
@@ -78,9 +81,11 @@ def subtract(a: pa.Array | pa.ChunkedArray, b: pa.Array | pa.ChunkedArray) -> pa
 
 
 def eth(wei: int) -> str:
-    """Exact ETH for ``wei`` as a decimal string (no float anywhere)."""
-    text = format(Decimal(wei).scaleb(-18), "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
+    """Exact ETH for ``wei`` as a decimal string (no float, and no decimal context: its
+    28 digits would round amounts above ~10**28 wei)."""
+    whole, frac = divmod(abs(int(wei)), 10**18)
+    sign = "-" if wei < 0 else ""
+    return f"{sign}{whole}.{frac:018d}".rstrip("0").rstrip(".")
 
 
 @dataclass(frozen=True)
