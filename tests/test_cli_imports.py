@@ -42,6 +42,7 @@ def _loaded(*argv: str) -> list[str]:
         ("balances", "--node-type", "ai", "--region", "us-west"),
         ("status", "--node-type", "ai", "--region", "us-west"),
         ("snapshots", "--node-type", "ai", "--region", "us-west"),
+        ("table", "events", "--node-type", "ai", "--region", "us-west"),
         ("gc",),
     ],
 )

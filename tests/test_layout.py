@@ -28,6 +28,7 @@ CORE_MODULES = [
     "openpool.devstack.commands",
     "openpool.traffic",
     "openpool.cli.traffic",
+    "openpool.frames",
 ]
 
 

@@ -12,16 +12,11 @@ from openpool.analytics.performance import WINDOWS, performance
 from openpool.analytics.pool import build_pool_summary
 from openpool.analytics.refresh import refresh
 from openpool.analytics.summary import Summary, worker_summary
-from openpool.cli.output import emit, format_arg, partition_args
+from openpool.cli.output import emit, format_arg, partition_args, snapshot, version_arg
 from openpool.config import Settings
 from openpool.money import eth
 from openpool.partitions import Partition
-from openpool.snapshots import SnapshotStore
 from openpool.storage import open_store
-
-
-def _snap(settings: Settings, part: Partition):
-    return SnapshotStore(open_store(settings.state_uri), part).latest()
 
 
 def _json_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -33,7 +28,7 @@ def _json_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def cmd_performance(args: argparse.Namespace, settings: Settings) -> int:
     part = Partition(args.node_type, args.region)
-    snap = _snap(settings, part)
+    snap = snapshot(settings, part, args.version)
     if snap is None:
         emit([], args.format)
         return 0
@@ -51,7 +46,7 @@ def _summary(args: argparse.Namespace, settings: Settings) -> Summary:
     threshold = settings.payment_threshold_wei
     if args.node_type:
         part = Partition(args.node_type, args.region)
-        return worker_summary(_snap(settings, part), part, threshold)
+        return worker_summary(snapshot(settings, part), part, threshold)
     state = open_store(settings.state_uri)
     summary, _ = build_pool_summary(list(settings.partitions), state, threshold)
     return summary
@@ -110,6 +105,7 @@ def register(sub: Any) -> None:
     partition_args(p)
     p.add_argument("--window", choices=tuple(WINDOWS), default="all")
     format_arg(p)
+    version_arg(p)
     p.set_defaults(handler=cmd_performance)
 
     p = sub.add_parser("summary", help="worker summary of a partition, or pool-wide")

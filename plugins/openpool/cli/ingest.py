@@ -9,17 +9,19 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from openpool.cli.output import emit, format_arg, partition, partition_args, when
+from openpool.cli.output import (
+    emit,
+    format_arg,
+    partition,
+    partition_args,
+    snapshot,
+    version_arg,
+    when,
+)
 from openpool.config import Settings
 from openpool.ingest.run import IngestReport, ingest
 from openpool.ingest.service import balance_rows, status_row
-from openpool.partitions import Partition
-from openpool.snapshots import Snapshot, SnapshotStore
 from openpool.storage import open_store
-
-
-def _latest(settings: Settings, partition: Partition) -> Snapshot | None:
-    return SnapshotStore(open_store(settings.state_uri), partition).latest()
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
@@ -56,13 +58,12 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_balances(args: argparse.Namespace, settings: Settings) -> int:
-
-    emit(balance_rows(_latest(settings, partition(args))), args.format)
+    emit(balance_rows(snapshot(settings, partition(args), args.version)), args.format)
     return 0
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    row = status_row(_latest(settings, partition(args)))
+    row = status_row(snapshot(settings, partition(args)))
     if args.format == "json":
         print(json.dumps(row))
     else:
@@ -129,6 +130,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("balances", help="per-worker balances of a partition")
     partition_args(p)
     format_arg(p)
+    version_arg(p)
     p.set_defaults(handler=cmd_balances)
 
     p = sub.add_parser(

@@ -21,6 +21,7 @@ from openpool.errors import OpenPoolError
 # imported (``openpool ingest`` never loads web3); help and unknown commands load all.
 GROUPS: dict[str, str] = {
     "snapshots": "openpool.cli.state",
+    "table": "openpool.cli.state",
     "gc": "openpool.cli.state",
     "ingest": "openpool.cli.ingest",
     "balances": "openpool.cli.ingest",

@@ -10,6 +10,8 @@ from typing import Any
 
 from openpool.config import Settings
 from openpool.partitions import Partition
+from openpool.snapshots import Snapshot, SnapshotStore
+from openpool.storage import open_store
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
@@ -25,6 +27,19 @@ def format_arg(p: argparse.ArgumentParser) -> None:
 
 def partition(args: argparse.Namespace) -> Partition:
     return Partition(args.node_type, args.region)
+
+
+def version_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--version", type=int, default=None, help="read this snapshot version (default latest)"
+    )
+
+
+def snapshot(settings: Settings, part: Partition, version: int | None = None) -> Snapshot | None:
+    """``part``'s snapshot at ``version`` (SnapshotNotFound if never committed), else its
+    latest (None before the first commit)."""
+    snaps = SnapshotStore(open_store(settings.state_uri), part)
+    return snaps.latest() if version is None else snaps.at(version)
 
 
 def when(text: str) -> datetime:

@@ -1,15 +1,18 @@
-"""``openpool snapshots`` and ``openpool gc``: a partition's versions, and the collector."""
+"""``openpool snapshots``, ``table`` and ``gc``: a partition's versions, any table of one,
+and the collector."""
 
 from __future__ import annotations
 
 import argparse
-from datetime import timedelta
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
-from openpool.cli.output import emit, format_arg, partition, partition_args
+from openpool.cli.output import emit, format_arg, partition, partition_args, snapshot, version_arg
 from openpool.config import Settings
 from openpool.snapshots import SnapshotStore, collect_garbage, utc_now
 from openpool.storage import open_store
+from openpool.tables import STATE, read_table
 
 
 def cmd_snapshots(args: argparse.Namespace, settings: Settings) -> int:
@@ -26,6 +29,19 @@ def cmd_snapshots(args: argparse.Namespace, settings: Settings) -> int:
         for m in snaps.history(limit=args.limit)
     ]
     emit(rows, args.format)
+    return 0
+
+
+def _plain(value: Any) -> Any:
+    """Wei as an exact int, a time as ISO 8601, the rest as stored."""
+    if isinstance(value, Decimal):
+        return int(value)
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def cmd_table(args: argparse.Namespace, settings: Settings) -> int:
+    table = read_table(snapshot(settings, partition(args), args.version), args.name)
+    emit([{k: _plain(v) for k, v in r.items()} for r in table.to_pylist()], args.format)
     return 0
 
 
@@ -64,6 +80,13 @@ def register(sub: Any) -> None:
     format_arg(p)
     p.add_argument("--limit", type=int, default=50, help="newest N versions (default 50)")
     p.set_defaults(handler=cmd_snapshots)
+
+    p = sub.add_parser("table", help="every row of one state table of a partition's snapshot")
+    p.add_argument("name", choices=sorted(STATE), help="the table")
+    partition_args(p)
+    format_arg(p)
+    version_arg(p)
+    p.set_defaults(handler=cmd_table)
 
     p = sub.add_parser("gc", help="delete data files no retained version needs")
     partition_args(p, required=False)
