@@ -27,12 +27,13 @@ import pytest
 
 from openpool import frames
 from openpool.errors import CorruptObject, MissingDataFile, SnapshotNotFound
+from openpool.money import eth as eth_text
 from openpool.payouts.ledger import Ledger
 from openpool.snapshots import SnapshotStore
 from openpool.storage import S3Store, make_s3_client
 from openpool.traffic import object_key
 from tests.services import REPO
-from tests.test_ingest_edges import AI, T0, TC, W1, W2, dt, job, put_file, run
+from tests.test_ingest_edges import AI, T0, TC, W1, W2, dt, job, put_file, run, stores
 
 pytestmark = pytest.mark.s3
 
@@ -325,3 +326,66 @@ def test_the_readme_notebook_example_runs_as_written(pool: Pool) -> None:
     assert re.search(rf"{W2}\s+0\.00000000000000001\n", out) and earned[W2] == 10
     assert re.search(rf"{W1}\s+{BIG}\n", out)  # the newest day's fees, summed exactly
     assert "ethAddress '0xnot-hex' is not a valid address    1" in out
+
+
+def test_eth_reads_a_column_of_many_chunks(pool: Pool) -> None:
+    """A column made of several Arrow chunks (several ledger files, ``pd.concat``)."""
+    history = frames.payments(WALLET, state=pool.uri, history=True)
+    shown = frames.eth(history["amount_wei"], text=True).tolist()
+    assert shown == [eth_text(a) for a in (PAID, FLYING, PAID)]
+    bal = frames.balances(TC, state=pool.uri)
+    both = pd.concat([bal, bal], ignore_index=True)
+    assert both["total_fees_wei"].array._pa_array.num_chunks == 2
+    assert (
+        frames.eth(both["total_fees_wei"]).tolist()
+        == 2 * frames.eth(bal["total_fees_wei"]).tolist()
+    )
+    assert frames.eth(pd.Series([None], dtype=bal["paid_wei"].dtype), text=True).isna().all()
+
+
+def test_event_bounds_with_fractions_of_a_second_keep_start_le_t_lt_end(pool: Pool) -> None:
+    t1, t2 = T0 + timedelta(seconds=1), T0 + timedelta(seconds=2)
+    got = frames.events(
+        TC, T0 + timedelta(milliseconds=500), t2 + timedelta(milliseconds=1), state=pool.uri
+    )
+    assert got["event_time"].tolist() == [pd.Timestamp(t1), pd.Timestamp(t2)]
+    got = frames.events(
+        TC, "2026-10-03T10:00:01.000000001", t2 + timedelta(microseconds=1), state=pool.uri
+    )
+    assert got["event_time"].tolist() == [pd.Timestamp(t2)]
+    with pytest.raises(ValueError, match=r"start .* after end"):
+        frames.events(TC, t2, t1, state=pool.uri)
+    with pytest.raises(ValueError, match="twice"):
+        frames.events(TC, columns=["event_id", "event_id"], state=pool.uri)
+
+
+def test_events_in_one_second_come_in_their_true_order_whatever_the_commit_order(
+    tmp_path: Path,
+) -> None:
+    """The true order is (DT, file key, position in file): here the later key lands first."""
+    events, state = stores(tmp_path)
+    early = [job(TC, T0, W1, 1), job(TC, T0, W1, 2)]  # key ..._T100000Z.json sorts first
+    late = [job(TC, T0, W2, 3), job(TC, T0, W2, 4), job(TC, T0 + timedelta(seconds=1), W2, 5)]
+    put_file(events, TC, late)
+    run(events, state, TC)
+    put_file(events, TC, early)
+    run(events, state, TC)
+    assert SnapshotStore(state, TC).latest_version() == 2
+    got = frames.events(TC, state=state, columns=["fees_wei"])
+    assert [int(f) for f in got["fees_wei"]] == [1, 2, 3, 4, 5]
+    assert list(got.columns) == ["fees_wei"]
+
+
+def test_an_unknown_partition_or_state_is_an_error_not_an_empty_frame(
+    pool: Pool, tmp_path: Path
+) -> None:
+    with pytest.raises(SnapshotNotFound, match="nothing committed"):
+        frames.versions("transcode|oceania", state=pool.uri)
+    with pytest.raises(SnapshotNotFound, match="nothing"):
+        frames.payments(state=f"file://{tmp_path}/no-such-state")
+
+
+def test_wei_total_is_exact_where_arrow_sums_wrap() -> None:
+    big = pd.Series([9 * 10**37] * 3, dtype=pd.ArrowDtype(pa.decimal128(38, 0)))
+    assert frames.total(big) == 27 * 10**37
+    assert frames.total(big.iloc[:0]) == 0

@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 from openpool.analytics.performance import WINDOWS
 from openpool.analytics.performance import performance as _performance
 from openpool.errors import SnapshotNotFound
-from openpool.money import WEI, payable, to_wei_array
+from openpool.money import WEI, payable, to_wei_array, wei_sum
 from openpool.money import eth as eth_text
 from openpool.partitions import Partition, WalletKey
 from openpool.payments import payment_log, settled_in, wallets
@@ -41,6 +41,8 @@ from openpool.tables import BALANCES, EVENTS, QUARANTINED, REJECTED, read_table
 State: TypeAlias = str | ObjectStore | None
 Moment: TypeAlias = datetime | str | pd.Timestamp
 
+# Events' true order: event time, then file key, then position in the file.
+TRUE_ORDER = ("event_time", "source_key", "source_index")
 ETH = pa.decimal128(38, 18)  # 10**38 - 1 wei is 99999999999999999999.999999999999999999
 
 
@@ -136,7 +138,10 @@ def payments(
         raise ValueError("version= pins one wallet's ledger: give wallet= too")
     store = _store(state)
     logs, versions = [], {}
-    for w in [wallet.lower()] if wallet else wallets(store):
+    found = [wallet.lower()] if wallet else wallets(store)
+    if not found and next(iter(store.list("")), None) is None:
+        raise SnapshotNotFound(f"nothing at all under {store.uri}: is that the state store?")
+    for w in found:
         snap = _snapshot(store, WalletKey(w), version)
         log = payment_log(snap)
         logs.append(log.append_column("wallet", pa.array([w] * log.num_rows, pa.string())))
@@ -165,8 +170,11 @@ def _latest_per_payment(log: pa.Table) -> pa.Table:
 
 
 def _moment(value: Moment) -> datetime:
+    """UTC, rounded up to a whole second: event times are whole seconds, so for them
+    ``t >= ceil(x)`` is ``t >= x`` and ``t < ceil(x)`` is ``t < x``."""
     ts = pd.Timestamp(value)
-    return (ts.tz_localize(UTC) if ts.tzinfo is None else ts.tz_convert(UTC)).to_pydatetime()
+    ts = ts.tz_localize(UTC) if ts.tzinfo is None else ts.tz_convert(UTC)
+    return ts.ceil("s").to_pydatetime()
 
 
 def events(
@@ -178,14 +186,19 @@ def events(
     state: State = None,
 ) -> pd.DataFrame:
     """The ledger's accepted events with ``start <= event_time < end`` (naive times are
-    UTC), in event-time order; only the day slices that window touches and only
+    UTC), in their true order (time, file key, position in the file, as connections are
+    replayed); only the day slices that window touches and only
     ``columns`` (default all) are read."""
     wanted = list(columns) if columns is not None else EVENTS.names
     unknown = [c for c in wanted if c not in EVENTS.names]
     if unknown:
         raise ValueError(f"no such event column(s) {unknown}; the ledger has {EVENTS.names}")
+    if len(set(wanted)) != len(wanted):
+        raise ValueError(f"a column is asked for twice: {wanted}")
     lo = _moment(start) if start is not None else None
     hi = _moment(end) if end is not None else None
+    if lo is not None and hi is not None and lo > hi:
+        raise ValueError(f"start {lo} is after end {hi}")
     snap = _snapshot(_store(state), _partition(partition), version)
     first = f"{lo:%Y-%m-%d}" if lo else None
     last = f"{hi - timedelta(microseconds=1):%Y-%m-%d}" if hi else None
@@ -194,14 +207,14 @@ def events(
         for d in snap.slices("events")
         if (first is None or d >= first) and (last is None or d <= last)
     ]
-    read = wanted if "event_time" in wanted else [*wanted, "event_time"]
+    read = wanted + [c for c in TRUE_ORDER if c not in wanted]
     table = snap.read("events", slices=[None, *days], schema=EVENTS, columns=read)
     t = table.column("event_time")
     bounds: list[Any] = [pc.greater_equal(t, pa.scalar(lo, t.type))] if lo else []
     bounds += [pc.less(t, pa.scalar(hi, t.type))] if hi else []
     if bounds:
         table = table.filter(bounds[0] if len(bounds) == 1 else pc.and_(*bounds))
-    order = pc.sort_indices(table, sort_keys=[("event_time", "ascending")])  # stable
+    order = pc.sort_indices(table, sort_keys=[(c, "ascending") for c in TRUE_ORDER])
     table = table.take(order).select(wanted)
     return to_frame(table, **_about(snap), start=lo, end=hi, days_read=sorted(days))
 
@@ -248,6 +261,8 @@ def versions(partition: Partition | str, state: State = None) -> pd.DataFrame:
         {"version": m.version, "created_at": m.created_at, "run_id": m.run_id, **m.row_counts()}
         for m in SnapshotStore(store, part).history()
     ]
+    if not rows:
+        raise SnapshotNotFound(f"{part}: nothing committed under {store.uri}")
     df = pd.DataFrame(rows)
     if rows:
         df["created_at"] = pd.to_datetime(df["created_at"], utc=True)
@@ -262,14 +277,24 @@ def eth(wei: pd.Series, text: bool = False) -> pd.Series:
     """A wei column as exact ETH: ``decimal128(38,18)``, the same 128-bit integers read with
     18 decimals (no division, no rounding; every decimal128(38,0) amount fits). With
     ``text=True``, the strings ``openpool`` prints (``0.00000000000000001``, never ``1E-17``)."""
+    name = wei.name.removesuffix("_wei") + "_eth" if isinstance(wei.name, str) else wei.name
+    chunks = _chunks(wei)
+    if text:
+        shown = [None if v is None else eth_text(int(v)) for c in chunks for v in c.to_pylist()]
+        return pd.Series(shown, index=wei.index, name=name, dtype=pd.ArrowDtype(pa.string()))
+    as_eth = pa.chunked_array([c.view(ETH) for c in chunks], ETH)  # no copy; offsets kept
+    return pd.Series(pd.arrays.ArrowExtensionArray(as_eth), index=wei.index, name=name)
+
+
+def total(wei: pd.Series) -> int:
+    """The exact sum of a wei column as a Python int. pandas' ``.sum()`` on decimal128 is
+    Arrow's 128-bit sum, which wraps silently past 10**38; this sums in decimal256."""
+    return wei_sum(pa.chunked_array(_chunks(wei), WEI))
+
+
+def _chunks(wei: pd.Series) -> list[pa.Array]:
     dtype = getattr(wei, "dtype", None)
     if not isinstance(dtype, pd.ArrowDtype) or dtype.pyarrow_dtype != WEI:
-        raise TypeError(f"eth() takes a decimal128(38, 0) wei column, not {dtype}")
-    name = wei.name.removesuffix("_wei") + "_eth" if isinstance(wei.name, str) else wei.name
-    if text:
-        shown = [None if v is None else eth_text(int(v)) for v in pa.array(wei.array).to_pylist()]
-        return pd.Series(shown, index=wei.index, name=name, dtype="str")
-    c = pa.array(wei.array)
-    as_eth = pa.Array.from_buffers(ETH, len(c), c.buffers(), c.null_count, c.offset)
-    arr = pd.arrays.ArrowExtensionArray(as_eth)
-    return pd.Series(arr, index=wei.index, name=name)
+        raise TypeError(f"takes a decimal128(38, 0) wei column, not {dtype}")
+    arr = wei.array.__arrow_array__()
+    return list(arr.chunks) if isinstance(arr, pa.ChunkedArray) else [arr]
