@@ -73,3 +73,34 @@ def test_concurrent_writers_threads_and_processes_lose_nothing(store: ObjectStor
     assert latest.read("counter").column("value").to_pylist() == [total]
     for v in range(1, total + 1):  # no lost update anywhere in the chain
         assert snaps.at(v).read("counter").column("value").to_pylist() == [v]
+
+
+def test_two_commits_landing_between_a_readers_probes_are_not_a_gap(tmp_path) -> None:
+    """``latest_version`` probes manifest n+1 (absent), then n+2 for a gap. Two writers
+    committing n+1 and n+2 between those probes made a healthy chain look broken: a false
+    CorruptState, which fails the run at once, unretried (seen under load on moto S3)."""
+    from openpool.snapshots import commit_with_retry
+    from openpool.snapshots.manifest import manifest_name
+    from openpool.storage import LocalStore
+    from tests.helpers.counter_writer import increment
+
+    store = LocalStore(tmp_path / "state")
+    writer = SnapshotStore(store, PART)
+    commit_with_retry(writer, increment("w"), run_id="w-1")
+    probe = manifest_name(2)
+
+    class Racing(LocalStore):
+        raced = False
+
+        def exists(self, key: str) -> bool:
+            found = super().exists(key)
+            if key.endswith(probe) and not found and not self.raced:
+                self.raced = True  # the reader saw no v2: now v2 and v3 land
+                commit_with_retry(writer, increment("w"), run_id="w-2")
+                commit_with_retry(writer, increment("w"), run_id="w-3")
+            return found
+
+    reader = SnapshotStore(Racing(tmp_path / "state"), PART)
+    assert reader.latest_version() in (1, 3)  # either moment is a true answer; a gap is not
+    assert reader.store.raced
+    assert reader.latest_version() == 3

@@ -114,11 +114,15 @@ class SnapshotStore:
                 "(deleted, or restored from an older copy?)",
                 [self.url(LATEST_HINT), self.url(manifest_name(n))],
             )
-        while self.store.exists(self._key(manifest_name(n + 1))):
-            n += 1
-        if self.store.exists(self._key(manifest_name(n + 2))):
-            raise self._gap([n + 1])
-        return n
+        while True:
+            while self.store.exists(self._key(manifest_name(n + 1))):
+                n += 1
+            if not self.store.exists(self._key(manifest_name(n + 2))):
+                return n
+            # n + 2 is built on n + 1, so n + 1 existed first -- perhaps only since our probe
+            # (two commits landing between the two requests). Still absent now: a real gap.
+            if not self.store.exists(self._key(manifest_name(n + 1))):
+                raise self._gap([n + 1])
 
     def _gap(self, missing: list[int]) -> CorruptState:
         shown = [self.url(manifest_name(v)) for v in missing[:5]]
