@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 
 export OPENPOOL_ANVIL_BIN := $(CURDIR)/$(ANVIL)
 
-.PHONY: all setup browser test lint demo up down bench chaos lock clean
+.PHONY: all setup browser test lint demo up down bench chaos mutants lock clean
 
 all: test
 
@@ -83,6 +83,12 @@ bench: setup
 CHAOS_ARGS ?=
 chaos: setup
 	$(BIN)/python -m tests.chaos $(CHAOS_ARGS)
+
+# The mutation smoke: each core mechanism disabled in a copy of the library, its Guarantees
+# tests must then fail (tests/mutants/; table on stdout, reports/mutants.json).
+MUTANTS_ARGS ?=
+mutants: setup
+	$(BIN)/python -m tests.mutants $(MUTANTS_ARGS)
 
 # Re-resolve and re-pin every transitive dependency from requirements.txt.
 lock:

@@ -154,7 +154,8 @@ def test_pays_every_worker_once_and_a_rerun_sends_nothing(pool: Pool) -> None:
 
 
 @pytest.mark.parametrize(
-    "point", ["after_sign", "after_signed_commit", "after_broadcast", "during_wait"]
+    "point",
+    ["after_sign", "before_signed_commit", "after_signed_commit", "after_broadcast", "during_wait"],
 )
 def test_a_killed_execute_then_recover_and_rerun_pays_exactly_once(pool: Pool, point: str) -> None:
     _, h = pool.plan()

@@ -1,7 +1,7 @@
 """Run ``execute`` for a saved plan and SIGKILL this process at a chosen point.
 
 argv: state_dir rpc_url keystore password_file plan_hash point
-points: after_sign, after_signed_commit, after_broadcast, during_wait
+points: after_sign, before_signed_commit, after_signed_commit, after_broadcast, during_wait
 """
 
 from __future__ import annotations
@@ -35,6 +35,12 @@ def main() -> None:
             return out
 
         HotWallet.sign = sign  # type: ignore[method-assign]
+    elif point == "before_signed_commit":  # signed, nothing recorded: nothing may be sent
+
+        def no_commit(self, *a, **kw):  # type: ignore[no-untyped-def]
+            die()
+
+        Ledger.try_commit = no_commit  # type: ignore[method-assign]
     elif point == "after_signed_commit":
         real_commit = Ledger.try_commit
 
