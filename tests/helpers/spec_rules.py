@@ -33,7 +33,7 @@ _DT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", re.ASCII)
 _UUID = re.compile(r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}", re.ASCII)
 _HEX_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}", re.ASCII)
 _TX_HASH = re.compile(r"0x[0-9a-fA-F]{64}", re.ASCII)
-_RATIONAL = re.compile(r"(\d+)/(\d+)", re.ASCII)
+_RATIONAL = re.compile(r"\d+/0*[1-9]\d*", re.ASCII)  # denominator > 0
 _HOST_PORT = re.compile(r"(\S+):(\d{1,5})", re.ASCII)
 
 
@@ -67,11 +67,6 @@ def _host_port(v: str) -> bool:
     return m is not None and 1 <= int(m[2]) <= 65535
 
 
-def _rational(v: str) -> bool:
-    m = _RATIONAL.fullmatch(v)
-    return m is not None and int(m[2]) > 0
-
-
 def _string(test: Any = None) -> Any:
     return lambda v: isinstance(v, str) and (test is None or test(v))
 
@@ -88,7 +83,7 @@ KINDS: dict[str, tuple[Any, str]] = {
     "address": (_string(_address), "a hex address, EIP-55 checksummed or uniform case"),
     "hexaddr": (_string(_HEX_ADDRESS.fullmatch), "a hex address"),
     "txhash": (_string(_TX_HASH.fullmatch), "a 32-byte hex hash"),
-    "rational": (_string(_rational), "a rational 'n/d' with d > 0"),
+    "rational": (_string(_RATIONAL.fullmatch), "a rational 'n/d' with d > 0"),
     "hostport": (_string(_host_port), "host:port"),
 }
 
