@@ -186,10 +186,37 @@ def corpus(large_events: int) -> list[Kind]:
             r"'fees' must be a non-negative integer, got string",
         ),
         Kind(
-            "fees beyond decimal128(38,0)",
-            sandwich(job(Payload={"fees": 10**38})),
+            "fees beyond int64 (one event's fees fit in int64)",
+            sandwich(job(Payload={"fees": 2**63})),
             "reject",
-            r"too large for its column \(decimal128\(38,0\)\)",
+            r"'fees' = \d+ is too large for one event's fees \(int64\)",
+        ),
+        Kind(
+            "ticket without its recipient",
+            sandwich(
+                job(EventType="ticket-redeemed")
+                | {
+                    "Payload": {
+                        "creationRound": 1,
+                        "faceValue": 1,
+                        "pricePerPixel": "1/1",
+                        "sender": "0x" + "1" * 40,
+                        "txHash": "0x" + "0" * 64,
+                        "winProb": 1,
+                    }
+                }
+            ),
+            "reject",
+            r"^transcode ticket-redeemed missing recipient$",
+        ),
+        Kind(
+            "connection without a port",
+            sandwich(
+                job(EventType="worker-connected")
+                | {"Payload": {"connection": "203.0.113.7", "ethAddress": ADDR}}
+            ),
+            "reject",
+            r"'connection' '203\.0\.113\.7' is not host:port",
         ),
         Kind(
             "computeUnits beyond int64",

@@ -1,15 +1,18 @@
 """Part 4b: fuzzing the reader with hypothesis, at least 100,000 inputs in the full campaign.
 
-Five generators share the budget (each hypothesis example draws four inputs):
-arbitrary bytes; a real wire-format file with bytes
-overwritten at random places; arbitrary JSON arrays; near-valid events (a valid event
-with fields removed or replaced by arbitrary JSON values); and truncations of valid
-files. Properties, for every input: ``read_file`` never raises; a file is either
-quarantined with a non-empty reason (and nothing else) or every array element is
-accounted for exactly once, accepted or rejected with a non-empty reason; accepted fees
-are exact non-negative integers equal to the input's; the canonical payload is the
-input's. Runs in a child process with the interpreter's default recursion limit (where a
-library raised it, the reader bounds nesting itself: ``openpool.ingest.reader.depth``).
+Most of the budget goes to files that parse as JSON, so that the inputs reach event
+validation: valid events of every type with one field mutated (tests/chaos/mutations.py,
+70%) and near-valid events (fields removed or replaced by arbitrary JSON values, 10%). A
+minority is byte-level: arbitrary bytes, a real file with bytes overwritten, truncations,
+arbitrary JSON arrays. Properties, for every input: ``read_file`` never raises; a file is
+either quarantined with a non-empty reason (and nothing else) or every array element is
+accounted for exactly once, accepted or rejected with a non-empty reason; every accepted
+element obeys the spec (tests/helpers/spec_rules.py, independent of the reader) and
+every rejected one breaks a rule; accepted fees are exact integers equal to the input's;
+the canonical payload is the input's. The report says how many inputs were quarantined
+at the JSON parse and how many reached event validation. Runs in a child process with
+the interpreter's default recursion limit (where a library raised it, the reader bounds
+nesting itself: ``openpool.ingest.reader.depth``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from openpool.ingest.reader import read_file
+from tests.chaos.mutations import FuzzFile, mutated_file
+from tests.helpers.spec_rules import event_problems
 
 FIXTURE = (
     Path(__file__).resolve().parents[1]
@@ -41,15 +46,24 @@ class Stats:
     rejected = 0
     failures: ClassVar[list[str]] = []
 
+    @classmethod
+    def summary(cls) -> dict[str, Any]:
+        reached = cls.inputs - cls.quarantined
+        return {
+            "inputs": cls.inputs,
+            "quarantined": cls.quarantined,
+            "quarantined_share": round(cls.quarantined / max(cls.inputs, 1), 4),
+            "reached_event_validation": reached,
+            "reached_share": round(reached / max(cls.inputs, 1), 4),
+            "elements_accepted": cls.accepted,
+            "elements_rejected": cls.rejected,
+        }
 
-def read(data: bytes) -> Any:
-    return read_file(data, "eu-central/transcode/fuzz.json", "transcode", "eu-central")
 
-
-def check(data: bytes) -> None:
+def check(data: bytes, node_type: str = "transcode", region: str = "eu-central") -> None:
     Stats.inputs += 1
     try:
-        r = read(data)
+        r = read_file(data, f"{region}/{node_type}/fuzz.json", node_type, region)
     except Exception as exc:  # the property: never raises
         Stats.failures.append(f"raised {type(exc).__name__}: {exc} on {data[:120]!r}")
         return
@@ -76,6 +90,12 @@ def check(data: bytes) -> None:
     Stats.rejected += r.rejected.num_rows
     if any(not reason for reason in r.rejected.column("reason").to_pylist()):
         Stats.failures.append(f"empty rejection reason: {data[:120]!r}")
+    for i in r.events.column("source_index").to_pylist():
+        if problems := event_problems(expected[i], node_type, region):
+            Stats.failures.append(f"accepted an invalid event {problems}: {expected[i]!r:.300}")
+    for i in r.rejected.column("source_index").to_pylist():
+        if not event_problems(expected[i], node_type, region):
+            Stats.failures.append(f"rejected a valid event: {expected[i]!r:.300}")
     cols = ["source_index", "fees_wei", "payload_json", "event_type"]
     for row in r.events.select(cols).to_pylist():
         element = expected[row["source_index"]]
@@ -142,12 +162,20 @@ def near_valid(draw: st.DrawFn) -> dict[str, Any]:
 BATCH = 4  # inputs drawn per hypothesis example: its per-example bookkeeping is amortised
 
 
-def run_generators(total: int, per_input: Callable[[bytes], None] = check) -> None:
-    """At least ``total`` inputs over five generators (shares by cost), each handed to
-    ``per_input`` (the campaign's :func:`check`; tests pass their own)."""
+def run_generators(
+    total: int,
+    per_input: Callable[[bytes], None] = check,
+    per_file: Callable[[FuzzFile], None] | None = None,
+) -> None:
+    """At least ``total`` inputs over six generators, each handed to ``per_input`` (the
+    campaign's :func:`check`; tests pass their own), or, for the mutated files (of either
+    partition), to ``per_file`` when given: a caller that takes only transcode
+    (eu-central) bytes gets the transcode ones."""
     base = FIXTURE.read_bytes()
-    weights = (0.35, 0.30, 0.10, 0.10, 0.15)
+    # arbitrary bytes, damaged file, JSON arrays, near-valid, truncated, mutated files
+    weights = (0.05, 0.07, 0.05, 0.10, 0.03, 0.70)
     examples = [max(1, -(-int(total * w) // BATCH)) for w in weights]
+    examples[5] = max(1, int(total * weights[5]))  # one file a draw
     common = {
         "deadline": None,
         "database": None,
@@ -187,7 +215,27 @@ def run_generators(total: int, per_input: Callable[[bytes], None] = check) -> No
         for at, bom in inputs:
             per_input((b"\xef\xbb\xbf" if bom else b"") + base[:at])
 
-    for gen in (arbitrary_bytes, damaged_file, json_arrays, near_valid_events, truncated):
+    def hand_over(f: FuzzFile) -> None:
+        if per_file is not None:
+            per_file(f)
+        elif per_input is check:
+            check(f.body, f.node_type, f.region)
+        elif (f.node_type, f.region) == ("transcode", "eu-central"):
+            per_input(f.body)
+
+    @settings(max_examples=examples[5], **common)
+    @given(st.one_of(mutated_file("transcode", "eu-central"), mutated_file("ai", "us-central")))
+    def mutated_files(f: FuzzFile) -> None:  # one a draw: each file is several events
+        hand_over(f)
+
+    for gen in (
+        arbitrary_bytes,
+        damaged_file,
+        json_arrays,
+        near_valid_events,
+        truncated,
+        mutated_files,
+    ):
         gen()
 
 
@@ -198,10 +246,7 @@ def main() -> None:
     print(
         json.dumps(
             {
-                "inputs": Stats.inputs,
-                "quarantined": Stats.quarantined,
-                "elements_accepted": Stats.accepted,
-                "elements_rejected": Stats.rejected,
+                **Stats.summary(),
                 "failures": Stats.failures[:20],
                 "failure_count": len(Stats.failures),
                 "seconds": time.monotonic() - started,

@@ -83,6 +83,8 @@ def _fuzz_in_background(c: Campaign) -> tuple[threading.Thread, list[Result]]:
             {
                 "inputs": stats["inputs"],
                 "files quarantined": stats["quarantined"],
+                "share quarantined at JSON parse": stats["quarantined_share"],
+                "share reaching event validation": stats["reached_share"],
                 "elements accepted": stats["elements_accepted"],
                 "elements rejected": stats["elements_rejected"],
                 "property failures": stats["failure_count"],

@@ -9,34 +9,16 @@ from __future__ import annotations
 
 import functools
 import json
-import re
-from datetime import datetime
 from fractions import Fraction
 from typing import Any
 
-from eth_utils import is_checksum_address, to_checksum_address
+from eth_utils import to_checksum_address
 
 from openpool.traffic import GeneratedFile
-from openpool.traffic.keys import DT_FORMAT, KEY_RE
+from openpool.traffic.keys import KEY_RE
+from tests.helpers.spec_rules import event_problems
 
 UNATTRIBUTED = "__unattributed__"
-
-_DT_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
-_ADDRESS_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
-
-
-def _valid_address(value: Any) -> bool:
-    return isinstance(value, str) and _address_ok(value)
-
-
-@functools.lru_cache(maxsize=1 << 12)
-def _address_ok(value: str) -> bool:
-    # Hex of the right length; mixed case must carry a valid EIP-55 checksum. Cached: the
-    # checksum is a keccak hash, and the same few worker addresses repeat on every job.
-    if not _ADDRESS_RE.match(value):
-        return False
-    hexpart = value[2:]
-    return hexpart in (hexpart.lower(), hexpart.upper()) or is_checksum_address(value)
 
 
 @functools.lru_cache(maxsize=1 << 12)
@@ -44,44 +26,9 @@ def _checksummed(value: str) -> str:
     return to_checksum_address(value)
 
 
-@functools.lru_cache(maxsize=1 << 16)
-def _dt_ok(value: str) -> bool:
-    if not _DT_RE.match(value):
-        return False
-    try:
-        datetime.strptime(value, DT_FORMAT)
-    except ValueError:
-        return False
-    return True
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _valid_event(ev: Any, node_type: str, region: str) -> bool:
-    """The spec's rules for an event worth counting, written out plainly."""
-    if not isinstance(ev, dict):
-        return False
-    dt, etype, eid, payload = ev.get("DT"), ev.get("EventType"), ev.get("ID"), ev.get("Payload")
-    if not (isinstance(dt, str) and _dt_ok(dt)):
-        return False
-    if not (isinstance(etype, str) and etype and isinstance(eid, str) and eid):
-        return False
-    if not isinstance(payload, dict) or not _is_int(ev.get("Version")):
-        return False
-    if ev.get("NodeType") != node_type or ev.get("Region") != region:
-        return False
-    fees_ok = _is_int(payload.get("fees")) and payload["fees"] >= 0
-    rid_ok = isinstance(payload.get("requestID"), str) and bool(payload["requestID"])
-    addr_ok = _valid_address(payload.get("ethAddress"))
-    if etype == "job-processed":
-        return fees_ok and (rid_ok if node_type == "ai" else addr_ok)
-    if etype == "job-received":
-        return rid_ok and addr_ok
-    if etype in ("worker-connected", "worker-disconnected"):
-        return addr_ok and isinstance(payload.get("connection"), str)
-    return True
+    """The spec's rules for an event worth counting (tests/helpers/spec_rules.py)."""
+    return not event_problems(ev, node_type, region)
 
 
 def oracle_balances(

@@ -16,13 +16,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from openpool.ingest.reader.canonical import _canonical, _canonical_whole, _content_hashes
-from openpool.ingest.reader.checks import _checksum_column, _parse_times, _uuid_shaped
+from openpool.ingest.reader.checks import (
+    _checksum_column,
+    _parse_times,
+    _shape_problem,
+    _uuid_shaped,
+    _value_problem,
+)
 from openpool.ingest.reader.rules import (
     _CHECKED_FIELDS,
     _COLUMNS,
     _COMMON_TYPES,
+    _KIND,
     _OPTIONAL_FIELDS,
     _TYPES_BY_NODE,
+    _UNCOLUMNED,
 )
 from openpool.ingest.reader.structs import _ABSENT_INT, _INT64_MAX, _INT_COLUMN_KEYS
 from openpool.money import WEI
@@ -110,10 +118,12 @@ def _build(
         rows = np.flatnonzero(owned)
         sparse = len(rows) < n // 4
         src = list(map(payloads.__getitem__, rows.tolist())) if sparse else payloads
-        if key == "faceValue":  # no column (it may exceed decimal128); only presence
-            absent = [i for i, v in enumerate(map(attrgetter(key), src)) if v is None]
+        if key in _UNCOLUMNED:  # no column: presence, then each value (on its rows only)
+            values = list(map(attrgetter(key), src))
+            absent = [i for i, v in enumerate(values) if v is None]
             missing = np.zeros(n, dtype=bool)
             missing[rows[absent] if sparse else [i for i in absent if owned[i]]] = True
+            checks.append(_value_check(key, values, rows if sparse else None, owned))
         else:
             arr = _column(src, key)
             if sparse:  # back to one row per event: null where the type does not own it
@@ -126,6 +136,8 @@ def _build(
                 present &= owned
             missing = owned & ~present
             columns[key] = arr
+            if key == "connection":
+                checks.append(_shape_check(key, arr))
         if missing.any() and key not in _OPTIONAL_FIELDS:
             checks.append((missing, _missing(events, node_type, key)))
     checks.append(
@@ -190,6 +202,38 @@ def _build(
     if bad:
         table = table.filter(pa.array(~bad_mask))
     return table, bad
+
+
+_Check = tuple[np.ndarray, Callable[[int], str]]
+
+
+def _value_check(key: str, values: list[Any], rows: np.ndarray | None, owned: np.ndarray) -> _Check:
+    """Rows whose present ``key`` value is wrong, and why. ``values`` are the owning rows'
+    (``rows`` their positions) or, when ``rows`` is None, every row's."""
+    kind = _KIND[key]
+    where = range(len(values)) if rows is None else rows.tolist()
+    found = {
+        at: problem
+        for at, v in zip(where, values, strict=True)
+        if v is not None
+        and (rows is not None or owned[at])
+        and (problem := _value_problem(key, kind, v)) is not None
+    }
+    mask = np.zeros(len(owned), dtype=bool)
+    mask[list(found)] = True
+    return mask, found.__getitem__
+
+
+def _shape_check(key: str, arr: pa.Array) -> _Check:
+    """Rows of the string column ``arr`` (null: not owned or absent) whose value does not
+    have ``key``'s shape; judged once per distinct value (a file names few)."""
+    distinct = pc.unique(arr.drop_null())
+    problems = [_shape_problem(key, _KIND[key], v) for v in distinct.to_pylist()]
+    if not any(problems):
+        return np.zeros(len(arr), dtype=bool), str
+    reasons = pc.take(pa.array(problems, pa.string()), pc.index_in(arr, value_set=distinct))
+    mask = pc.is_valid(reasons).to_numpy(zero_copy_only=False)
+    return mask, lambda i: reasons[i].as_py()
 
 
 def _valid(arr: pa.Array) -> np.ndarray:

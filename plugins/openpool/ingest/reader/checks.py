@@ -9,12 +9,26 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from eth_utils import to_checksum_address
 
+from openpool.ingest.reader.rules import (
+    _BIG,
+    _FEE,
+    _HEX_ADDR,
+    _HOSTPORT,
+    _I64,
+    _PROB,
+    _RATIONAL,
+    _STRING_KINDS,
+    _TX_HASH,
+    _WEI_KIND,
+)
+from openpool.ingest.reader.structs import _INT64_MAX, _WEI_MAX
 from openpool.tables import TS
 
 _DT_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
@@ -129,3 +143,66 @@ def _checksum(addr: str) -> tuple[str | None, str | None]:
     if digits != checksummed[2:] and digits not in (digits.lower(), digits.upper()):
         return None, f"ethAddress {addr!r} has an invalid EIP-55 checksum"
     return checksummed, None
+
+
+# Shaped strings the spec names: a worker's ``host:port`` (port 1-65535), a ticket's
+# addresses (hex, not checksummed: any case), its transaction hash and its price.
+_SHAPES = {
+    _HOSTPORT: (re.compile(r"\S+:([0-9]{1,5})"), "host:port"),
+    _HEX_ADDR: (re.compile(r"0x[0-9a-fA-F]{40}"), "a hex address (0x and 40 hex digits)"),
+    _TX_HASH: (re.compile(r"0x[0-9a-fA-F]{64}"), "a transaction hash (0x and 64 hex digits)"),
+    _RATIONAL: (re.compile(r"[0-9]+/0*[1-9][0-9]*"), "a rational 'numerator/denominator'"),
+}
+_PROB_MAX = 2**256
+_INT_LIMITS = {
+    _I64: (_INT64_MAX, "its column (int64)"),
+    _FEE: (_INT64_MAX, "one event's fees (int64)"),
+    _WEI_KIND: (_WEI_MAX, "its column (decimal128(38,0))"),
+    _PROB: (_PROB_MAX, "a probability (2^256)"),
+}
+
+
+def _describe(value: Any) -> str:
+    """A short JSON-flavoured description of a value, for reasons."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean " + ("true" if value else "false")
+    if isinstance(value, int):
+        text = str(value)
+        return "integer " + (text if len(text) <= 60 else text[:57] + "...")
+    if isinstance(value, float):
+        return f"float {value!r}"
+    if isinstance(value, str):
+        return "string " + repr(value if len(value) <= 60 else value[:57] + "...")
+    return "an array" if isinstance(value, list) else "an object"
+
+
+def _value_problem(key: str, kind: str, value: Any) -> str | None:
+    """Why a payload value an event type owns has the wrong type, range or shape, if it
+    does (``ethAddress`` checksums aside: :func:`_checksum_column`)."""
+    if kind in _STRING_KINDS:
+        if not isinstance(value, str):
+            return f"field {key!r} must be a string, got {_describe(value)}"
+        return _shape_problem(key, kind, value)
+    if isinstance(value, float):
+        return f"field {key!r} is a float ({value!r}), expected an integer"
+    if type(value) is not int or value < 0:
+        shown = value if type(value) is int else _describe(value)
+        return f"field {key!r} must be a non-negative integer, got {shown}"
+    if kind != _BIG and value > _INT_LIMITS[kind][0]:
+        return f"field {key!r} = {value} is too large for {_INT_LIMITS[kind][1]}"
+    return None
+
+
+@lru_cache(maxsize=65_536)
+def _shape_problem(key: str, kind: str, value: str) -> str | None:
+    """Why a string value does not have its kind's shape (None for unshaped kinds)."""
+    if kind not in _SHAPES:
+        return None
+    pattern, what = _SHAPES[kind]
+    m = pattern.fullmatch(value)
+    if m is not None and (kind != _HOSTPORT or 1 <= int(m[1]) <= 65535):
+        return None
+    shown = value if len(value) <= 60 else value[:57] + "..."
+    return f"field {key!r} {shown!r} is not {what}"

@@ -20,6 +20,7 @@ import msgspec
 
 from openpool.ingest.reader.build import _build
 from openpool.ingest.reader.canonical import _dumps
+from openpool.ingest.reader.checks import _describe, _value_problem
 from openpool.ingest.reader.depth import _bounded_text
 from openpool.ingest.reader.result import (
     FileResult,
@@ -27,22 +28,13 @@ from openpool.ingest.reader.result import (
     _rejected_table,
     _rejection,
 )
-from openpool.ingest.reader.rules import (
-    _ADDR,
-    _I64,
-    _REQ,
-    _STR,
-    _TOP_KEYS,
-    _TYPES_BY_NODE,
-    _WEI_KIND,
-)
+from openpool.ingest.reader.rules import _TOP_KEYS, _TYPES_BY_NODE
 from openpool.ingest.reader.structs import (
     _ANY_DECODER,
     _DECODE_ERRORS,
     _INT64_MAX,
     _RAW_DECODER,
     _RAW_LIST_DECODER,
-    _WEI_MAX,
     _decoders,
     _Event,
     _Payload,
@@ -155,22 +147,6 @@ class _Bad:
     event_type: str | None = None
 
 
-def _describe(value: Any) -> str:
-    """A short JSON-flavoured description of a value, for reasons."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean " + ("true" if value else "false")
-    if isinstance(value, int):
-        text = str(value)
-        return "integer " + (text if len(text) <= 60 else text[:57] + "...")
-    if isinstance(value, float):
-        return f"float {value!r}"
-    if isinstance(value, str):
-        return "string " + repr(value if len(value) <= 60 else value[:57] + "...")
-    return "an array" if isinstance(value, list) else "an object"
-
-
 def _examine(raw: msgspec.Raw) -> _Bad | tuple[Any, tuple[bytes, bytes]]:
     """Explain why one element fails the typed decode, or accept it in reduced typed form.
 
@@ -210,7 +186,7 @@ def _examine(raw: msgspec.Raw) -> _Bad | tuple[Any, tuple[bytes, bytes]]:
         if key not in payload:
             continue  # reported as missing by the column checks
         value = payload[key]
-        problem = _field_problem(key, kind, value)
+        problem = _value_problem(key, kind, value)
         if problem is not None:
             return _Bad(problem, ident, etype)
         kept[key] = value
@@ -221,21 +197,3 @@ def _examine(raw: msgspec.Raw) -> _Bad | tuple[Any, tuple[bytes, bytes]]:
         return _Bad(f"element cannot be serialised canonically: {e}", ident, etype)
     top = {k: obj[k] for k in _TOP_KEYS if k != "Payload"}
     return _Event(Payload=_Payload(**kept), **top), (payload_json, event_json)
-
-
-def _field_problem(key: str, kind: str, value: Any) -> str | None:
-    """Why a payload value an event type owns has the wrong type or range, if it does."""
-    if kind in (_STR, _ADDR, _REQ):
-        if not isinstance(value, str):
-            return f"field {key!r} must be a string, got {_describe(value)}"
-        return None
-    if isinstance(value, float):
-        return f"field {key!r} is a float ({value!r}), expected an integer"
-    if type(value) is not int or value < 0:
-        shown = value if type(value) is int else _describe(value)
-        return f"field {key!r} must be a non-negative integer, got {shown}"
-    if kind == _I64 and value > _INT64_MAX:
-        return f"field {key!r} = {value} is too large for its column (int64)"
-    if kind == _WEI_KIND and value > _WEI_MAX:
-        return f"field {key!r} = {value} is too large for its column (decimal128(38,0))"
-    return None
