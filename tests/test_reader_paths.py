@@ -33,6 +33,9 @@ def assert_same(got: FileResult, want: FileResult, data: bytes) -> None:
     assert got.quarantine_reason == want.quarantine_reason, shown
     assert got.events.equals(want.events), shown
     assert got.rejected.equals(want.rejected), shown
+    assert got.element_count == want.element_count, shown
+    # The decoder's count: every element it read lands in exactly one of the two tables.
+    assert got.element_count == got.events.num_rows + got.rejected.num_rows, shown
 
 
 @dataclass
