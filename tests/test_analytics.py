@@ -360,6 +360,7 @@ def test_eth_strings_are_exact() -> None:
     assert eth(0) == "0"
 
 
+@pytest.mark.slow
 def test_cli_performance_and_summary(tmp_path) -> None:
     _state, snap = _ingested(tmp_path, TC)
     env = dict(

@@ -181,6 +181,7 @@ def _rank(rows, column, model, descending: bool) -> None:
             r["rank"], r["percentile"] = a, b
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("node_type", ["transcode", "ai"])
 def test_performance_equals_the_whole_ledger_oracle_in_every_window(tmp_path, node_type) -> None:
     part = Partition(node_type, "us-central")
@@ -330,6 +331,7 @@ def _assert_oracle(snap, perf) -> None:
         assert ai == want_ai.to_pylist(), window
 
 
+@pytest.mark.slow
 def test_day_shares_are_used_and_give_the_ledgers_figures(tmp_path) -> None:
     part = Partition("ai", "us-central")
     snap = _state(tmp_path, part, days=12, batches=3)
@@ -356,6 +358,7 @@ def test_day_shares_are_used_and_give_the_ledgers_figures(tmp_path) -> None:
     assert daycache.load(store, part, old_day, key) is not None
 
 
+@pytest.mark.slow
 def test_a_change_to_an_old_days_inputs_gives_it_a_new_share(tmp_path) -> None:
     part = Partition("ai", "us-central")
     snap = _state(tmp_path, part, days=12, batches=3)

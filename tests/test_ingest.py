@@ -246,6 +246,7 @@ def _run_cli(env: dict[str, str], *argv: str) -> str:
     ).stdout
 
 
+@pytest.mark.slow
 def test_cli_contract(tmp_path: Path) -> None:
     env = _fixture_env(tmp_path)
     args = ["--node-type", "ai", "--region", "us-central"]
@@ -338,6 +339,7 @@ def test_connections_split_open_and_closed_and_old_layout_migrates(tmp_path: Pat
     }
 
 
+@pytest.mark.slow
 def test_table_output_prints_money_exactly(tmp_path: Path) -> None:
     """Issue 16: ``--format table`` printed ETH through tabulate's number parsing
     (``7.03447e-05``, ``0.000122139`` for ``0.000122138597753041``). Every amount in a table

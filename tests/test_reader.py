@@ -959,6 +959,7 @@ def mutated_events(draw: st.DrawFn) -> dict[str, Any]:
     return ev
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(mutated_events(), max_size=8))
 def test_fuzz_near_valid_events_same_verdict_on_both_paths(events: list[Any]) -> None:

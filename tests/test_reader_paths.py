@@ -64,6 +64,7 @@ def compare(data: bytes, node_type: str, region: str, tally: Tally) -> None:
     tally.fast_accepted += fast.events.num_rows > 0
 
 
+@pytest.mark.slow
 def test_both_paths_agree_on_every_fuzz_input() -> None:
     tally = Tally()
     fuzz.run_generators(FUZZ_INPUTS, lambda data: compare(data, "transcode", "eu-central", tally))
@@ -142,6 +143,7 @@ def typed_event(draw: st.DrawFn) -> dict[str, Any]:
     return ev
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(typed_event(), max_size=6))
 def test_both_paths_agree_on_typed_but_invalid_events(events: list[dict[str, Any]]) -> None:
