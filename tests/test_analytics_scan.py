@@ -206,6 +206,7 @@ def test_performance_equals_the_whole_ledger_oracle_in_every_window(tmp_path, no
     assert alone.ai.to_pylist() == perf.ai.filter(pc.equal(perf.ai["window"], "24h")).to_pylist()
 
 
+@pytest.mark.slow
 def test_an_earlier_as_of_cuts_every_window(tmp_path) -> None:
     snap = _state(tmp_path, Partition("ai", "us-central"), days=4, batches=2)
     as_of = T0 + timedelta(days=2, hours=5, minutes=17)

@@ -210,6 +210,7 @@ def test_replay_from_the_archive_for_a_time_range(stores: Stores) -> None:
     assert balances_of(stores.state, TC) == expected(files)
 
 
+@pytest.mark.slow
 def test_two_ingests_at_once_count_everything_once(stores: Stores) -> None:
     from concurrent.futures import ThreadPoolExecutor
 

@@ -184,6 +184,7 @@ def worker_totals(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[int, int, i
 # -- the analyst's SQL ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_analysts_sql_through_the_symlinks_equals_the_cli(env: Env) -> None:
     tc = load(env, TC, traffic(TC, seed=21, workers=8))
     ai = load(env, AI, traffic(AI, seed=22, workers=7))

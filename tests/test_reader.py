@@ -924,6 +924,7 @@ json_values = st.recursive(
 )
 
 
+@pytest.mark.slow
 @FUZZ
 @given(st.lists(json_values, max_size=6))
 def test_fuzz_arbitrary_json_arrays(elements: list[Any]) -> None:
