@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 
 export OPENPOOL_ANVIL_BIN := $(CURDIR)/$(ANVIL)
 
-.PHONY: all setup browser test lint demo up down bench chaos mutants lock clean
+.PHONY: all setup browser test test-fast lint demo up down bench chaos mutants lock clean
 
 all: test
 
@@ -46,6 +46,11 @@ lint: $(STAMP)
 
 test: setup browser lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The edit loop, under a minute: only the tests that need no moto, anvil or Airflow and are
+# not slow (markers derived in tests/conftest.py); no lint, no browser. `make test` runs all.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not s3 and not chain and not airflow and not slow" $(PYTEST_ARGS)
 
 # The dashboard's browser test drives Debian's chromium through chromedriver: installed
 # from Debian's packages when missing (sudo only when not root).

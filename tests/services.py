@@ -17,10 +17,29 @@ from openpool.devstack.net import free_port, wait_http
 
 REPO = Path(__file__).resolve().parents[1]
 
+# The markers of the test pytest is running (set by tests/conftest.py); None outside pytest
+# (the chaos campaign, the benches), where nothing is checked.
+ACTIVE_MARKERS: frozenset[str] | None = None
+
+
+class UnmarkedService(RuntimeError):
+    """A test started a real service without the marker that says it does."""
+
+
+def require(marker: str, what: str) -> None:
+    """Refuse to start ``what`` inside a test that lacks ``marker`` (so ``-m "not ..."``
+    really leaves it out); conftest derives the markers, this proves it missed none."""
+    if ACTIVE_MARKERS is not None and marker not in ACTIVE_MARKERS:
+        raise UnmarkedService(
+            f"{what} needs the {marker!r} marker; teach tests/conftest.py (SERVICE_FIXTURES"
+            f" or SERVICE_SOURCE) how to see it, or mark the test @pytest.mark.{marker}"
+        )
+
 
 @contextlib.contextmanager
 def moto_server(log_dir: Path) -> Iterator[str]:
     """A moto S3 server process; yields its endpoint URL."""
+    require("s3", "a moto S3 server")
     port = free_port()
     log_dir.mkdir(parents=True, exist_ok=True)
     with open(log_dir / f"moto-{port}.log", "wb") as log:
@@ -77,6 +96,8 @@ def anvil(log_dir: Path, block_time: float | None = None) -> Iterator[str]:
     unless ``block_time`` is given.
     """
     from openpool.devstack.anvil import anvil as launch
+
+    require("chain", "an anvil chain")
 
     port = free_port()
     with launch(log_dir / f"anvil-{port}.log", port, block_time=block_time, accounts=1) as url:

@@ -367,6 +367,7 @@ def test_eth_strings_are_exact_to_the_last_of_38_digits() -> None:
     assert eth(-(10**30) - 7) == "-1000000000000.000000000000000007"
 
 
+@pytest.mark.slow
 def test_cli_performance_and_summary(tmp_path) -> None:
     _state, snap = _ingested(tmp_path, TC)
     env = dict(

@@ -181,6 +181,7 @@ def _rank(rows, column, model, descending: bool) -> None:
             r["rank"], r["percentile"] = a, b
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("node_type", ["transcode", "ai"])
 def test_performance_equals_the_whole_ledger_oracle_in_every_window(tmp_path, node_type) -> None:
     part = Partition(node_type, "us-central")
@@ -205,6 +206,7 @@ def test_performance_equals_the_whole_ledger_oracle_in_every_window(tmp_path, no
     assert alone.ai.to_pylist() == perf.ai.filter(pc.equal(perf.ai["window"], "24h")).to_pylist()
 
 
+@pytest.mark.slow
 def test_an_earlier_as_of_cuts_every_window(tmp_path) -> None:
     snap = _state(tmp_path, Partition("ai", "us-central"), days=4, batches=2)
     as_of = T0 + timedelta(days=2, hours=5, minutes=17)
@@ -330,6 +332,7 @@ def _assert_oracle(snap, perf) -> None:
         assert ai == want_ai.to_pylist(), window
 
 
+@pytest.mark.slow
 def test_day_shares_are_used_and_give_the_ledgers_figures(tmp_path) -> None:
     part = Partition("ai", "us-central")
     snap = _state(tmp_path, part, days=12, batches=3)
@@ -356,6 +359,7 @@ def test_day_shares_are_used_and_give_the_ledgers_figures(tmp_path) -> None:
     assert daycache.load(store, part, old_day, key) is not None
 
 
+@pytest.mark.slow
 def test_a_change_to_an_old_days_inputs_gives_it_a_new_share(tmp_path) -> None:
     part = Partition("ai", "us-central")
     snap = _state(tmp_path, part, days=12, batches=3)

@@ -33,7 +33,10 @@ PARTS = {
 }
 
 
+# The campaign starts moto and anvil in its own process, where conftest cannot see them.
 @pytest.mark.slow
+@pytest.mark.s3
+@pytest.mark.chain
 @pytest.mark.timeout(1800)
 def test_the_reduced_campaign_injects_faults_everywhere_and_breaks_nothing(tmp_path: Path) -> None:
     out = tmp_path / "chaos.json"

@@ -50,6 +50,7 @@ def test_a_command_outside_payouts_loads_no_payout_or_airflow_code(argv: tuple[s
     assert _loaded(*argv) == []
 
 
+@pytest.mark.slow
 def test_the_payouts_group_loads_web3_and_help_loads_every_group() -> None:
     assert "web3" in _loaded("payouts", "status")
     assert set(_loaded("--help")) >= {"web3", "eth_account", "duckdb"}

@@ -26,7 +26,8 @@ from openpool.devstack.stack import BUCKETS, expected_dags, ingest_dag_ids
 from openpool.partitions import ACTIVE_PARTITIONS
 from tests.services import REPO
 
-pytestmark = pytest.mark.slow
+# The stack runs in child processes, where conftest cannot see what it starts.
+pytestmark = [pytest.mark.slow, pytest.mark.airflow, pytest.mark.s3, pytest.mark.chain]
 
 
 def _devstack(directory: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:

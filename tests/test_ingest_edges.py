@@ -581,6 +581,7 @@ def test_the_cli_lists_and_resolves_a_repeat_over_a_real_s3_server(s3_bucket: st
     assert json.loads(cli("duplicates", "--format", "json").stdout) == []
 
 
+@pytest.mark.slow
 def test_the_connection_log_and_closed_days_stay_a_few_files_per_day(tmp_path: Path) -> None:
     """One commit a few minutes apart all day: each day slice is rewritten as one file
     once it holds 16, so the manifest does not grow by a file per commit per table."""

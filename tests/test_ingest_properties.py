@@ -21,6 +21,8 @@ from openpool.storage import LocalStore, ObjectStore
 from openpool.traffic import Mess, generate, write
 from tests.helpers.ledger import balances_of, worker_oracle
 
+pytestmark = pytest.mark.slow  # hypothesis runs of whole ingests: 10-20 s each
+
 RATE = Fraction(1, 4)
 START = datetime(2026, 10, 3, 8, 0, tzinfo=UTC)
 MESS = Mess(

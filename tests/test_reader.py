@@ -990,6 +990,7 @@ json_values = st.recursive(
 )
 
 
+@pytest.mark.slow
 @FUZZ
 @given(st.lists(json_values, max_size=6))
 def test_fuzz_arbitrary_json_arrays(elements: list[Any]) -> None:
@@ -1025,6 +1026,7 @@ def mutated_events(draw: st.DrawFn) -> dict[str, Any]:
     return ev
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(mutated_events(), max_size=8))
 def test_fuzz_near_valid_events_same_verdict_on_both_paths(events: list[Any]) -> None:

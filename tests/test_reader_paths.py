@@ -33,6 +33,9 @@ def assert_same(got: FileResult, want: FileResult, data: bytes) -> None:
     assert got.quarantine_reason == want.quarantine_reason, shown
     assert got.events.equals(want.events), shown
     assert got.rejected.equals(want.rejected), shown
+    assert got.element_count == want.element_count, shown
+    # The decoder's count: every element it read lands in exactly one of the two tables.
+    assert got.element_count == got.events.num_rows + got.rejected.num_rows, shown
 
 
 @dataclass
@@ -61,6 +64,7 @@ def compare(data: bytes, node_type: str, region: str, tally: Tally) -> None:
     tally.fast_accepted += fast.events.num_rows > 0
 
 
+@pytest.mark.slow
 def test_both_paths_agree_on_every_fuzz_input() -> None:
     tally = Tally()
     fuzz.run_generators(
@@ -143,6 +147,7 @@ def typed_event(draw: st.DrawFn) -> dict[str, Any]:
     return ev
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(typed_event(), max_size=6))
 def test_both_paths_agree_on_typed_but_invalid_events(events: list[dict[str, Any]]) -> None:

@@ -90,6 +90,12 @@ class Result:
         }
 
 
+# The CLI's documented non-zero exits (openpool/cli/main.py and its handlers): 1 a refusal
+# (OpenPoolError) with "openpool <command>: <reason>" on stderr, 2 bad arguments ("openpool:"
+# or argparse's "openpool <command>: error: ..."), 3 and 4 a payouts report on stdout.
+REFUSAL_CODES = frozenset({1, 2, 3, 4})
+
+
 @dataclass
 class Child:
     """How a child process ended."""
@@ -100,31 +106,31 @@ class Child:
     stdout: str
     stderr: str
     seconds: float
-    exit_abort: bool = False  # finished its work, then pyarrow aborted the interpreter's exit
 
     @property
     def ok(self) -> bool:
-        return self.returncode == 0 or self.exit_abort
+        """Exit 0, nothing else: a signal after the work was done is still a failed run."""
+        return self.returncode == 0
 
     @property
-    def clean_failure(self) -> bool:
-        """Non-zero exit with a short reason and no traceback (the CLI's contract)."""
-        return not self.ok and self.returncode != -9 and "Traceback" not in self.stderr
+    def refused(self) -> bool:
+        """A documented refusal: one of the CLI's own exit codes with its one-line reason
+        (or, for 3 and 4, its JSON report), and no traceback. A negative return code is a
+        signal, never a refusal, whatever was printed before it."""
+        if self.returncode not in REFUSAL_CODES or "Traceback" in self.stderr:
+            return False
+        if self.returncode in (3, 4):
+            return _last_json(self.stdout) is not None
+        lines = self.stderr.strip().splitlines()
+        return bool(lines) and lines[-1].startswith("openpool")
 
 
-ABORT_AT_EXIT = "terminate called without an active exception"
-
-
-def _finished_then_aborted(rc: int, stdout: str, stderr: str) -> bool:
-    """SIGABRT from a C++ thread torn down at interpreter exit (apache/arrow#34314), after
-    the process printed its final result (a JSON object, or the DAG child's "finished")."""
-    if rc != -6 or ABORT_AT_EXIT not in stderr or not stdout.strip():
-        return False
+def _last_json(stdout: str) -> dict[str, Any] | None:
     try:
         last = json.loads(stdout.strip().splitlines()[-1])
-    except ValueError:
-        return False
-    return isinstance(last, dict) and last.get("phase", "finished") == "finished"
+    except (ValueError, IndexError):
+        return None
+    return last if isinstance(last, dict) else None
 
 
 class Secrets:
@@ -171,7 +177,6 @@ class Campaign:
         self.audit_file.touch()
         self.secrets = Secrets()
         self.xcom: list[Any] = []  # step results the DAG tasks would push to XCom
-        self.exit_aborts: list[str] = []  # children that finished, then aborted at exit
         self.exceptions: list[str] = []  # texts of exceptions the campaign caught
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -191,7 +196,9 @@ class Campaign:
             for k, v in os.environ.items()
             if not k.startswith(("OPENPOOL_", "HOT_WALLET_", "AWS_", "CHAOS_"))
         }
-        env["PYTHONPATH"] = os.pathsep.join([str(HOOK_DIR), str(REPO)])
+        # plugins/ too: the children run this checkout's library even where the editable
+        # install points at another one (a git worktree).
+        env["PYTHONPATH"] = os.pathsep.join([str(HOOK_DIR), str(REPO), str(REPO / "plugins")])
         env["CHAOS_AUDIT_FILE"] = str(self.audit_file)
         env.update(extra or {})
         return env
@@ -227,11 +234,7 @@ class Campaign:
         elapsed = time.monotonic() - started
         stdout = out_path.read_text(errors="replace")
         stderr = err_path.read_text(errors="replace")
-        abort = not killed_by_us and _finished_then_aborted(rc, stdout, stderr)
-        if abort:
-            with self._lock:
-                self.exit_aborts.append(f"{n:05d}-{label}")
-        return Child(argv, rc, killed_by_us or rc == -9, stdout, stderr, elapsed, abort)
+        return Child(argv, rc, killed_by_us or rc == -9, stdout, stderr, elapsed)
 
     def pickle_events(self) -> list[str]:
         return [ln for ln in self.audit_file.read_text().splitlines() if ln.strip()]

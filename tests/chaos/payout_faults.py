@@ -122,7 +122,7 @@ def race(c: Campaign, res: Result, rpc: str, n: int, rng: random.Random) -> None
         c.note_exception(exc)
     t.join()
     child = rival["child"]
-    if not child.ok and not child.clean_failure:
+    if not child.ok and not child.refused:
         res.violate(f"{name}: the rival executor crashed rc={child.returncode}: {child.stderr}")
     res.add(faults=max(1, sum(injected.values())), **{f"race: {k}": v for k, v in injected.items()})
     pool.settle()

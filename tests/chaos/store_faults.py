@@ -54,11 +54,12 @@ def _s3env(url: str) -> dict[str, str]:
 
 
 def _judge_failure(res: Result, what: str, child: Child) -> None:
-    """A failed run must fail cleanly: a one-line reason, never a traceback."""
+    """A failed run must be a documented refusal: the CLI's exit code and one-line reason,
+    never a traceback or a signal."""
     if child.ok:
         return
     res.add(**{"runs that failed cleanly (then rerun)": 1})
-    if not child.clean_failure:
+    if not child.refused:
         res.violate(f"{what}: unclean failure rc={child.returncode}: {child.stderr[-400:]}")
     else:
         reason = child.stderr.strip().splitlines()[-1] if child.stderr.strip() else ""

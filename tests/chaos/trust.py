@@ -28,7 +28,7 @@ def _attack(
     out = pool.cli("execute", "--plan", plan_hash, "--i-approve", approve or plan_hash)
     after = (pool.chain.nonce(pool.address, "pending"), len(pool.ledger().payments()))
     res.add(trials=1, faults=1)
-    if out.ok or expect not in out.stderr or before != after:
+    if not out.refused or expect not in out.stderr or before != after:
         res.violate(
             f"{what}: not refused as expected (rc={out.returncode}, sent {after[0] - before[0]},"
             f" stderr={out.stderr.strip()[-200:]!r})"

@@ -18,6 +18,9 @@ from typing import Any
 def api_server() -> Iterator[str]:
     """The api-server on a free loopback port; yields its base URL."""
     from openpool.airflow.demo import api_server as serve
+    from tests.services import require
+
+    require("airflow", "Airflow's api-server")
     from openpool.devstack.net import free_port
 
     with serve(free_port()) as url:

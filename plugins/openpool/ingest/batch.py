@@ -147,11 +147,14 @@ class Parsed:
         )
 
     def counts(self) -> Counts:
+        """File counts, and ``events_read``: the elements the reader found in the files (the
+        per-file ``events_read`` column), not the rows of the event tables, so that
+        :func:`batch_counts` can catch an event lost between the reader and the commit."""
         status = self.files.column("status")
         return Counts(
             files_ingested=pc.sum(pc.equal(status, "ingested")).as_py() or 0,
             files_quarantined=pc.sum(pc.equal(status, "quarantined")).as_py() or 0,
-            events_read=self.events.num_rows + self.rejected.num_rows,
+            events_read=pc.sum(self.files.column("events_read")).as_py() or 0,
         )
 
 
@@ -195,7 +198,7 @@ def parse_batch(
         kept, late = check_times(result.events, window, clock, skew)
         events.append(kept)
         rejected.append(pa.concat_tables([result.rejected, late]).sort_by("source_index"))
-        rows.append((cand, "ingested", result.events.num_rows + result.rejected.num_rows))
+        rows.append((cand, "ingested", result.element_count))  # the decoder's count
     return Parsed(
         events=pa.concat_tables([EVENTS.empty_table(), *events]).cast(EVENTS),
         rejected=pa.concat_tables([REJECTED.empty_table(), *rejected]).cast(REJECTED),
@@ -307,7 +310,11 @@ def accrue_batch(
 
 
 def batch_counts(parsed: Parsed, deduped: Deduped) -> Counts:
-    """This batch's counts; read = accepted + duplicate + rejected, always."""
+    """This batch's counts; raises unless read = accepted + duplicate + rejected.
+
+    ``events_read`` comes from the reader's per-file counts and the other three from the
+    tables after dedup, so the equation fails when an event went missing in between.
+    """
     counts = parsed.counts()
     counts.events_accepted = deduped.fresh.num_rows
     counts.events_duplicate = deduped.duplicates

@@ -70,9 +70,9 @@ def _read_typed(
     n = len(events)
     table, bad = _build(events, range(n), None, source_key, node_type, region)
     if not bad:
-        return FileResult(table, REJECTED.empty_table())
+        return FileResult(table, REJECTED.empty_table(), n)
     raws = _RAW_LIST_DECODER.decode(data)  # cannot fail: the typed decode just succeeded
     rows = [
         _rejection(source_key, i, raws[i], events[i].ID, events[i].EventType, r) for i, r in bad
     ]
-    return FileResult(table, _rejected_table(rows))
+    return FileResult(table, _rejected_table(rows), n)

@@ -19,20 +19,21 @@ RAW_JSON_LIMIT = 10_000  # characters of an element's text kept with its rejecti
 
 @dataclass
 class FileResult:
-    """What one file yields. Every array element lands in exactly one of the two tables."""
+    """What one file yields. Every array element lands in exactly one of the two tables.
+
+    ``element_count`` is counted by the decoder (the length of the array it decoded), not
+    from the tables, so ``events + rejected == element_count`` is a check a caller can
+    make, and the ingest's ``events_read`` is this count.
+    """
 
     events: pa.Table  # schema EVENTS: accepted events of this file, in file order
     rejected: pa.Table  # schema REJECTED (rejected_at_version null; the caller fills it)
+    element_count: int  # array elements the decoder read (0 when quarantined)
     quarantine_reason: str | None = None  # whole file unparseable; both tables then empty
-
-    @property
-    def element_count(self) -> int:
-        """Elements read from the array (accepted + rejected)."""
-        return self.events.num_rows + self.rejected.num_rows
 
 
 def _quarantined(reason: str) -> FileResult:
-    return FileResult(EVENTS.empty_table(), REJECTED.empty_table(), reason)
+    return FileResult(EVENTS.empty_table(), REJECTED.empty_table(), 0, reason)
 
 
 def _rejection(

@@ -80,7 +80,7 @@ def _read_elementwise(
             _rejection(source_key, index[pos], raws[index[pos]], ev.ID, ev.EventType, reason)
         )
     rows.sort(key=lambda r: r["source_index"])
-    return FileResult(table, _rejected_table(rows))
+    return FileResult(table, _rejected_table(rows), len(raws))
 
 
 _TOO_DEEP = "JSON nested too deeply to parse"
