@@ -9,6 +9,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from tests.mutants import MUTANTS
 from tests.services import REPO
 
@@ -21,6 +23,7 @@ def test_every_mutant_edit_occurs_exactly_once_in_the_library() -> None:
             assert e.new != e.old
 
 
+@pytest.mark.slow  # a pytest --collect-only child: seconds, not for the edit loop
 def test_every_test_a_mutant_names_is_collected() -> None:
     ids = sorted({t for m in MUTANTS for t in m.tests})
     done = subprocess.run(

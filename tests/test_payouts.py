@@ -30,6 +30,7 @@ from openpool.payouts.plan import Limits, PlanRefused, build_plan, load_plan, pl
 from openpool.snapshots import SnapshotStore
 from openpool.storage import LocalStore
 from openpool.tables import BALANCES
+from tests.helpers.leaks import Secrets, leaks
 from tests.services import REPO, anvil
 
 PART = Partition("transcode", "us-west")
@@ -288,8 +289,14 @@ def test_a_tampered_plan_is_refused_and_the_key_never_leaks(pool: Pool, caplog) 
         pool.run(h2)
     key = pool.private_key[2:]
     assert key not in caplog.text and key not in repr(pool.wallet)
-    for info in pool.state.list(""):
-        assert key.encode() not in pool.state.get(info.key)
+    hunted = Secrets()  # the key as hex in any case, raw bytes, base64; and the password
+    hunted.add_key(bytes.fromhex(key))
+    hunted.add_password(pool.password.read_text())
+    found = leaks(hunted, caplog.text.encode() + repr(pool.wallet).encode(), "logs")
+    for info in pool.state.list(""):  # every object, its Parquet decoded
+        found += leaks(hunted, pool.state.get(info.key), info.key)
+    assert found == []
+    assert any(i.key.endswith(".parquet") for i in pool.state.list("wallet/"))
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,7 @@ import pytest
 from eth_account import Account
 
 from openpool.airflow.demo import Approver
+from openpool.errors import AirflowAPIError
 from openpool.money import eth
 from openpool.payments import CONFIRMED
 from openpool.payouts.approvals import approval_key
@@ -38,6 +39,7 @@ from openpool.payouts.plan import plan_key
 from openpool.storage import LocalStore
 from tests.helpers.browser import browser, full_page_screenshot, sign_in, wait
 from tests.helpers.hitl_api import airflow_api, api_server, fail_awaiting, responder
+from tests.helpers.leaks import Secrets, leaks, leaks_in_files
 from tests.services import REPO, anvil
 from tests.test_payouts import ETH, _balances
 
@@ -276,6 +278,27 @@ def test_an_approved_plan_is_paid_exactly_and_the_key_never_leaks(
     for secret in (world.private_key, WALLET_PASSWORD):
         assert secret not in xcoms and secret not in logged
         assert secret not in out.out and secret not in out.err
+    # and in no form anywhere: every XCom of every task, Airflow's home (its task logs and
+    # the metadata DB that holds XCom and the HITL answers), every state object with its
+    # Parquet decoded; the key as hex in any case, raw bytes or base64, and the password
+    hunted = Secrets()
+    hunted.add_key(bytes.fromhex(world.private_key))
+    hunted.add_password(WALLET_PASSWORD)
+    every_xcom: dict[str, Any] = {}
+    for task in states:
+        try:
+            every_xcom[task] = api.xcom(DAG_ID, dr.run_id, task)
+        except AirflowAPIError:  # a task that returned nothing (the sensor)
+            every_xcom[task] = None
+    assert sum(v is not None for v in every_xcom.values()) >= 5, every_xcom
+    found = leaks(hunted, json.dumps([every_xcom, detail]).encode(), "XCom / HITL")
+    found += leaks(hunted, (out.out + out.err + logged).encode(), "output and logs")
+    on_disk, files, parquet = leaks_in_files(
+        hunted, [Path(os.environ["AIRFLOW_HOME"]), world.state.root]
+    )
+    assert found + on_disk == []
+    assert files > 10 and parquet > 0  # the search ran over real files, Parquet among them
+    assert hunted.hits(world.private_key.upper().encode()) and hunted.hits(WALLET_PASSWORD.encode())
 
     # a second run finds nothing to pay and skips the rest without asking anyone
     again = _dag().test()

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.helpers.leaks import Secrets
 from tests.services import REPO
 
 HOOK_DIR = Path(__file__).parent / "sitehook"
@@ -131,37 +132,6 @@ def _last_json(stdout: str) -> dict[str, Any] | None:
     except (ValueError, IndexError):
         return None
     return last if isinstance(last, dict) else None
-
-
-class Secrets:
-    """Every secret the campaign made, in the forms a leak could take."""
-
-    def __init__(self) -> None:
-        self._items: list[tuple[str, bytes, bool]] = []  # (what, needle, case-insensitive)
-        self._lock = threading.Lock()
-        self.generated = 0  # keys and passwords made
-
-    def add_key(self, key: bytes) -> None:
-        import base64
-
-        forms = [(key.hex().encode(), True), (key, False), (base64.b64encode(key), False)]
-        with self._lock:
-            self._items += [("private key", f, fold) for f, fold in forms]
-            self.generated += 1
-
-    def add_password(self, password: str) -> None:
-        with self._lock:
-            self._items.append(("keystore password", password.encode(), False))
-            self.generated += 1
-
-    @property
-    def count(self) -> int:
-        return len(self._items)
-
-    def hits(self, data: bytes) -> list[str]:
-        """Which secrets ``data`` contains (hex keys in any letter case)."""
-        low = data.lower()
-        return [what for what, form, fold in self._items if form in (low if fold else data)]
 
 
 class Campaign:

@@ -14,7 +14,6 @@ planted pickle, so a zero is a real zero.
 from __future__ import annotations
 
 import base64
-import io
 import json
 import pickle
 import subprocess
@@ -23,33 +22,8 @@ import time
 from fractions import Fraction
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
 from tests.chaos.common import Campaign, Result, Secrets
-
-
-def _parquet_blobs(data: bytes) -> list[bytes]:
-    """The text a Parquet file holds, decoded: each string/binary column's value bytes.
-
-    Numeric, decimal and time columns cannot hold a 64-digit hex key or a password, so
-    only text-like columns are read out (their Arrow data buffers, all values back to
-    back); anything nested is rendered as JSON.
-    """
-    import pyarrow as pa
-
-    blobs = []
-    table = pq.ParquetFile(io.BytesIO(data)).read()
-    for column in table.columns:
-        t = column.type
-        if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t):
-            for chunk in column.chunks:
-                buf = chunk.buffers()[2]
-                if buf is not None:
-                    blobs.append(buf.to_pybytes())
-        elif pa.types.is_nested(t) or pa.types.is_dictionary(t):
-            blobs.append(json.dumps(column.to_pylist(), default=str).encode())
-    return blobs
-
+from tests.helpers.leaks import parquet_blobs
 
 PARTIAL = {"count": 0}  # Parquet files cut short by a kill mid-write (LocalStore temp files)
 
@@ -65,7 +39,7 @@ def _scan_bytes(secrets: Secrets, data: bytes, where: str, found: list[str]) -> 
     if data[:4] != b"PAR1":
         return 0
     try:
-        blobs = _parquet_blobs(data)
+        blobs = parquet_blobs(data)
     except (OSError, ValueError):  # pyarrow's ArrowInvalid is a ValueError
         PARTIAL["count"] += 1
         return 0
