@@ -10,19 +10,27 @@ Each request draws at most one fault, at configurable rates:
 * ``reset_after``: forward, then reset instead of answering (a lost response);
 * ``truncate``: forward, send the headers with the full Content-Length and only part of
   the body, then reset (a body cut short);
-* ``delay``: wait up to ``delay_max`` seconds before forwarding.
+* ``delay``: wait up to ``delay_max`` seconds before forwarding;
+* ``conflict``: answer a conditional PUT (``If-None-Match``/``If-Match``) with 409
+  ConditionalRequestConflict without forwarding, as S3 does while another conditional
+  write of the key is in progress;
+* ``denied``: answer 403 AccessDenied or ExpiredToken without forwarding (credentials
+  expired or a policy changed mid-run: not retryable, the run must fail cleanly);
+* ``stale_list``: forward a ListObjectsV2, then leave one listed key out of the answer (a
+  listing that has not caught up: a store that is not strongly consistent).
 
 ``outage()`` answers every request with 503 SlowDown until it ends (the window in which
 the moto server behind is restarted); ``in_flight`` lets the caller wait until no
 request is being forwarded. Counts of every injected fault are kept in ``counts``.
 No well-kept library does this in-process for HTTP/1.1 keep-alive clients (toxiproxy
-is a separate Go service working at the TCP level only), hence these 200 lines.
+is a separate Go service working at the TCP level only), hence these 300 lines.
 """
 
 from __future__ import annotations
 
 import http.client
 import random
+import re
 import socket
 import struct
 import threading
@@ -50,6 +58,12 @@ ERRORS = (
     (503, "SlowDown", "Please reduce your request rate."),
     (503, "ServiceUnavailable", "Service is unable to handle request."),
 )
+DENIALS = (
+    (403, "AccessDenied", "Access Denied"),
+    (403, "ExpiredToken", "The provided token has expired."),
+)
+_CONTENTS = re.compile(rb"<Contents>.*?</Contents>", re.S)
+_KEY_COUNT = re.compile(rb"<KeyCount>(\d+)</KeyCount>")
 
 
 @dataclass
@@ -62,11 +76,27 @@ class FaultConfig:
     reset_after: float = 0.0
     truncate: float = 0.0
     delay: float = 0.0
+    conflict: float = 0.0
+    denied: float = 0.0
+    stale_list: float = 0.0
     delay_max: float = 0.3
 
     @classmethod
     def uniform(cls, rate: float, delay_max: float = 0.3) -> FaultConfig:
-        return cls(rate, rate, rate, rate, rate, rate, delay_max)
+        """Every kind at ``rate``, but ``denied`` at a tenth of it: each one fails its run
+        (a run makes hundreds of requests), so at full rate no run would ever finish."""
+        return cls(
+            error=rate,
+            error_after=rate,
+            reset=rate,
+            reset_after=rate,
+            truncate=rate,
+            delay=rate,
+            conflict=rate,
+            denied=rate / 10,
+            stale_list=rate,
+            delay_max=delay_max,
+        )
 
     def kinds(self) -> list[tuple[str, float]]:
         return [
@@ -76,6 +106,9 @@ class FaultConfig:
             ("reset_after", self.reset_after),
             ("truncate", self.truncate),
             ("delay", self.delay),
+            ("conflict", self.conflict),
+            ("denied", self.denied),
+            ("stale_list", self.stale_list),
         ]
 
 
@@ -147,6 +180,21 @@ class _Handler(BaseHTTPRequestHandler):
         if fault == "reset":
             self._reset()
             return
+        if fault == "denied":
+            self._error(*proxy.pick(DENIALS))
+            return
+        if fault == "conflict":
+            conditional = {k.lower() for k in self.headers} & {"if-none-match", "if-match"}
+            if self.command == "PUT" and conditional:
+                self._error(409, "ConditionalRequestConflict", "A conflicting operation is "
+                            "currently in progress against this resource.")  # fmt: skip
+                return
+            proxy.uncount("conflict")  # not a conditional write: nothing to conflict with
+            fault = None
+        listing = self.command == "GET" and "list-type=2" in self.path
+        if fault == "stale_list" and not listing:
+            proxy.uncount("stale_list")
+            fault = None
         if fault == "delay":
             time.sleep(proxy.uniform(0.0, proxy.config.delay_max))
         try:
@@ -166,6 +214,8 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             if fault == "truncate":
                 proxy.uncount("truncate")  # nothing to cut: not a fault after all
+            if fault == "stale_list" and status == 200:
+                data = proxy.stale(data)
             length = len(data)
             if self.command == "HEAD":
                 length = int(dict((k.lower(), v) for k, v in headers).get("content-length", 0))
@@ -191,6 +241,7 @@ class FaultProxy:
         self.upstream = upstream
         self.config = config or FaultConfig()
         self.counts: Counter = Counter()
+        self.hidden: list[bytes] = []  # keys a stale listing left out
         self.requests = 0
         self.in_flight = 0
         self.in_outage = False
@@ -230,6 +281,18 @@ class FaultProxy:
     def pick(self, options: tuple) -> tuple:
         with self._lock:
             return self._rng.choice(options)
+
+    def stale(self, listing: bytes) -> bytes:
+        """``listing`` without one of its keys (at random); unchanged if it lists none."""
+        found = list(_CONTENTS.finditer(listing))
+        if not found:
+            self.uncount("stale_list")
+            return listing
+        with self._lock:
+            gone = self._rng.choice(found)
+            self.hidden.append(gone.group(0).split(b"<Key>", 1)[1].split(b"</Key>", 1)[0])
+        out = listing[: gone.start()] + listing[gone.end() :]
+        return _KEY_COUNT.sub(lambda m: b"<KeyCount>%d</KeyCount>" % (int(m[1]) - 1), out)
 
     def draw(self) -> str | None:
         """The fault for one request (None: pass it through untouched)."""
