@@ -393,3 +393,51 @@ def test_a_send_refused_in_execute_is_reported_and_left_for_recover(pool: Pool) 
     recover(pool.ledger(), pool.chain, pool.wallet.address, confirmations=1)
     assert paid_on_chain(pool) == pool.earnings
     assert check_invariants(pool) == pool.earnings
+
+
+@pytest.mark.s3
+def test_an_s3_state_store_lost_after_payments_is_refused_never_paid_again(
+    tmp_path: Path,
+) -> None:
+    """Issue 18: moto killed and started empty (an S3 bucket lost or wiped) after workers
+    were paid. The orchestrators upload again and the balances come back, but every ledger
+    is gone: without the chain's word that is "paid 0" and every worker would be paid a
+    second time. The plan and an approved plan's execute must be refused, naming the gap."""
+    import dataclasses
+
+    from openpool.storage import S3Store
+    from tests.chaos.common import s3_client
+    from tests.services import moto_server
+
+    with open_pool(tmp_path) as local:
+        with moto_server(tmp_path / "moto-a") as first:
+            client = s3_client(first)
+            client.create_bucket(Bucket="pool")
+            state = S3Store("s3://pool/state", client=client)
+            _balances(state, local.earnings)
+            pool = dataclasses.replace(local, state=state)  # type: ignore[arg-type]
+            _, h = pool.plan()
+            pool.run(h)
+            assert {a: pool.chain.balance(a) for a in pool.earnings} == pool.earnings
+            plan = load_plan(state, h)
+        with moto_server(tmp_path / "moto-b") as second:  # a new server: nothing survived
+            client = s3_client(second)
+            client.create_bucket(Bucket="pool")
+            state = S3Store("s3://pool/state", client=client)
+            assert list(state.list("")) == []
+            _balances(state, pool.earnings)  # re-ingested: the same earnings again
+            lost = dataclasses.replace(local, state=state)  # type: ignore[arg-type]
+            # the payout DAG's first task (and `openpool payouts plan`) stops here
+            with pytest.raises(PlanRefused, match="nonces 0-5"):
+                recover(lost.ledger(), lost.chain, lost.wallet.address, confirmations=1)
+            again, h2 = lost.plan()  # the library alone would plan everyone again ...
+            assert again["total_wei"] == sum(pool.earnings.values())
+            with pytest.raises(PlanRefused, match="ledger is behind the chain"):
+                lost.run(h2)  # ... and execute refuses it
+            h1 = save_plan(state, plan)  # the old approved plan, put back by hand
+            with pytest.raises(PlanRefused, match="nonces 0-5"):
+                lost.run(h1)
+            assert lost.ledger().latest() is None  # nothing recorded, nothing signed
+        paid = {a: local.chain.balance(a) for a in local.earnings}
+        assert paid == local.earnings, "a worker was paid twice after the store was lost"
+        assert local.chain.nonce(local.wallet.address, "pending") == len(local.earnings)

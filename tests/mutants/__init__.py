@@ -164,6 +164,8 @@ MUTANTS: tuple[Mutant, ...] = (
         (
             "tests/test_payouts_chain.py::"
             "test_a_lost_or_rolled_back_ledger_refuses_everything_until_reconciled",
+            "tests/test_payouts_chain.py::"
+            "test_an_s3_state_store_lost_after_payments_is_refused_never_paid_again",
         ),
     ),
     Mutant(
