@@ -189,6 +189,12 @@ def check_pool(pool: Pool, res: Result, name: str, settled: bool = True) -> None
     kill, a payment may be mined while its record still says signed/broadcast: then each
     address must have received at least its confirmed and at most its confirmed plus
     in-flight amounts.
+
+    The wallet's transfers are read from the chain's blocks (``chain_audit``), not from
+    the ledger: per address they must lie in the same bounds, never exceed what it earned
+    (``pool.earnings``, the expectation the test seeded), go only to addresses that earned
+    something, and each mined transaction must be a recorded one (settled: the confirmed
+    records are exactly the mined transfers). A double payment counts once per address.
     """
     ledger = pool.ledger()
     log = ledger.log(ledger.latest())
