@@ -69,6 +69,17 @@ def test_the_reduced_campaign_injects_faults_everywhere_and_breaks_nothing(tmp_p
     assert report["parts_without_faults"] == []
     # The kill points really landed in the work, not only before it started.
     assert parts["crash: ingest CLI (SIGKILL)"]["notes"]["byte_identical"] >= 1
+    # Every ingest end state was judged against the oracle and the clean run (re-hashed),
+    # and the judges were shown broken states and saw them.
+    for name in ("crash: ingest CLI (SIGKILL)", "crash: ingest DAG tasks"):
+        notes = parts[name]["notes"]
+        for against in ("vs oracle", "vs clean run"):
+            assert notes[f"end states checked {against}"] == parts[name]["trials"], name
+            assert notes[f"violations {against}"] == 0, name
+        assert notes["byte_identical"] == parts[name]["trials"], name
+    ingest = parts["crash: ingest CLI (SIGKILL)"]["notes"]
+    assert ingest["oracle self-test (cross-hour duplicate)"] == "ok"
+    assert ingest["identity self-test (damaged copies)"] == "ok"
     assert parts["bad input corpus"]["notes"]["bad-input kinds (quarantined or rejected)"] >= 30
     judged = parts["payouts: race, rollback, stuck (anvil)"]["notes"]
     assert judged["race trials"] >= 1 and judged["rollback trials"] >= 1

@@ -15,19 +15,32 @@ land between a commit's data files and its manifest, at the manifest, between th
 manifest and the hint, in staging, quarantine and archive writes.
 
 After each kill the partition's latest version must equal the clean run's same version
-(no half-commit is ever visible); at the end the state must equal the clean run's: every
-table's rows and the manifest properties (counters), and we count how often the data
-files are byte-identical too.
+(no half-commit is ever visible). The end state is judged twice, and each judge's
+violations are counted apart ("vs oracle", "vs clean run"):
+
+* **vs oracle** (``oracle_check``): per worker total fees, commission, earnings and job
+  count, the AI jobs no worker can be credited with, and the multiset of accepted event
+  IDs, against ``tests/helpers/oracle.py`` over the generated files alone. A mistake the
+  clean run makes too (a deterministic double count) is seen here.
+* **vs clean run**: every table's rows and the manifest properties; then every object of
+  the state store read and re-hashed (``identity``: manifests, data files, quarantine
+  copies, the hint; normalised only where two correct runs may differ) must equal the
+  clean run's, and ``gc`` must delete exactly the orphaned data files of killed commits.
+
+Both judges are first shown broken states (``ingest_selftest``); a miss is a violation.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 from openpool.ingest.run import ingest
+from openpool.storage import ObjectStore
+from tests.chaos import identity, ingest_selftest
 from tests.chaos.common import OPENPOOL, PYTHON, Campaign, Child, Result, s3_client
 from tests.chaos.datasets import (
     AI,
@@ -39,6 +52,7 @@ from tests.chaos.datasets import (
     reference_runs,
     write_kind,
 )
+from tests.chaos.oracle_check import judge
 from tests.chaos.state import capture
 from tests.chaos.steps_child import STEPS
 from tests.services import moto_server, s3_env
@@ -168,18 +182,35 @@ def trial(c: Campaign, res: Result, ds: Dataset, path: str, n: int, rng: random.
                 f"{name}: rerun failed rc={final_child.returncode}: {final_child.stderr[-300:]}"
             )
             return
-    final = capture(state, ds.part)
-    reference = ds.final[path]
-    if final is None:
-        res.violate(f"{name}: nothing committed")
-        return
-    diff = final.diff(reference)
-    if diff or final.version != reference.version:
-        res.violate(f"{name}: final state differs from the clean run: v{final.version} {diff}")
-    lost, dup = final.lost_and_duplicated(reference)
-    res.add(data_lost=lost, duplicates=dup, byte_identical=int(final.same_bytes(reference)))
+    judge_end_state(res, ds, path, name, state)
     if path == "dag":
         _check_archive(res, ds, name, archive_uri)
+
+
+def judge_end_state(res: Result, ds: Dataset, path: str, name: str, state: ObjectStore) -> None:
+    """The end state against the oracle and against the clean run (content, then every
+    object re-hashed); then ``gc`` must collect exactly the orphans. Each comparison's
+    violations are counted apart."""
+    final = capture(state, ds.part)
+    vs_oracle, lost, dup = judge(final.snap if final else None, ds.oracle)
+    vs_clean: list[str] = []
+    if final is None:
+        vs_clean.append("nothing committed")
+    else:
+        reference = ds.final[path]
+        vs_clean += final.diff(reference)
+        if final.version != reference.version:
+            vs_clean.append(f"v{final.version} != clean v{reference.version}")
+        lost_c, dup_c = final.lost_and_duplicated(reference)
+        lost, dup = max(lost, lost_c), max(dup, dup_c)
+    image = identity.take(state, ds.part)
+    vs_bytes, figures = identity.compare(image, ds.image(path))
+    gc = identity.collect_orphans(state, ds.part, image)
+    for label, found in (("vs oracle", vs_oracle), ("vs clean run", vs_clean + vs_bytes + gc)):
+        for what in found:
+            res.violate(f"{name}: {label}: {what}")
+        res.add(**{f"end states checked {label}": 1, f"violations {label}": len(found)})
+    res.add(data_lost=lost, duplicates=dup, byte_identical=int(not vs_bytes), **figures)
 
 
 def _check_archive(res: Result, ds: Dataset, name: str, archive_uri: str) -> None:
@@ -221,6 +252,31 @@ def calibrate(c: Campaign, res: Result, ds: Dataset) -> None:
         res.violate(f"{ds.name}: CLI and DAG paths give different states")
 
 
+def _judge_clean_runs(res: Result, ds: Dataset) -> None:
+    """The clean runs themselves against the oracle, and whole (no integrity problem, no
+    orphan): every trial is compared with them."""
+    for path in ("cli", "dag"):
+        found, _, _ = judge(ds.final[path].snap, ds.oracle)
+        image = ds.image(path)
+        found += image.problems + [f"orphan {o}" for o in image.orphans]
+        for what in found:
+            res.violate(f"{ds.name}: the clean {path} run vs oracle: {what}")
+
+
+def _self_tests(c: Campaign, res: Result, ds: Dataset) -> None:
+    """The judges shown broken states (``ingest_selftest``); a miss is a violation."""
+    where = c.path("ingest", "self-test")
+    for label, test in (
+        ("oracle self-test (cross-hour duplicate)", ingest_selftest.oracle_self_test),
+        ("identity self-test (damaged copies)", ingest_selftest.identity_self_test),
+    ):
+        verdict, _ = test(ds, where / label.split()[0])
+        res.notes[label] = verdict
+        shutil.rmtree(where / label.split()[0], ignore_errors=True)  # nothing for the scan
+        if verdict != "ok":
+            res.violate(f"{label}: {verdict}")
+
+
 def run(c: Campaign) -> list[Result]:
     """All ingest crash trials; returns one row per path (CLI, DAG tasks)."""
     sizes, rng = c.sizes, random.Random(c.seed)
@@ -245,7 +301,9 @@ def run(c: Campaign) -> list[Result]:
             )
         for ds in sets:
             reference_runs(ds)
+            _judge_clean_runs(results["cli"], ds)
             calibrate(c, results["cli"], ds)
+        _self_tests(c, results["cli"], sets[0])
         setup = time.monotonic() - started
         local = [d for d in sets if not d.s3_env]
         remote = [d for d in sets if d.s3_env]

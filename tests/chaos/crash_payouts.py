@@ -11,7 +11,10 @@ process, or through the CLI one time in four), sometimes killed a second time.
 Invariants: on-chain received amounts equal the confirmed records; no address received
 a payment twice and no payment is confirmed twice; the wallet's mined transactions are
 exactly the recorded ones; paid + in flight + payable = earnings for every worker; in the
-end every planned payment is confirmed.
+end every planned payment is confirmed. What the wallet sent is also read from the
+blocks themselves (``chain_audit``, raw RPC): per worker the mined transfers lie between
+the confirmed and confirmed + in flight amounts, never above what it earned (the pool's
+seeded earnings, known to the test alone), and in the end equal to both.
 """
 
 from __future__ import annotations

@@ -21,6 +21,8 @@ from openpool.ingest.run import ingest
 from openpool.partitions import Partition
 from openpool.storage import LocalStore, ObjectInfo, ObjectStore, S3Store
 from openpool.traffic import GeneratedFile, generate, write
+from tests.chaos import identity
+from tests.chaos.oracle_check import Expected, expected
 from tests.chaos.state import State, capture
 from tests.chaos.steps_child import run_dag
 from tests.helpers.traffic import EVERY_KIND_OF_MESS
@@ -92,6 +94,8 @@ class Dataset:
     writes: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     _versions: dict[tuple[str, int], State] = field(default_factory=dict)
+    _images: dict[str, identity.Image] = field(default_factory=dict)
+    _oracle: list[Expected] = field(default_factory=list)
 
     def store(self, rel: str) -> ObjectStore:
         if self.root.startswith("s3://"):
@@ -105,6 +109,19 @@ class Dataset:
             assert got is not None
             self._versions[key] = got
         return self._versions[key]
+
+    def image(self, path: str) -> identity.Image:
+        """The clean run's state, every object re-hashed (:mod:`tests.chaos.identity`)."""
+        if path not in self._images:
+            self._images[path] = identity.take(self.ref_state[path], self.part)
+        return self._images[path]
+
+    @property
+    def oracle(self) -> Expected:
+        """What the generated files alone say the end state holds (``oracle_check``)."""
+        if not self._oracle:
+            self._oracle.append(expected(self.files, RATE))
+        return self._oracle[0]
 
 
 def make_dataset(

@@ -245,7 +245,36 @@ def _self_test(c: Campaign, rpc: str) -> str:
     pool.chain.rpc("anvil_setBalance", [worker, hex(paid + earned)])
     probe = Result("self-test")
     check_pool(pool, probe, "self-test")
-    return "ok" if probe.duplicates == 1 and probe.violations else f"MISSED: {probe.violations}"
+    if probe.duplicates != 1 or not probe.violations:
+        return f"MISSED: {probe.violations}"
+    return _unrecorded_transfer(c, rpc)
+
+
+def _unrecorded_transfer(c: Campaign, rpc: str) -> str:
+    """A second payment from the hot wallet that no record knows (sent as the wallet by
+    anvil's impersonation): the blocks, read over RPC, must show it as a mined transfer
+    the ledger never recorded and a worker holding more than it earned."""
+    pool = _pool(c, rpc, "self-test-unrecorded", random.Random(4))
+    _, h = pool.plan()
+    pool.execute(h)
+    pool.settle()
+    (_, worker), earned = next(iter(sorted(pool.earnings.items())))
+    pool.chain.rpc("anvil_impersonateAccount", [pool.address])
+    try:
+        tx = {"from": pool.address, "to": worker, "value": hex(earned)}
+        tx_hash = pool.chain.rpc("eth_sendTransaction", [tx])
+    finally:
+        pool.chain.rpc("anvil_stopImpersonatingAccount", [pool.address])
+    deadline = time.monotonic() + 30
+    while pool.chain.receipt(tx_hash) is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    probe = Result("self-test")
+    check_pool(pool, probe, "self-test")
+    wanted = ("the ledger never recorded", "earned", "mined transfers")
+    seen = [w for w in wanted if any(w in v for v in probe.violations)]
+    if probe.duplicates == 1 and seen == list(wanted):
+        return "ok"
+    return f"MISSED (an unrecorded transfer): {probe.violations}"
 
 
 def _guarded(

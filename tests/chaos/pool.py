@@ -33,6 +33,7 @@ from openpool.payouts.plan import Limits, build_plan, save_plan
 from openpool.snapshots import SnapshotStore
 from openpool.storage import ObjectStore
 from openpool.tables import BALANCES
+from tests.chaos.chain_audit import wallet_transfers
 from tests.chaos.common import OPENPOOL, Campaign, Child, Result
 
 ETH = 10**18
@@ -188,6 +189,12 @@ def check_pool(pool: Pool, res: Result, name: str, settled: bool = True) -> None
     kill, a payment may be mined while its record still says signed/broadcast: then each
     address must have received at least its confirmed and at most its confirmed plus
     in-flight amounts.
+
+    The wallet's transfers are read from the chain's blocks (``chain_audit``), not from
+    the ledger: per address they must lie in the same bounds, never exceed what it earned
+    (``pool.earnings``, the expectation the test seeded), go only to addresses that earned
+    something, and each mined transaction must be a recorded one (settled: the confirmed
+    records are exactly the mined transfers). A double payment counts once per address.
     """
     ledger = pool.ledger()
     log = ledger.log(ledger.latest())
@@ -211,15 +218,45 @@ def check_pool(pool: Pool, res: Result, name: str, settled: bool = True) -> None
             paid_to[r["eth_address"]] = paid_to.get(r["eth_address"], 0) + amount
         elif r["status"] in OPEN:
             open_to[r["eth_address"]] = open_to.get(r["eth_address"], 0) + amount
-    for addr in sorted({a for _, a in pool.earnings}):
+    earned: dict[str, int] = {}
+    for (_, addr), wei in pool.earnings.items():
+        earned[addr] = earned.get(addr, 0) + wei
+    transfers = wallet_transfers(pool.chain, pool.rpc, pool.address)
+    from_wallet: dict[str, int] = {}
+    for t in transfers:
+        if t.ok:
+            from_wallet[t.to] = from_wallet.get(t.to, 0) + t.value
+    for addr in sorted(earned):
         got, low = pool.chain.balance(addr), paid_to.get(addr, 0)
         high = low if settled else low + open_to.get(addr, 0)
+        sent = from_wallet.pop(addr.lower(), 0)  # read from the blocks, not the ledger
         if got > high:
             res.violate(f"{name}: {addr} received {got} wei, records explain at most {high}")
-            res.add(duplicates=1)
         elif got < low:
             res.violate(f"{name}: {addr} confirmed {low} wei but received {got}")
             res.add(data_lost=1)
+        if not low <= sent <= high:
+            res.violate(
+                f"{name}: {addr}: the wallet's mined transfers {sent}, ledger {low}..{high}"
+            )
+        if max(got, sent) > earned[addr]:
+            res.violate(f"{name}: {addr} received {max(got, sent)} wei, earned {earned[addr]}")
+        if got > high or max(got, sent) > earned[addr]:
+            res.add(duplicates=1)  # one double payment per address, however it is seen
+        if settled and not sent == low == earned[addr]:
+            res.violate(f"{name}: {addr}: chain {sent}, confirmed {low}, earned {earned[addr]}")
+    if any(from_wallet.values()):
+        res.violate(f"{name}: the wallet paid addresses that earned nothing: {from_wallet}")
+        res.add(duplicates=len(from_wallet))
+    recorded = {str(r["tx_hash"]).lower() for r in log.to_pylist() if r["tx_hash"]}
+    confirmed_hashes = {
+        str(r["tx_hash"]).lower() for r in current.values() if r["status"] == CONFIRMED
+    }
+    mined_ok = {t.tx_hash for t in transfers if t.ok}
+    if {t.tx_hash for t in transfers} - recorded:
+        res.violate(f"{name}: mined wallet transactions the ledger never recorded")
+    if not confirmed_hashes <= mined_ok or (settled and mined_ok != confirmed_hashes):
+        res.violate(f"{name}: confirmed records and mined transfers differ (by tx hash)")
     sent = [r for r in current.values() if r["tx_hash"] and r["status"] != FAILED]
     sent += [r for r in current.values() if r["status"] == FAILED and r["block_number"]]
     mined = pool.chain.nonce(pool.address, "latest")

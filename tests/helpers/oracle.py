@@ -31,17 +31,12 @@ def _valid_event(ev: Any, node_type: str, region: str) -> bool:
     return not event_problems(ev, node_type, region)
 
 
-def oracle_balances(
-    files: list[GeneratedFile], commission_rate: Fraction
-) -> dict[str, dict[str, int]]:
-    """Reference balances over ``files``: what a correct ingest of them must produce.
+def oracle_events(files: list[GeneratedFile]) -> list[dict[str, Any]]:
+    """The events a correct ingest of ``files`` accepts, in upload order.
 
     Unparseable files are skipped whole; invalid events are dropped; each valid event ID
     counts once (the first occurrence wins, a later one with other content is ignored).
-    AI jobs are credited through the earliest valid job-received with their requestID
-    anywhere in the set; the rest go to ``__unattributed__`` (the pool keeps all of it).
     """
-    p, q = commission_rate.numerator, commission_rate.denominator
     seen: set[str] = set()
     accepted: list[dict[str, Any]] = []
     for f in files:
@@ -61,6 +56,23 @@ def oracle_balances(
                 continue  # duplicate (same content) or conflict (other content): not counted
             seen.add(ev["ID"])
             accepted.append(ev)
+    return accepted
+
+
+def oracle_balances(
+    files: list[GeneratedFile],
+    commission_rate: Fraction,
+    accepted: list[dict[str, Any]] | None = None,
+) -> dict[str, dict[str, int]]:
+    """Reference balances over ``files``: what a correct ingest of them must produce.
+
+    The events counted are :func:`oracle_events` (``accepted``: already computed).
+    AI jobs are credited through the earliest valid job-received with their requestID
+    anywhere in the set; the rest go to ``__unattributed__`` (the pool keeps all of it).
+    """
+    p, q = commission_rate.numerator, commission_rate.denominator
+    if accepted is None:
+        accepted = oracle_events(files)
 
     worker_of: dict[str, tuple[str, str]] = {}  # requestID -> (DT, checksummed address)
     for ev in accepted:
