@@ -16,7 +16,6 @@ import logging
 import os
 import secrets
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from openpool.storage import LocalStore
 from tests.helpers.browser import browser, full_page_screenshot, sign_in, wait
 from tests.helpers.hitl_api import airflow_api, api_server, fail_awaiting, responder
 from tests.helpers.leaks import Secrets, leaks, leaks_in_files
+from tests.helpers.parse_dags import parse_dags
 from tests.services import REPO, anvil
 from tests.test_payouts import ETH, _balances
 
@@ -160,17 +160,9 @@ def test_the_dag_is_shaped_for_operators() -> None:
 
 
 def test_dag_files_parse_without_payout_code_and_ingest_never_loads_it() -> None:
-    def parse(path: Path) -> dict[str, Any]:
-        out = subprocess.run(
-            [sys.executable, str(REPO / "tests/helpers/import_dags.py"), str(path)],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=300,
-            env=os.environ,
-        )
-        return json.loads(out.stdout.strip().splitlines()[-1])
-
+    """Each parse runs isolated as in tests/test_dags.py (minimal environment, no network,
+    DB, Variable or connection): see tests/helpers/parse_dags.py."""
+    parse = parse_dags
     everything = parse(REPO / "dags")
     assert everything["import_errors"] == {} and everything["warnings"] == []
     assert everything["dags"][DAG_ID] == sorted(
