@@ -33,10 +33,10 @@ from openpool.errors import SnapshotNotFound
 from openpool.money import WEI, payable, to_wei_array, wei_sum
 from openpool.money import eth as eth_text
 from openpool.partitions import Partition, WalletKey
-from openpool.payments import payment_log, settled_in, wallets
+from openpool.payments import current_rows, payment_log, settled_in, wallets
 from openpool.snapshots import Snapshot, SnapshotStore
 from openpool.storage import ObjectStore, open_store
-from openpool.tables import BALANCES, EVENTS, QUARANTINED, REJECTED, read_table
+from openpool.tables import BALANCES, EVENTS, QUARANTINED, REJECTED, WALLET_LOG, read_table
 
 State: TypeAlias = str | ObjectStore | None
 Moment: TypeAlias = datetime | str | pd.Timestamp
@@ -146,27 +146,10 @@ def payments(
         log = payment_log(snap)
         logs.append(log.append_column("wallet", pa.array([w] * log.num_rows, pa.string())))
         versions[w] = snap.version
-    table = (
-        pa.concat_tables(logs)
-        if logs
-        else payment_log(None).append_column("wallet", pa.array([], pa.string()))
-    )
+    table = pa.concat_tables(logs) if logs else WALLET_LOG.empty_table()
     if not history:
-        table = _latest_per_payment(table)
+        table = current_rows(table)
     return to_frame(table, versions=versions, state_uri=store.uri)
-
-
-def _latest_per_payment(log: pa.Table) -> pa.Table:
-    """The last row of each (wallet, payment): the ledger's rule for a payment's status."""
-    order = pa.array(range(log.num_rows), pa.int64())
-    last = (
-        log.select(["wallet", "payment_id"])
-        .append_column("row", order)
-        .group_by(["wallet", "payment_id"], use_threads=False)
-        .aggregate([("row", "max")])
-        .column("row_max")
-    )
-    return log.take(pc.take(last, pc.sort_indices(last)))  # in commit order
 
 
 def _moment(value: Moment) -> datetime:

@@ -138,6 +138,19 @@ def current(log: pa.Table) -> list[dict[str, Any]]:
     return out
 
 
+def current_rows(log: pa.Table) -> pa.Table:
+    """:func:`current` as a table: the last row of each (wallet, payment), in commit order."""
+    keys = ["wallet", "payment_id"] if "wallet" in log.column_names else ["payment_id"]
+    last = (
+        log.select(keys)
+        .append_column("_row", pa.array(range(log.num_rows), pa.int64()))
+        .group_by(keys, use_threads=False)
+        .aggregate([("_row", "max")])
+        .column("_row_max")
+    )
+    return log.take(pc.take(last, pc.sort_indices(last)))
+
+
 def settle(records: Iterable[dict[str, Any]]) -> dict[tuple[str, str], Settled]:
     """Per (partition, worker address): paid, in flight, count and last payment, from
     payments' current records (see :func:`current`)."""
