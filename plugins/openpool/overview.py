@@ -6,10 +6,8 @@ disagree with them); performance ranks come from the published ``worker_performa
 exports; fees over time are summed exactly (decimal128) from the events ledger's recent
 day slices. Nothing here writes anything.
 
-A plan is *awaiting approval* when it is the newest plan in the state store, it has no
-approval record and no ledger row, and it is younger than the approval window: the payout
-DAG runs one at a time and writes a fresh plan each run, so only the newest plan can still
-have an open approval; an older one was approved, rejected or timed out.
+The plan *awaiting approval* is :func:`openpool.payouts.awaiting.awaiting_plan`'s (the alerts
+announce the same one); the health section is :mod:`openpool.alerts.health`'s.
 """
 
 from __future__ import annotations
@@ -27,12 +25,12 @@ from openpool.analytics.refresh import export_keys
 from openpool.analytics.summary import Summary, pool_summary, worker_summary
 from openpool.config import Settings
 from openpool.duplicates import DuplicateReport, find_duplicates
-from openpool.errors import ObjectNotFound, OpenPoolError
+from openpool.errors import ObjectNotFound
 from openpool.partitions import Partition
 from openpool.payments import CONFIRMED, INVESTIGATE, payout_log
 from openpool.payments import current as payable_current
-from openpool.payouts.approvals import approval_key, recorded
-from openpool.payouts.plan import load_plan
+from openpool.payouts.approvals import recorded
+from openpool.payouts.awaiting import awaiting_plan
 from openpool.snapshots import Snapshot, SnapshotStore
 from openpool.storage import ObjectStore
 from openpool.tables import EVENTS, TS
@@ -301,33 +299,9 @@ def _recent_payments(current: dict[Any, dict[str, Any]], base: str | None) -> li
 def _awaiting(
     src: Sources, current: dict[Any, dict[str, Any]], now: datetime, warnings: list[str]
 ) -> list[dict[str, Any]]:
-    """The newest plan, if it is young, unapproved and unpaid (see the module docstring)."""
-    cutoff = now - src.approval_window
-    recent = [i for i in src.state.list("plans/") if i.last_modified >= cutoff - timedelta(hours=1)]
-    plans = []
-    for info in recent:
-        plan_hash = info.key.removeprefix("plans/").removesuffix(".json")
-        try:
-            plans.append((plan_hash, load_plan(src.state, plan_hash)))
-        except (OpenPoolError, ValueError) as exc:
-            warnings.append(f"plan {plan_hash[:12]}… is unreadable: {exc}")
-    if not plans:
-        return []
-    plan_hash, plan = max(plans, key=lambda p: (p[1]["created_at"], p[0]))
-    created = datetime.fromisoformat(plan["created_at"])
-    executed = any(r["plan_hash"] == plan_hash for r in current.values())
-    if created < cutoff or executed or src.state.exists(approval_key(plan_hash)):
-        return []
-    return [
-        {
-            "plan_hash": plan_hash,
-            "created_at": created,
-            "expires_at": created + src.approval_window,
-            "total_wei": int(plan["total_wei"]),
-            "payments": [{**p, "amount_wei": int(p["amount_wei"])} for p in plan["payments"]],
-            "deferred": len(plan["deferred"]),
-        }
-    ]
+    """The newest plan, if it is young, unapproved and unpaid (openpool.payouts.awaiting)."""
+    plan = awaiting_plan(src.state, current.values(), now, src.approval_window, warnings)
+    return [plan] if plan else []
 
 
 def _answers(src: Sources) -> list[dict[str, Any]]:
