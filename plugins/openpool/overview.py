@@ -21,6 +21,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from openpool.alerts.health import partition_health
+from openpool.alerts.state import alert_store
+from openpool.alerts.state import rows as alert_rows
 from openpool.analytics.refresh import export_keys
 from openpool.analytics.summary import Summary, pool_summary, worker_summary
 from openpool.config import Settings
@@ -40,6 +43,8 @@ RECENT_PAYMENTS = 50
 RECENT_ANSWERS = 10
 # online = connection open and an event this recent (the setting OPENPOOL_ONLINE_WINDOW_SECONDS)
 ONLINE_WINDOW = timedelta(seconds=Settings.model_fields["online_window_seconds"].default)
+# stale = no new file for this long (the setting OPENPOOL_ALERT_STALE_AFTER_SECONDS)
+STALE_AFTER = timedelta(seconds=Settings.model_fields["alert_stale_after_seconds"].default)
 
 
 def explorer(chain_id: int, configured: str | None = None) -> str | None:
@@ -73,6 +78,7 @@ class Sources:
     fee_hours: int = 48
     explorer_url: str | None = None  # None: the chain's public explorer; "": no links
     online_window: timedelta = ONLINE_WINDOW  # online = connection open, an event this recent
+    stale_after: timedelta = STALE_AFTER  # a partition with no new file this long is stale
 
 
 @dataclass
@@ -103,6 +109,11 @@ class Dashboard:
     answers: list[dict[str, Any]] = field(default_factory=list)
     # Event IDs held twice in history (openpool.duplicates), not yet resolved.
     repeats: list[dict[str, Any]] = field(default_factory=list)
+    # Per partition: last file, last commit, set aside in the last day, stale, newest alert.
+    health: list[dict[str, Any]] = field(default_factory=list)
+    # Alerts sent whose condition still holds (openpool.alerts), newest first.
+    open_alerts: list[dict[str, Any]] = field(default_factory=list)
+    stale_after: timedelta = STALE_AFTER
 
 
 def worker_status(
@@ -177,6 +188,7 @@ class DashboardReader:
             )
         hours, fees = self._fee_series(src, snaps)
         links = explorer(src.chain_id, src.explorer_url)
+        health, open_alerts = _health(src, snaps, now)
         return Dashboard(
             generated_at=now,
             chain_id=src.chain_id,
@@ -192,6 +204,9 @@ class DashboardReader:
             fees=fees,
             warnings=warnings,
             repeats=repeats.as_dict()["unresolved"],
+            health=health,
+            open_alerts=open_alerts,
+            stale_after=src.stale_after,
         )
 
     def _repeats_of(self, src: Sources, snaps: dict[Partition, Snapshot | None]) -> DuplicateReport:
@@ -237,6 +252,37 @@ class DashboardReader:
             hours.append(h)
             h += timedelta(hours=1)
         return hours, {k: [v.get(h, 0) for h in hours] for k, v in per.items()}
+
+
+ALERT_FIELDS = ("key", "kind", "partition", "subject", "text", "opened_at", "cleared_at")
+
+
+def _health(
+    src: Sources, snaps: dict[Partition, Snapshot | None], now: datetime
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Each partition's health (openpool.alerts.health) with its newest alert, and the
+    alerts still open, newest first."""
+    sent = sorted(alert_rows(alert_store(src.state).latest()), key=lambda r: r["opened_at"])
+    newest = {r["partition"]: {k: r[k] for k in ALERT_FIELDS} for r in sent if r["partition"]}
+    out = []
+    for part, snap in snaps.items():
+        h = partition_health(src.state, part, snap, now, src.stale_after)
+        out.append(
+            {
+                "partition": str(part),
+                "version": h.version,
+                "last_file_key": h.last_file_key,
+                "last_file_at": h.last_file_at,
+                "last_commit_at": h.last_commit_at,
+                "quarantined_day": h.quarantined_day,
+                "rejected_day": h.rejected_day,
+                "read_day": h.read_day,
+                "stale": h.stale,
+                "newest_alert": newest.get(str(part)),
+            }
+        )
+    still = [{k: r[k] for k in ALERT_FIELDS} for r in sent if r["cleared_at"] is None]
+    return out, still[::-1]
 
 
 def _watermark(snap: Snapshot) -> datetime | None:
