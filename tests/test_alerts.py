@@ -165,6 +165,7 @@ def _open(pool: Pool) -> list[str]:
     return _kinds([r["key"] for r in rows(snap) if r["cleared_at"] is None])
 
 
+@pytest.mark.slow
 def test_each_condition_alerts_once_not_on_the_next_run_and_again_after_it_recurs(
     pool: Pool, monkeypatch
 ) -> None:
@@ -221,6 +222,7 @@ def test_each_condition_alerts_once_not_on_the_next_run_and_again_after_it_recur
         assert secret not in texts and secret not in recorded
 
 
+@pytest.mark.slow
 def test_a_crash_between_sending_and_recording_sends_again_never_loses_it(
     pool: Pool, monkeypatch
 ) -> None:

@@ -28,6 +28,7 @@ from airflow.sdk import DAG, get_current_context, task
 
 from openpool.airflow.factory import DEFAULT_ARGS
 from openpool.airflow.failures import unretried
+from openpool.errors import AlertNotDelivered
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseNotifier
@@ -55,10 +56,6 @@ quarantined or a rejected-event rate above `OPENPOOL_ALERT_REJECTED_RATE` in the
 day, an unresolved repeated event ID. Delivery is at least once: a crash between sending
 and recording sends again. See the README's *Alerts* section for what to do about each.
 """
-
-
-class AlertNotDelivered(RuntimeError):
-    """A channel refused an alert; it stays unrecorded and the retry sends it again."""
 
 
 def _connection(conn_id: str) -> Any | None:
