@@ -34,6 +34,7 @@ from openpool.payouts.plan import Limits, build_plan, save_plan
 from openpool.storage import S3Store, make_s3_client
 from openpool.traffic import Mess, generate, write
 from tests.helpers.notifiers import received
+from tests.helpers.smtp_sink import body, smtp_sink
 from tests.services import anvil
 
 PART = Partition("transcode", "us-west")
@@ -70,6 +71,7 @@ class Pool:
     plan_hash: str
     inbox: Path
     slack: list[dict[str, Any]]
+    mail: list[Any]
 
 
 @pytest.fixture
@@ -108,7 +110,7 @@ def pool(
     }
     wallet = "0x" + secrets.token_hex(20)
     try:
-        with anvil(tmp_path / "logs") as rpc:
+        with anvil(tmp_path / "logs") as rpc, smtp_sink() as (smtp_port, mail):
             chain = Chain(rpc)
             chain.rpc("anvil_setBalance", [wallet, hex(0)])
             plan_hash = save_plan(
@@ -124,11 +126,26 @@ def pool(
                 "OPENPOOL_ALERT_STALE_AFTER_SECONDS": "1800",
                 "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(conn),
                 "AIRFLOW_CONN_OPENPOOL_SLACK": json.dumps(slack),
+                "AIRFLOW_CONN_OPENPOOL_SMTP": json.dumps(
+                    {
+                        "conn_type": "smtp",
+                        "host": "127.0.0.1",
+                        "port": smtp_port,
+                        "extra": {
+                            "disable_tls": True,
+                            "disable_ssl": True,
+                            "from_email": "openpool@example.org",
+                        },
+                    }
+                ),
+                "OPENPOOL_ALERT_EMAIL_TO": "ops@example.org, treasurer@example.org",
                 "AIRFLOW__API__BASE_URL": "http://airflow.example:8080/",
             }.items():
                 monkeypatch.setenv(k, v)
             monkeypatch.delenv("AWS_ENDPOINT_URL")  # S3 only through the connection
-            yield Pool(state, chain, wallet, plan_hash, tmp_path / "inbox.jsonl", _Webhook.calls)
+            yield Pool(
+                state, chain, wallet, plan_hash, tmp_path / "inbox.jsonl", _Webhook.calls, mail
+            )
     finally:
         server.shutdown()
 
@@ -184,10 +201,15 @@ def test_each_condition_alerts_once_not_on_the_next_run_and_again_after_it_recur
     assert sorted(c["body"]["text"].split("\n", 1)[1] for c in pool.slack) == sorted(
         m["text"] for m in first
     )
+    # and e-mail, through the SMTP connection, to both recipients
+    assert sorted(m["Subject"] for m in pool.mail) == sorted(m["subject"] for m in first)
+    assert {m["To"] for m in pool.mail} == {"ops@example.org, treasurer@example.org"}
+    assert "required_actions" in body(next(m for m in pool.mail if "approval" in m["Subject"]))
     assert _open(pool) == sorted(EXPECTED)
 
     assert _run(pool) == "success"  # the next run: every condition still holds
     assert received(pool.inbox) == first and len(pool.slack) == len(EXPECTED)
+    assert len(pool.mail) == len(EXPECTED)
 
     # the wallet is funded: its alert clears, silently; it recurs: alerted again, once
     pool.chain.rpc("anvil_setBalance", [pool.wallet, hex(100 * 10**18)])
@@ -209,6 +231,7 @@ def test_each_condition_alerts_once_not_on_the_next_run_and_again_after_it_recur
     assert [m["key"] for m in last] == ["partition_stale:transcode|us-west"]
     assert _run(pool) == "success"
     assert len(received(pool.inbox)) == len(first) + 2  # and not again
+    assert len(pool.slack) == len(pool.mail) == len(first) + 2  # every channel alike
 
     # an unreachable chain (a URL holding a key) leaves the wallet's alert as it was
     monkeypatch.setenv("ETH_RPC_ENDPOINT", "http://127.0.0.1:9/?apikey=RPCSECRET123")
@@ -216,7 +239,9 @@ def test_each_condition_alerts_once_not_on_the_next_run_and_again_after_it_recur
     assert "wallet_low" in _open(pool) and len(received(pool.inbox)) == len(first) + 2
 
     # no secret in any alert, nor in the record of sent alerts
-    texts = json.dumps([received(pool.inbox), [c["body"] for c in pool.slack]])
+    texts = json.dumps(
+        [received(pool.inbox), [c["body"] for c in pool.slack], [body(m) for m in pool.mail]]
+    )
     recorded = json.dumps(rows(alert_store(pool.state).latest()), default=str)
     for secret in (SLACK_SECRET, "RPCSECRET123", os.environ["AWS_SECRET_ACCESS_KEY"]):
         assert secret not in texts and secret not in recorded
