@@ -327,6 +327,7 @@ def test_health_shows_freshness_what_was_set_aside_and_the_newest_alert(
         assert h["stale"] is False
     assert rows[str(TRANSCODE)]["newest_alert"]["subject"].startswith("OpenPool: no new event")
     assert rows[str(AI)]["newest_alert"] is None
+    assert [a["key"] for a in fresh.open_alerts] == [f"partition_stale:{TRANSCODE}"]
     # two days after the commits nothing new arrived: both stale, nothing set aside lately
     committed = max(datetime.fromisoformat(h["last_commit_at"].isoformat()) for h in rows.values())
     later = DashboardReader().read(src, now=committed + timedelta(days=2))

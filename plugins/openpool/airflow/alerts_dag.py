@@ -105,7 +105,10 @@ def deliver_with(notifiers: Sequence[BaseNotifier], context: Any) -> Any:
     def deliver(c: Condition) -> None:
         log.warning("ALERT %s: %s -- %s", c.kind, c.subject, c.text)
         for template in notifiers:
-            notifier = copy.deepcopy(template)
+            try:
+                notifier = copy.deepcopy(template)
+            except TypeError:  # holds a client that cannot be copied: rendering rebinds
+                notifier = copy.copy(template)  # each templated attribute, so this is enough
             try:
                 notifier({**context, "openpool_alert": c.as_dict()})
             except Exception as exc:
