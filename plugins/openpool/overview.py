@@ -21,7 +21,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from openpool.alerts.health import partition_health
+from openpool.alerts.health import Created, Facts, facts, partition_health
 from openpool.alerts.state import alert_store
 from openpool.alerts.state import rows as alert_rows
 from openpool.analytics.refresh import export_keys
@@ -146,6 +146,9 @@ class DashboardReader:
         # (store, (partition, version)...) -> the full-history duplicate check of those
         # versions: it reads every ID of history, so it runs only when a partition commits.
         self._repeats: tuple[tuple[Any, ...], DuplicateReport] | None = None
+        # (store, partition) -> the newest version's health facts; manifests' times
+        self._facts: dict[tuple[str, str], Facts] = {}
+        self._created: Created = {}
         self._lock = threading.Lock()
 
     def read(self, src: Sources, now: datetime | None = None) -> Dashboard:
@@ -188,7 +191,7 @@ class DashboardReader:
             )
         hours, fees = self._fee_series(src, snaps)
         links = explorer(src.chain_id, src.explorer_url)
-        health, open_alerts = _health(src, snaps, now)
+        health, open_alerts = self._health(src, snaps, now)
         return Dashboard(
             generated_at=now,
             chain_id=src.chain_id,
@@ -224,6 +227,42 @@ class DashboardReader:
             self._repeats = (key, report)
         return report
 
+    def _health(
+        self, src: Sources, snaps: dict[Partition, Snapshot | None], now: datetime
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Each partition's health (openpool.alerts.health) with its newest alert, and the
+        alerts still open, newest first."""
+        sent = sorted(alert_rows(alert_store(src.state).latest()), key=lambda r: r["opened_at"])
+        newest = {r["partition"]: {k: r[k] for k in ALERT_FIELDS} for r in sent if r["partition"]}
+        out = []
+        for part, snap in snaps.items():
+            key = (src.state.uri, str(part))
+            with self._lock:
+                known = self._facts.get(key)
+            if snap is not None and (known is None or known.version != snap.version):
+                known = facts(snap)
+                with self._lock:
+                    self._facts[key] = known
+            if len(self._created) > 100_000:  # manifests' times (immutable): bounded
+                self._created.clear()
+            h = partition_health(src.state, part, snap, now, src.stale_after, known, self._created)
+            out.append(
+                {
+                    "partition": str(part),
+                    "version": h.version,
+                    "last_file_key": h.last_file_key,
+                    "last_file_at": h.last_file_at,
+                    "last_commit_at": h.last_commit_at,
+                    "quarantined_day": h.quarantined_day,
+                    "rejected_day": h.rejected_day,
+                    "read_day": h.read_day,
+                    "stale": h.stale,
+                    "newest_alert": newest.get(str(part)),
+                }
+            )
+        still = [{k: r[k] for k in ALERT_FIELDS} for r in sent if r["cleared_at"] is None]
+        return out, still[::-1]
+
     def _fee_series(
         self, src: Sources, snaps: dict[Partition, Snapshot | None]
     ) -> tuple[list[datetime], dict[str, list[int]]]:
@@ -255,34 +294,6 @@ class DashboardReader:
 
 
 ALERT_FIELDS = ("key", "kind", "partition", "subject", "text", "opened_at", "cleared_at")
-
-
-def _health(
-    src: Sources, snaps: dict[Partition, Snapshot | None], now: datetime
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Each partition's health (openpool.alerts.health) with its newest alert, and the
-    alerts still open, newest first."""
-    sent = sorted(alert_rows(alert_store(src.state).latest()), key=lambda r: r["opened_at"])
-    newest = {r["partition"]: {k: r[k] for k in ALERT_FIELDS} for r in sent if r["partition"]}
-    out = []
-    for part, snap in snaps.items():
-        h = partition_health(src.state, part, snap, now, src.stale_after)
-        out.append(
-            {
-                "partition": str(part),
-                "version": h.version,
-                "last_file_key": h.last_file_key,
-                "last_file_at": h.last_file_at,
-                "last_commit_at": h.last_commit_at,
-                "quarantined_day": h.quarantined_day,
-                "rejected_day": h.rejected_day,
-                "read_day": h.read_day,
-                "stale": h.stale,
-                "newest_alert": newest.get(str(part)),
-            }
-        )
-    still = [{k: r[k] for k in ALERT_FIELDS} for r in sent if r["cleared_at"] is None]
-    return out, still[::-1]
 
 
 def _watermark(snap: Snapshot) -> datetime | None:
