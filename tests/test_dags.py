@@ -48,6 +48,7 @@ def test_dag_files_import_cleanly_without_network_or_config() -> None:
         )
         assert not any("pay" in t for t in tasks)
     assert report["dags"]["openpool_summary"] == ["pool_summary"]
+    assert report["dags"]["openpool_alerts"] == ["evaluate_and_notify"]
     # No DAG file loads the payout library at parse time; ingest DAG files parsed alone
     # load nothing payout-related (tests/test_payouts_dag.py checks each file).
     assert not [m for m in report["payout_modules"] if m.startswith("openpool.payouts")]

@@ -48,10 +48,11 @@ from openpool.payouts.ledger import Ledger
 from openpool.payouts.plan import Limits, build_plan, load_plan, save_plan
 from openpool.snapshots import SnapshotStore
 from openpool.storage import LocalStore
-from openpool.tables import BALANCES, EVENTS
+from openpool.tables import BALANCES, EVENTS, read_table
 from openpool.traffic import Mess, generate, write
 from tests.helpers.browser import browser as _browser
 from tests.helpers.browser import full_page_screenshot as _full_page_screenshot
+from tests.helpers.browser import sign_in as _sign_in
 from tests.helpers.browser import wait as _wait
 from tests.services import REPO, anvil, free_port
 
@@ -289,6 +290,53 @@ def test_a_worker_is_online_only_while_its_events_are_recent(pool: Pool) -> None
     assert [nice_step(n) for n in (1, 7, 40, 41, 999, 10**18)] == [1, 2, 10, 20, 500, 5 * 10**17]
 
 
+def _record_alert(state: LocalStore, part: Partition, subject: str, now: datetime) -> None:
+    from openpool.alerts.conditions import Condition
+    from openpool.alerts.state import record
+
+    c = Condition(f"partition_stale:{part}", "partition_stale", subject, "text", str(part))
+    record(state, [c], {c.key}, set(), now, "tests/test_dashboard.py")
+
+
+def _newest_file(pool: Pool, part: Partition) -> str:
+    """The newest event file the fixture wrote for ``part``, by the time its key names."""
+    keys = [i.key for i in LocalStore(pool.root / "events").list(part.path + "/")]
+    return max(keys, key=lambda k: k.rsplit("-", 1)[-1].split("_")[0])
+
+
+def test_health_shows_freshness_what_was_set_aside_and_the_newest_alert(
+    pool: Pool, tmp_path: Path
+) -> None:
+    """Issue 19: per partition the last file seen, the last commit, files quarantined and
+    events rejected in the last day, the newest alert; a stale partition is marked."""
+    copy = LocalStore(tmp_path / "state")
+    for info in pool.state.list(""):
+        copy.put(info.key, pool.state.get(info.key))
+    src = Sources(copy, pool.metrics, (TRANSCODE, AI), LIMITS.threshold_wei, 42161, pool.wallet)
+    end = START + timedelta(hours=3)
+    _record_alert(copy, TRANSCODE, "OpenPool: no new event file for transcode|us-west", end)
+    fresh = DashboardReader().read(src, now=end + timedelta(minutes=10))
+    rows = {h["partition"]: h for h in fresh.health}
+    assert list(rows) == [str(TRANSCODE), str(AI)]
+    for part in (TRANSCODE, AI):
+        h, snap = rows[str(part)], SnapshotStore(copy, part).latest()
+        assert h["last_file_key"] == _newest_file(pool, part)
+        assert h["last_commit_at"] == datetime.fromisoformat(snap.manifest.created_at)
+        assert h["quarantined_day"] == read_table(snap, "quarantined_files").num_rows
+        assert h["rejected_day"] == read_table(snap, "rejected_events").num_rows > 0
+        assert h["stale"] is False
+    assert rows[str(TRANSCODE)]["newest_alert"]["subject"].startswith("OpenPool: no new event")
+    assert rows[str(AI)]["newest_alert"] is None
+    assert [a["key"] for a in fresh.open_alerts] == [f"partition_stale:{TRANSCODE}"]
+    # two days after the commits nothing new arrived: both stale, nothing set aside lately
+    committed = max(datetime.fromisoformat(h["last_commit_at"].isoformat()) for h in rows.values())
+    later = DashboardReader().read(src, now=committed + timedelta(days=2))
+    assert all(h["stale"] and h["rejected_day"] == 0 for h in later.health)
+    html = render_html(later)
+    row = html[html.index(f'<tr class="stale" data-partition="{TRANSCODE}">') :]
+    assert '<span class="badge stale">stale</span>' in row.split("</tr>")[0]
+
+
 # ---------------------------------------------------------------- the real page in a browser
 
 
@@ -412,6 +460,54 @@ def test_the_plugin_is_registered_and_serves_json_to_a_signed_in_client(
     [tc] = [p for p in doc["partitions"] if p["partition"] == str(TRANSCODE)]
     assert {w["eth_address"]: w["worker_earnings_wei"] for w in tc["workers"]} == earnings
     assert doc["awaiting_approval"][0]["plan_hash"] == pool.waiting_plan
+
+
+def test_the_health_section_marks_stale_partitions_in_chromium(
+    pool: Pool, api_server: str, tmp_path: Path
+) -> None:
+    """Issue 19: the operator sees each partition's freshness; a stale one stands out (a
+    class and a label), and stops standing out under a longer setting (a Variable)."""
+    from selenium.webdriver.common.by import By
+
+    airflow = str(REPO / ".venv/bin/airflow")
+    driver = _browser(tmp_path / "chromium-profile")
+    try:
+        _sign_in(driver, api_server + "/openpool/", USER, PASSWORD)
+        section = _wait(driver, "section#health")
+        for part in (TRANSCODE, AI):  # the fixture's traffic is days old: both stale
+            row = section.find_element(By.CSS_SELECTOR, f'tr[data-partition="{part}"]')
+            assert "stale" in row.get_attribute("class").split()
+            assert row.find_element(By.CSS_SELECTOR, ".badge.stale").text == "stale"
+            cell = row.find_element(By.CSS_SELECTOR, 'td[data-field="last_file"]')
+            assert cell.text == _newest_file(pool, part).rsplit("/", 1)[-1]
+            snap = SnapshotStore(pool.state, part).latest()
+            rejected = row.find_element(By.CSS_SELECTOR, 'td[data-field="rejected_day"]')
+            # committed by the fixture minutes ago: every rejected event is of the last day
+            assert rejected.text == str(read_table(snap, "rejected_events").num_rows) != "0"
+            assert row.find_element(By.CSS_SELECTOR, 'td[data-field="last_commit"]').text == (
+                f"{datetime.fromisoformat(snap.manifest.created_at):%Y-%m-%d %H:%M}"
+            )
+        stale_color = section.find_element(By.CSS_SELECTOR, "tr.stale td").value_of_css_property(
+            "background-color"
+        )
+        assert stale_color not in ("rgba(0, 0, 0, 0)", "transparent")  # it stands out
+        _full_page_screenshot(driver, REPO / "reports" / "dashboard-health.png")
+        subprocess.run(
+            [airflow, "variables", "set", "OPENPOOL_ALERT_STALE_AFTER_SECONDS", str(10**9)],
+            env=os.environ, check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+        try:
+            driver.refresh()
+            section = _wait(driver, "section#health")
+            assert not section.find_elements(By.CSS_SELECTOR, "tr.stale")
+            assert not section.find_elements(By.CSS_SELECTOR, ".badge.stale")
+        finally:
+            subprocess.run(
+                [airflow, "variables", "delete", "OPENPOOL_ALERT_STALE_AFTER_SECONDS"],
+                env=os.environ, check=True, capture_output=True, timeout=120,
+            )  # fmt: skip
+    finally:
+        driver.quit()
 
 
 def test_signed_in_operator_sees_the_pool_in_chromium(

@@ -78,10 +78,11 @@ def parse_wei(value: Any) -> int:
 # every task, "payouts" for the payout DAG and its approval step (on top of ingest's),
 # "dashboard" for the OpenPool page (on top of both). A field without it is read from the
 # environment only. This module only declares; openpool.airflow.runtime reads Variables.
-VariableScope = Literal["ingest", "payouts", "dashboard"]
-VARIABLE_SCOPES: tuple[VariableScope, ...] = ("ingest", "payouts", "dashboard")
+VariableScope = Literal["ingest", "payouts", "alerts", "dashboard"]
+VARIABLE_SCOPES: tuple[VariableScope, ...] = ("ingest", "payouts", "alerts", "dashboard")
 VARIABLE_INGEST: JsonDict = {"variable": "ingest"}
 VARIABLE_PAYOUTS: JsonDict = {"variable": "payouts"}
+VARIABLE_ALERTS: JsonDict = {"variable": "alerts"}
 VARIABLE_DASHBOARD: JsonDict = {"variable": "dashboard"}
 
 
@@ -182,12 +183,30 @@ class Settings(BaseSettings):
         json_schema_extra=VARIABLE_DASHBOARD,
     )
 
+    # Alerts (openpool.alerts): a partition with no new file for this long is stale.
+    alert_stale_after_seconds: int = Field(
+        1800,
+        gt=0,
+        validation_alias="OPENPOOL_ALERT_STALE_AFTER_SECONDS",
+        json_schema_extra=VARIABLE_ALERTS,
+    )
+    # Rejected events / events read over the last day above this alerts (decimal string).
+    alert_rejected_rate: Fraction = Field(
+        Fraction(1, 20),
+        validation_alias="OPENPOOL_ALERT_REJECTED_RATE",
+        json_schema_extra=VARIABLE_ALERTS,
+    )
+    # Who the SMTP notifier writes to (comma-separated); unset: no e-mail.
+    alert_email_to: str | None = Field(
+        None, validation_alias="OPENPOOL_ALERT_EMAIL_TO", json_schema_extra=VARIABLE_ALERTS
+    )
+
     @field_validator("events_uri", "archive_uri", "state_uri", "metrics_uri", mode="before")
     @classmethod
     def _uri(cls, v: Any) -> str:
         return to_uri(str(v))
 
-    @field_validator("commission_rate", mode="before")
+    @field_validator("commission_rate", "alert_rejected_rate", mode="before")
     @classmethod
     def _rate(cls, v: Any) -> Fraction:
         return parse_rate(v)

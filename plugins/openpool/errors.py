@@ -184,5 +184,9 @@ class AirflowAPIError(OpenPoolError):
     """Airflow's REST API answered a devstack or demo call with an error."""
 
 
+class AlertNotDelivered(OpenPoolError):
+    """A channel refused an alert: it stays unrecorded and is sent again (retryable)."""
+
+
 class CacheMiss(Exception):  # a signal inside analytics, never shown to anyone
     """A share listed as stored could not be used; the pass must run without shares."""

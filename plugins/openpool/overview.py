@@ -6,10 +6,8 @@ disagree with them); performance ranks come from the published ``worker_performa
 exports; fees over time are summed exactly (decimal128) from the events ledger's recent
 day slices. Nothing here writes anything.
 
-A plan is *awaiting approval* when it is the newest plan in the state store, it has no
-approval record and no ledger row, and it is younger than the approval window: the payout
-DAG runs one at a time and writes a fresh plan each run, so only the newest plan can still
-have an open approval; an older one was approved, rejected or timed out.
+The plan *awaiting approval* is :func:`openpool.payouts.awaiting.awaiting_plan`'s (the alerts
+announce the same one); the health section is :mod:`openpool.alerts.health`'s.
 """
 
 from __future__ import annotations
@@ -23,16 +21,19 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from openpool.alerts.health import Created, Facts, facts, partition_health
+from openpool.alerts.state import alert_store
+from openpool.alerts.state import rows as alert_rows
 from openpool.analytics.refresh import export_keys
 from openpool.analytics.summary import Summary, pool_summary, worker_summary
 from openpool.config import Settings
 from openpool.duplicates import DuplicateReport, find_duplicates
-from openpool.errors import ObjectNotFound, OpenPoolError
+from openpool.errors import ObjectNotFound
 from openpool.partitions import Partition
 from openpool.payments import CONFIRMED, INVESTIGATE, payout_log
 from openpool.payments import current as payable_current
-from openpool.payouts.approvals import approval_key, recorded
-from openpool.payouts.plan import load_plan
+from openpool.payouts.approvals import recorded
+from openpool.payouts.awaiting import awaiting_plan
 from openpool.snapshots import Snapshot, SnapshotStore
 from openpool.storage import ObjectStore
 from openpool.tables import EVENTS, TS
@@ -42,6 +43,8 @@ RECENT_PAYMENTS = 50
 RECENT_ANSWERS = 10
 # online = connection open and an event this recent (the setting OPENPOOL_ONLINE_WINDOW_SECONDS)
 ONLINE_WINDOW = timedelta(seconds=Settings.model_fields["online_window_seconds"].default)
+# stale = no new file for this long (the setting OPENPOOL_ALERT_STALE_AFTER_SECONDS)
+STALE_AFTER = timedelta(seconds=Settings.model_fields["alert_stale_after_seconds"].default)
 
 
 def explorer(chain_id: int, configured: str | None = None) -> str | None:
@@ -75,6 +78,7 @@ class Sources:
     fee_hours: int = 48
     explorer_url: str | None = None  # None: the chain's public explorer; "": no links
     online_window: timedelta = ONLINE_WINDOW  # online = connection open, an event this recent
+    stale_after: timedelta = STALE_AFTER  # a partition with no new file this long is stale
 
 
 @dataclass
@@ -105,6 +109,11 @@ class Dashboard:
     answers: list[dict[str, Any]] = field(default_factory=list)
     # Event IDs held twice in history (openpool.duplicates), not yet resolved.
     repeats: list[dict[str, Any]] = field(default_factory=list)
+    # Per partition: last file, last commit, set aside in the last day, stale, newest alert.
+    health: list[dict[str, Any]] = field(default_factory=list)
+    # Alerts sent whose condition still holds (openpool.alerts), newest first.
+    open_alerts: list[dict[str, Any]] = field(default_factory=list)
+    stale_after: timedelta = STALE_AFTER
 
 
 def worker_status(
@@ -137,6 +146,9 @@ class DashboardReader:
         # (store, (partition, version)...) -> the full-history duplicate check of those
         # versions: it reads every ID of history, so it runs only when a partition commits.
         self._repeats: tuple[tuple[Any, ...], DuplicateReport] | None = None
+        # (store, partition) -> the newest version's health facts; manifests' times
+        self._facts: dict[tuple[str, str], Facts] = {}
+        self._created: Created = {}
         self._lock = threading.Lock()
 
     def read(self, src: Sources, now: datetime | None = None) -> Dashboard:
@@ -179,6 +191,7 @@ class DashboardReader:
             )
         hours, fees = self._fee_series(src, snaps)
         links = explorer(src.chain_id, src.explorer_url)
+        health, open_alerts = self._health(src, snaps, now)
         return Dashboard(
             generated_at=now,
             chain_id=src.chain_id,
@@ -194,6 +207,9 @@ class DashboardReader:
             fees=fees,
             warnings=warnings,
             repeats=repeats.as_dict()["unresolved"],
+            health=health,
+            open_alerts=open_alerts,
+            stale_after=src.stale_after,
         )
 
     def _repeats_of(self, src: Sources, snaps: dict[Partition, Snapshot | None]) -> DuplicateReport:
@@ -210,6 +226,42 @@ class DashboardReader:
         with self._lock:
             self._repeats = (key, report)
         return report
+
+    def _health(
+        self, src: Sources, snaps: dict[Partition, Snapshot | None], now: datetime
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Each partition's health (openpool.alerts.health) with its newest alert, and the
+        alerts still open, newest first."""
+        sent = sorted(alert_rows(alert_store(src.state).latest()), key=lambda r: r["opened_at"])
+        newest = {r["partition"]: {k: r[k] for k in ALERT_FIELDS} for r in sent if r["partition"]}
+        out = []
+        for part, snap in snaps.items():
+            key = (src.state.uri, str(part))
+            with self._lock:
+                known = self._facts.get(key)
+            if snap is not None and (known is None or known.version != snap.version):
+                known = facts(snap)
+                with self._lock:
+                    self._facts[key] = known
+            if len(self._created) > 100_000:  # manifests' times (immutable): bounded
+                self._created.clear()
+            h = partition_health(src.state, part, snap, now, src.stale_after, known, self._created)
+            out.append(
+                {
+                    "partition": str(part),
+                    "version": h.version,
+                    "last_file_key": h.last_file_key,
+                    "last_file_at": h.last_file_at,
+                    "last_commit_at": h.last_commit_at,
+                    "quarantined_day": h.quarantined_day,
+                    "rejected_day": h.rejected_day,
+                    "read_day": h.read_day,
+                    "stale": h.stale,
+                    "newest_alert": newest.get(str(part)),
+                }
+            )
+        still = [{k: r[k] for k in ALERT_FIELDS} for r in sent if r["cleared_at"] is None]
+        return out, still[::-1]
 
     def _fee_series(
         self, src: Sources, snaps: dict[Partition, Snapshot | None]
@@ -239,6 +291,9 @@ class DashboardReader:
             hours.append(h)
             h += timedelta(hours=1)
         return hours, {k: [v.get(h, 0) for h in hours] for k, v in per.items()}
+
+
+ALERT_FIELDS = ("key", "kind", "partition", "subject", "text", "opened_at", "cleared_at")
 
 
 def _watermark(snap: Snapshot) -> datetime | None:
@@ -301,33 +356,9 @@ def _recent_payments(current: dict[Any, dict[str, Any]], base: str | None) -> li
 def _awaiting(
     src: Sources, current: dict[Any, dict[str, Any]], now: datetime, warnings: list[str]
 ) -> list[dict[str, Any]]:
-    """The newest plan, if it is young, unapproved and unpaid (see the module docstring)."""
-    cutoff = now - src.approval_window
-    recent = [i for i in src.state.list("plans/") if i.last_modified >= cutoff - timedelta(hours=1)]
-    plans = []
-    for info in recent:
-        plan_hash = info.key.removeprefix("plans/").removesuffix(".json")
-        try:
-            plans.append((plan_hash, load_plan(src.state, plan_hash)))
-        except (OpenPoolError, ValueError) as exc:
-            warnings.append(f"plan {plan_hash[:12]}… is unreadable: {exc}")
-    if not plans:
-        return []
-    plan_hash, plan = max(plans, key=lambda p: (p[1]["created_at"], p[0]))
-    created = datetime.fromisoformat(plan["created_at"])
-    executed = any(r["plan_hash"] == plan_hash for r in current.values())
-    if created < cutoff or executed or src.state.exists(approval_key(plan_hash)):
-        return []
-    return [
-        {
-            "plan_hash": plan_hash,
-            "created_at": created,
-            "expires_at": created + src.approval_window,
-            "total_wei": int(plan["total_wei"]),
-            "payments": [{**p, "amount_wei": int(p["amount_wei"])} for p in plan["payments"]],
-            "deferred": len(plan["deferred"]),
-        }
-    ]
+    """The newest plan, if it is young, unapproved and unpaid (openpool.payouts.awaiting)."""
+    plan = awaiting_plan(src.state, current.values(), now, src.approval_window, warnings)
+    return [plan] if plan else []
 
 
 def _answers(src: Sources) -> list[dict[str, Any]]:

@@ -93,6 +93,26 @@ class WalletKey:
         return f"wallet {self.address}"
 
 
+@dataclass(frozen=True)
+class AlertsKey:
+    """Keys the pool's record of sent alerts in the snapshot store (under ``alerts/``):
+    one chain, committed atomically like every other state."""
+
+    node_type: str = "alerts"
+    region: str = "pool"
+
+    @property
+    def path(self) -> str:
+        return "alerts/pool"
+
+    @property
+    def key(self) -> str:
+        return f"{self.node_type}|{self.region}"
+
+    def __str__(self) -> str:
+        return "alerts"
+
+
 class StateKey(Protocol):
     """What keys one chain of snapshots: a partition's state, or a hot wallet's ledger."""
 
@@ -109,8 +129,10 @@ class StateKey(Protocol):
     def path(self) -> str: ...
 
 
-def state_key(node_type: str, region: str) -> Partition | WalletKey:
+def state_key(node_type: str, region: str) -> Partition | WalletKey | AlertsKey:
     """The key a manifest names (its ``node_type`` and ``region`` fields), read back."""
     if node_type == WalletKey.node_type:
         return WalletKey(region)
+    if node_type == AlertsKey.node_type:
+        return AlertsKey(node_type, region)
     return Partition(node_type, region)

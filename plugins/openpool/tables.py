@@ -211,6 +211,22 @@ PAYOUTS = pa.schema(
 # The payout log of several wallets: the ledger's columns plus the wallet that sent it.
 WALLET_LOG = PAYOUTS.append(pa.field("wallet", pa.string()))
 
+# --- the pool's record of sent alerts (openpool.alerts.state) ------------------------------
+
+# One row per alert sent: a condition (``key``) that became true, was announced once, and
+# stays open until the condition clears (``cleared_at``); the same key recurring is a new row.
+ALERTS = pa.schema(
+    [
+        ("key", pa.string()),
+        ("kind", pa.string()),
+        ("partition", pa.string()),  # null for pool-wide conditions
+        ("subject", pa.string()),
+        ("text", pa.string()),
+        ("opened_at", TS),  # when it was sent (and recorded)
+        ("cleared_at", TS),  # null while the condition holds
+    ]
+)
+
 # Table name in a snapshot -> its schema. ``tickets`` has one; ``connections_closed`` is
 # the closed slices of ``connections``.
 STATE: dict[str, pa.Schema] = {
@@ -231,6 +247,7 @@ STATE: dict[str, pa.Schema] = {
     "connection_events": CONNECTION_LOG,
     "workers": WORKERS,
     "payouts": PAYOUTS,
+    "alerts": ALERTS,
 }
 
 

@@ -80,10 +80,16 @@ class PayoutSettings(_VariableSettings):
     variable_scopes = ("ingest", "payouts")
 
 
-class DashboardSettings(_VariableSettings):
-    """The OpenPool page's settings: the payouts' and the page's own."""
+class AlertSettings(_VariableSettings):
+    """The alerts DAG's settings: the payouts' (wallet, chain, limits) and the alerts' own."""
 
-    variable_scopes = ("ingest", "payouts", "dashboard")
+    variable_scopes = ("ingest", "payouts", "alerts")
+
+
+class DashboardSettings(_VariableSettings):
+    """The OpenPool page's settings: the payouts', the alerts' (stale after) and its own."""
+
+    variable_scopes = ("ingest", "payouts", "alerts", "dashboard")
 
 
 def settings() -> Settings:
@@ -126,6 +132,11 @@ def step_env(
 def payout_settings() -> Settings:
     """Environment settings with same-named Variables laid over them (runtime + payouts)."""
     return build_settings(PayoutSettings)
+
+
+def alert_settings() -> Settings:
+    """As :func:`payout_settings`, plus the alerts' thresholds and recipients."""
+    return build_settings(AlertSettings)
 
 
 def dashboard_settings() -> Settings:

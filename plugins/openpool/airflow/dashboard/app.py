@@ -8,7 +8,8 @@ signed in is sent to Airflow's login page and back; an API client gets 401.
 
 Settings are read per request like the DAGs read them at run time: environment variables
 with same-named Airflow Variables laid over them (the payout DAG's, and the page's own:
-``OPENPOOL_EXPLORER_URL``, ``OPENPOOL_ONLINE_WINDOW_SECONDS``); ``s3://`` stores go through
+``OPENPOOL_EXPLORER_URL``, ``OPENPOOL_ONLINE_WINDOW_SECONDS``, and the alerts'
+``OPENPOOL_ALERT_STALE_AFTER_SECONDS``); ``s3://`` stores go through
 the ``aws_default`` connection.
 """
 
@@ -47,6 +48,7 @@ def load_sources() -> Sources:
         approval_window=APPROVAL_WINDOW,
         explorer_url=s.explorer_url,
         online_window=timedelta(seconds=s.online_window_seconds),
+        stale_after=timedelta(seconds=s.alert_stale_after_seconds),
     )
 
 

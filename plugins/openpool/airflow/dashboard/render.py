@@ -96,4 +96,6 @@ def to_json(d: Dashboard) -> dict[str, Any]:
         },
         "warnings": d.warnings,
         "repeated_event_ids": d.repeats,
+        "health": _iso(d.health),
+        "open_alerts": _iso(d.open_alerts),
     }
