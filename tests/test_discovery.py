@@ -10,7 +10,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 import pytest
 
 from openpool.ingest import steps
@@ -293,30 +292,6 @@ def test_the_watermark_is_crash_safe_and_a_retry_lists_the_same_window(tmp_path:
 # --- the number of S3 requests does not depend on the bucket's age ------------------------
 
 
-def _old_keys(n: int, end: datetime) -> list[str]:
-    """``n`` one-minute keys ending ``end``: a bucket's history."""
-    return [
-        f"{PART.path}/{PART.region}-{PART.node_type}-"
-        f"{end - timedelta(minutes=n - i):{FMT}}_{end - timedelta(minutes=n - i - 1):{FMT}}.json"
-        for i in range(n)
-    ]
-
-
-def _ingested(keys: list[str], etag: str) -> pa.Table:
-    n = len(keys)
-    return pa.table(
-        {
-            "source_key": keys,
-            "etag": [etag] * n,
-            "size": [2] * n,
-            "status": ["ingested"] * n,
-            "events_read": [0] * n,
-            "snapshot_version": [1] * n,
-        },
-        schema=INGESTED,
-    )
-
-
 @pytest.mark.s3
 @pytest.mark.slow
 def test_a_runs_s3_requests_do_not_depend_on_how_many_old_keys_the_bucket_holds() -> None:
@@ -326,6 +301,7 @@ def test_a_runs_s3_requests_do_not_depend_on_how_many_old_keys_the_bucket_holds(
     file); one run lists everything once (it migrates the index and records the sweep),
     then a normal run and a sensor poke are counted."""
     from openpool.ingest.window import Window, poke
+    from tests.helpers.history import ingested_rows, old_keys
     from tests.helpers.moto_inproc import moto_in_process
 
     new = traffic(START, timedelta(hours=2), seed=12)
@@ -339,10 +315,10 @@ def test_a_runs_s3_requests_do_not_depend_on_how_many_old_keys_the_bucket_holds(
             client.create_bucket(Bucket=bucket)
             events = S3Store(f"s3://{bucket}/events", client=client)
             state = S3Store(f"s3://{bucket}/state", client=client)
-            keys = _old_keys(n, START - timedelta(days=1))
+            keys = old_keys(PART, n, START - timedelta(days=1))
             etag = moto.fill(bucket, (f"events/{k}" for k in keys))
             txn = SnapshotStore(state, PART).begin(None, "history")
-            txn.append("ingested_files", _ingested(keys, etag))
+            txn.append("ingested_files", ingested_rows(keys, etag))
             txn.commit()
             write(new[:-4], events)
             first = run(events, state)
