@@ -338,3 +338,18 @@ def test_a_runs_s3_requests_do_not_depend_on_how_many_old_keys_the_bucket_holds(
     (run_3k, poke_3k), (run_30k, poke_30k) = figures[3_000], figures[30_000]
     assert run_3k.count("ListObjectsV2") == 1 and poke_3k.count("ListObjectsV2") == 1
     assert run_3k == run_30k and poke_3k == poke_30k
+
+
+def test_a_partition_with_no_dated_key_sweeps_once_not_every_run(tmp_path: Path) -> None:
+    """No watermark can be derived from a key that names no time: runs list the whole
+    (small) prefix, but only a due sweep is recorded, so idle runs commit nothing."""
+    events, state = LocalStore(tmp_path / "events"), LocalStore(tmp_path / "state")
+    events.put(f"{PART.path}/upload.json", b"[]")
+    first = run(events, state)
+    assert first.counts.files_quarantined == 1 and first.sweep is not None
+    v = latest(state).version
+    assert "discovery_mark" not in latest(state).manifest.properties
+    for _ in range(2):
+        again = run(events, state)
+        assert again.batches == 0 and again.sweep is None
+    assert latest(state).version == v

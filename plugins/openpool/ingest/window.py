@@ -97,12 +97,10 @@ def window_start(base: Snapshot | None, window: Window) -> datetime | None:
 
 
 def sweep_due(base: Snapshot | None, now: datetime, window: Window) -> bool:
-    """Whether a scheduled run must list everything: no sweep recorded yet, or the last one
-    is ``sweep_every`` old, or no watermark to list a window from."""
+    """Whether a scheduled run must sweep: no sweep recorded yet (a new partition, or a
+    state from before the watermark), or the last one is ``sweep_every`` old."""
     last = _time(base, SWEEP_AT)
-    if last is None or window_start(base, window) is None:
-        return True
-    return now - last >= window.sweep_every
+    return last is None or now - last >= window.sweep_every
 
 
 def pending(base: Snapshot | None, listing: list[ObjectInfo], **kw: Any) -> list[Candidate]:
@@ -129,15 +127,17 @@ def discover(
     now = now or datetime.now(UTC)
     replay = start is not None or end is not None
     since = window_start(base, window)
-    full = not replay and (sweep or sweep_due(base, now, window))
-    listing = list_partition(store, partition, start if replay else None if full else since)
+    swept = not replay and (sweep or sweep_due(base, now, window))
+    # no watermark yet (no dated key committed): the whole prefix is the only window
+    whole = swept or since is None
+    listing = list_partition(store, partition, start if replay else None if whole else since)
     found = pending(base, listing, start=start, end=end)
     record = None
-    if full:
+    if swept:
         edge = key_prefix(partition, since) if since is not None else None
         missed = sum(1 for c in found if edge is not None and c.key <= edge)
         record = Sweep(now, len(listing), missed)
-    return Found(found, len(listing), None if full or replay else since, record)
+    return Found(found, len(listing), None if whole or replay else since, record)
 
 
 @dataclass(frozen=True)
