@@ -69,7 +69,7 @@ def test_the_dag_is_shaped_for_operators() -> None:
     assert dag.get_task("commit").downstream_task_ids == {"analytics", "archive"}
     assert dag.get_task("wait_for_events").deferrable
     assert dag.get_task("commit").outlets and dag.get_task("parse").retries == 3
-    assert set(dag.params) == {"from", "to"}
+    assert set(dag.params) == {"from", "to", "sweep"}
 
 
 @dataclass
@@ -397,6 +397,45 @@ def test_the_trigger_answers_once_idle_at_its_deadline_or_new_when_a_file_lands(
     events, took = _trigger_events(30, during=lambda: write(files[-1:], world.events))
     assert events == [{"status": "new", "listed": len(files), "pending": 1}]
     assert took < 10  # woke on the file, not at the deadline
+
+
+def test_a_due_sweep_wakes_the_run_which_ingests_a_file_late_by_a_week_once(
+    world: World,
+) -> None:
+    """Issue 20: pokes and runs list only the window after the key-time watermark, so a file
+    a week late is found by the sweep: once the last one recorded is a day old, the trigger
+    answers at once without listing, and the run it wakes sweeps and records it."""
+    from openpool.ingest.run import ingest
+
+    files = _files(span=timedelta(minutes=40))
+    week_late = _files(span=timedelta(minutes=10), start=START - timedelta(days=7), seed=4)
+    write(files, world.events)
+    ingest(PART, world.events, world.state, RATE)
+    write(week_late, world.events)
+    dag = _dag()
+    assert all(s == "skipped" for s in _run(dag).values())  # outside the window: idle
+
+    snaps = SnapshotStore(world.state, PART)
+    base = snaps.latest()
+    assert base is not None
+    txn = snaps.begin(base, "a-day-later")  # as if a day had passed since the last sweep
+    swept = datetime.fromisoformat(base.manifest.properties["discovery_sweep_at"])
+    txn.set_properties(discovery_sweep_at=(swept - timedelta(hours=24)).isoformat())
+    txn.commit()
+    events, took = _trigger_events(30)
+    assert events == [{"status": "new", "listed": 0, "pending": 0, "sweep": True}] and took < 10
+
+    assert set(_run(dag).values()) == {"success"}
+    props = snaps.latest().manifest.properties
+    assert props["discovery_sweep_missed"] == len(week_late)
+    assert balances_of(world.state, PART) == worker_oracle(files + week_late, RATE)
+    assert all(s == "skipped" for s in _run(dag).values())  # recorded: idle again
+    v = _version(world)
+    assert set(_run(dag, sweep=True).values()) == {"success"}  # on demand: nothing new
+    assert _version(world) == v + 1 and balances_of(world.state, PART) == worker_oracle(
+        files + week_late, RATE
+    )
+    assert snaps.latest().manifest.properties["discovery_sweep_missed"] == 0
 
 
 def test_an_idle_run_defers_once_and_ends_skipped_saying_why(world: World, monkeypatch) -> None:

@@ -19,6 +19,7 @@ import pytest
 
 from openpool.analytics.performance import performance
 from openpool.ingest.run import ingest
+from openpool.ingest.window import Window
 from openpool.partitions import Partition
 from openpool.snapshots import SnapshotStore
 from openpool.storage import LocalStore, ObjectStore
@@ -412,6 +413,11 @@ def reference_connections(all_events: list[dict]) -> list[tuple]:
     return sorted(rows, key=lambda r: tuple("" if x is None else x for x in r))
 
 
+# Files up to two days apart arriving in any order: every run lists them all (a narrower
+# window would leave the latest-arriving ones to the daily sweep, tests/test_discovery.py).
+WIDE = Window(lookback=timedelta(days=30))
+
+
 @pytest.mark.parametrize("seed", range(8))
 def test_connections_equal_one_replay_in_event_time_order_whatever_the_arrival(
     tmp_path: Path, seed: int
@@ -441,8 +447,8 @@ def test_connections_equal_one_replay_in_event_time_order_whatever_the_arrival(
         key = put_file(events, TC, files[i])
         flat += [dict(e, _key=key, _i=j) for j, e in enumerate(files[i])]
         if n % 3 == 2:
-            run(events, state, TC)
-    run(events, state, TC)
+            run(events, state, TC, window=WIDE)
+    run(events, state, TC, window=WIDE)
     snap = SnapshotStore(state, TC).latest()
     got = sorted(
         (

@@ -172,6 +172,21 @@ class Settings(BaseSettings):
         validation_alias="OPENPOOL_CLOCK_SKEW_SECONDS",
         json_schema_extra=VARIABLE_INGEST,
     )
+    # Discovery (openpool.ingest.window): a scheduled run lists keys from the newest
+    # committed key time minus this lookback; later ones wait for the sweep.
+    discovery_lookback_seconds: int = Field(
+        6 * 3600,
+        ge=0,
+        validation_alias="OPENPOOL_DISCOVERY_LOOKBACK_SECONDS",
+        json_schema_extra=VARIABLE_INGEST,
+    )
+    # A run lists the whole partition once the last sweep is this old (0: every run).
+    discovery_sweep_seconds: int = Field(
+        24 * 3600,
+        ge=0,
+        validation_alias="OPENPOOL_DISCOVERY_SWEEP_SECONDS",
+        json_schema_extra=VARIABLE_INGEST,
+    )
     # the dashboard: tx links ("" = none, for a local chain; unset = the chain's explorer)
     explorer_url: str | None = Field(
         None, validation_alias="OPENPOOL_EXPLORER_URL", json_schema_extra=VARIABLE_DASHBOARD

@@ -5,6 +5,8 @@
   history.
 * Analytics (:mod:`tests.bench.analytics`, issue 5): one partition's refresh (all three
   windows) over 20M events, transcode and AI, with its peak RSS.
+* Discovery (:mod:`tests.bench.discovery`, issue 20): S3 requests and client CPU of one
+  run and one sensor poke with 10k and 500k keys already in the bucket.
 * Snapshot store: the cost of one commit and of finding the latest version, on local disk
   and on a real moto server over HTTP, with 1,000 versions of history.
 
@@ -35,6 +37,7 @@ from openpool.snapshots import SnapshotStore
 from openpool.storage import LocalStore, ObjectStore, S3Store, make_s3_client
 from tests.bench import analytics as analytics_bench
 from tests.bench import backfill as backfill_bench
+from tests.bench import discovery as discovery_bench
 from tests.bench import ingest as ingest_bench
 from tests.services import REPO, moto_server, s3_env
 
@@ -115,7 +118,9 @@ def main() -> int:
         help="multiply the ingest sizes",
     )
     parser.add_argument(
-        "--only", choices=["ingest", "backfill", "analytics", "snapshots"], default=None
+        "--only",
+        choices=["ingest", "backfill", "discovery", "analytics", "snapshots"],
+        default=None,
     )
     parser.add_argument("--out", type=Path, default=REPO / "reports" / "bench.json")
     args = parser.parse_args()
@@ -145,6 +150,16 @@ def main() -> int:
         fig = backfill_bench.run(backfill_bench.QUICK if args.quick else backfill_bench.Sizes())
         backfill_bench.print_table(fig)
         report["backfill"] = fig
+    if args.only in (None, "discovery"):
+        print("\ndiscovery: one run and one sensor poke on a bucket with a long history")
+        sizes = discovery_bench.QUICK if args.quick else discovery_bench.Sizes()
+        fig = discovery_bench.run(sizes)
+        discovery_bench.print_table(fig)
+        report["discovery"] = fig
+        report["discovery_targets"] = [
+            {"target": name, "measured": got, "met": ok}
+            for name, got, ok in discovery_bench.targets(fig)
+        ]
     if args.only in (None, "analytics"):
         print("\nanalytics refresh")
         fig = analytics_bench.run(analytics_bench.QUICK if args.quick else analytics_bench.Sizes())

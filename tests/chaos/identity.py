@@ -17,7 +17,8 @@ What may legitimately differ between two correct runs of the same input, and is
 normalised -- exactly this, nothing else:
 
 * in a manifest, ``created_at`` (the wall clock at commit), ``run_id`` (random, and per
-  DAG run) and ``commit_id`` (a uuid4 per transaction) are dropped;
+  DAG run) and ``commit_id`` (a uuid4 per transaction) are dropped, and so is the
+  property ``discovery_sweep_at`` (the wall clock when the recorded sweep listed);
 * a data file's name ``data/<table>/<version>-<16 random hex>.parquet``: the random part
   is replaced by the SHA-256 of the file's bytes as read here. Everything else a manifest
   says of its files stays: table, order, version, rows, size, recorded SHA-256, slice,
@@ -47,6 +48,7 @@ from openpool.snapshots import SnapshotStore, collect_garbage, utc_now
 from openpool.storage import LocalStore, ObjectStore
 
 VOLATILE = ("created_at", "run_id", "commit_id")  # dropped from manifests (see docstring)
+VOLATILE_PROPERTIES = ("discovery_sweep_at",)  # dropped from their properties
 _DATA_NAME = re.compile(r"(data/[^/]+/\d{20})-[0-9a-f]{16}\.parquet")
 _MANIFEST = re.compile(r"manifests/(\d{20})\.json")
 
@@ -80,12 +82,19 @@ class Image:
         return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def stable_properties(props: dict[str, Any]) -> dict[str, Any]:
+    """A manifest's properties without the wall-clock ones (see the module docstring)."""
+    return {k: v for k, v in props.items() if k not in VOLATILE_PROPERTIES}
+
+
 def _normalise(doc: Any, files: dict[str, bytes], image: Image, where: str) -> dict[str, Any]:
     """The manifest without its volatile fields, each data file named by its content."""
     if not isinstance(doc, dict) or not isinstance(doc.get("tables"), dict):
         image.problems.append(f"{where}: not a manifest")
         return {"unreadable": doc}
     out = {k: v for k, v in doc.items() if k not in VOLATILE}
+    if isinstance(out.get("properties"), dict):
+        out["properties"] = stable_properties(out["properties"])
     tables = {}
     for name, entry in sorted(doc["tables"].items()):
         listed = []

@@ -19,6 +19,7 @@ from typing import Any
 from openpool.partitions import Partition
 from openpool.snapshots import Snapshot, SnapshotStore
 from openpool.storage import ObjectStore
+from tests.chaos.identity import stable_properties
 
 VERSION_COLUMNS = {"rejected_at_version", "quarantined_at_version", "snapshot_version"}
 
@@ -58,7 +59,7 @@ class State:
 
     @property
     def properties(self) -> dict[str, Any]:
-        return dict(self.snap.manifest.properties)
+        return stable_properties(dict(self.snap.manifest.properties))
 
     @property
     def files(self) -> dict[str, tuple[tuple[str | None, int, str], ...]]:

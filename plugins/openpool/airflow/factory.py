@@ -15,7 +15,7 @@ from airflow.sdk import DAG, Asset, get_current_context, task
 from airflow.sdk.definitions.asset import BaseAsset
 
 from openpool.airflow.failures import unretried
-from openpool.airflow.params import PARAMS, replay_interval
+from openpool.airflow.params import PARAMS, replay_interval, sweep_asked
 from openpool.airflow.sensors import NewEventFilesSensor
 from openpool.partitions import ACTIVE_PARTITIONS, Partition
 
@@ -37,7 +37,10 @@ Tasks, each safe to retry:
 - `wait_for_events`: deferred wait for a file not yet ingested under `{path}/`; the run
   ends as *skipped* after {wait} with nothing new.
 - `parse`: reads and validates the new files (at most {max_files} per run, oldest first).
-  Bad events go to `rejected_events`, unreadable files to `quarantined_files`.
+  Bad events go to `rejected_events`, unreadable files to `quarantined_files`. It lists
+  only the keys after the key-time watermark minus the lookback; once a day (or when the
+  run's `sweep` box is ticked) it sweeps the whole partition and reports what the windowed
+  listings had missed.
 - `dedup`: drops events whose ID was already counted, ever; the same ID with new content
   is rejected as a conflict.
 - `accrue`: fees, commission and earnings per worker; AI jobs matched by request ID.
@@ -133,9 +136,10 @@ def build_ingest_dag(
         @task
         @unretried
         def parse() -> dict[str, Any]:
-            interval = replay_interval(get_current_context())
+            ctx = get_current_context()
+            interval = replay_interval(ctx)
             start, end = interval if interval else (None, None)
-            return steps.parse(env(), _run_key(), start, end)
+            return steps.parse(env(), _run_key(), start, end, sweep=sweep_asked(ctx))
 
         @task
         @unretried

@@ -1,4 +1,5 @@
-"""The run form: an optional ``from``/``to`` interval that turns a run into a replay.
+"""The run form: an optional ``from``/``to`` interval that turns a run into a replay, and
+``sweep``, which makes a run list the whole partition (:mod:`openpool.ingest.window`).
 
 A manual trigger with ``from`` and/or ``to`` set, or a backfill run from the UI (whose data
 interval is the period to redo), re-scans the events and archive locations for files
@@ -30,6 +31,15 @@ PARAMS = {
         title="Replay to (UTC, exclusive) -- instead of a backfill",
         description="End of the one-run replay interval; empty means up to now.",
     ),
+    "sweep": Param(
+        False,
+        type="boolean",
+        title="Sweep the whole partition",
+        description="List every file of the partition (not only those after the key-time "
+        "watermark minus the lookback) and ingest any never ingested; the run reports how "
+        "many the windowed listings had missed. Runs also sweep on their own once "
+        "OPENPOOL_DISCOVERY_SWEEP_SECONDS have passed since the last sweep.",
+    ),
 }
 
 
@@ -50,6 +60,11 @@ def replay_interval(context: Any) -> tuple[datetime | None, datetime | None] | N
     if start is not None or end is not None:
         return start, end
     return None
+
+
+def sweep_asked(context: Any) -> bool:
+    """Whether the run's form asks for a full sweep (a backfill never sweeps)."""
+    return bool((context.get("params") or {}).get("sweep")) and replay_interval(context) is None
 
 
 def run_type(dag_run: Any) -> str:

@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from openpool.config import Settings, VariableScope, build_settings, env_name, variable_scope
 from openpool.ingest.steps import StepEnv
+from openpool.ingest.window import Window
 from openpool.partitions import Partition
 from openpool.storage import ObjectStore, S3Store, open_store
 
@@ -126,6 +127,7 @@ def step_env(
         ttl=ai_ttl,
         max_files=max_files,
         skew=timedelta(seconds=s.clock_skew_seconds),
+        window=Window.of(s),
     )
 
 

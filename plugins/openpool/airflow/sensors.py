@@ -23,7 +23,7 @@ from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
 from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, AirflowSkipException
 
 from openpool.airflow import runtime
-from openpool.airflow.params import replay_interval
+from openpool.airflow.params import replay_interval, sweep_asked
 from openpool.airflow.triggers import IDLE, NEW, NewEventFilesTrigger, count_new
 from openpool.partitions import Partition
 from openpool.storage import S3Store
@@ -71,9 +71,15 @@ class NewEventFilesSensor(S3KeySensor):
         if replay_interval(context) is not None:
             self.log.info("backfill/replay run: not waiting for new files")
             return
+        if sweep_asked(context):
+            self.log.info("sweep asked for: not waiting for new files")
+            return
         self._configure()
         conn = self.aws_conn_id or runtime.DEFAULT_AWS_CONN_ID
-        listed, pending = count_new(runtime.step_env(self.partition, conn))
+        listed, pending, sweep = count_new(runtime.step_env(self.partition, conn))
+        if sweep:
+            self.log.info("a full sweep of %s is due: not waiting", self.partition)
+            return
         if pending:  # the same question the trigger asks on every poke
             self.log.info(
                 "%d new event file(s) for %s (%d listed)", pending, self.partition, listed
@@ -95,6 +101,9 @@ class NewEventFilesSensor(S3KeySensor):
         )
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> None:
+        if event["status"] == NEW and event.get("sweep"):
+            self.log.info("a full sweep of %s is due", self.partition)
+            return
         if event["status"] == NEW:
             self.log.info(
                 "%d new event file(s) for %s (%d listed)",

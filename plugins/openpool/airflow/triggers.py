@@ -9,6 +9,11 @@ triggerer itself, and ends on its own with one event: ``new`` (the task succeeds
 runs) or ``idle`` at the deadline (the task ends skipped and says why). The deferral's own
 timeout is only a backstop.
 
+Each poke lists only the window after the partition's key-time watermark (the listing a
+scheduled run makes, :mod:`openpool.ingest.window`), so its cost does not grow with the
+bucket's age; when a full sweep is due it lists nothing and answers ``new`` at once: the
+run it wakes sweeps, and its commit records the sweep.
+
 The blocking S3 reads run in a worker thread (``asyncio.to_thread``), so the triggerer's
 event loop keeps serving the other partitions' waits.
 """
@@ -22,18 +27,19 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from openpool.ingest.discovery import list_partition, pending_files
-from openpool.ingest.steps import StepEnv, ingested_files
+from openpool.ingest.steps import StepEnv
+from openpool.ingest.window import poke
 from openpool.partitions import Partition
 
 NEW, IDLE = "new", "idle"
 
 
-def count_new(env: StepEnv) -> tuple[int, int]:
-    """(files listed, files never ingested): one listing and one snapshot read. The sensor's
-    first check and every poke of the trigger ask exactly this."""
-    listing = list_partition(env.events, env.partition)
-    return len(listing), len(pending_files(listing, ingested_files(env)))
+def count_new(env: StepEnv) -> tuple[int, int, bool]:
+    """(files listed, files never ingested, sweep due): one snapshot read and the run's own
+    windowed listing, or no listing at all when a sweep is due (the run does it). The
+    sensor's first check and every poke of the trigger ask exactly this."""
+    p = poke(env.events, env.partition, env.snapshots.latest(), env.window)
+    return p.listed, p.pending, p.sweep_due
 
 
 class NewEventFilesTrigger(BaseTrigger):
@@ -74,8 +80,11 @@ class NewEventFilesTrigger(BaseTrigger):
         env = await asyncio.to_thread(self._env)
         polls = 0
         while True:
-            listed, pending = await asyncio.to_thread(count_new, env)
+            listed, pending, sweep = await asyncio.to_thread(count_new, env)
             polls += 1
+            if sweep:
+                yield TriggerEvent({"status": NEW, "listed": 0, "pending": 0, "sweep": True})
+                return
             if pending:
                 yield TriggerEvent({"status": NEW, "listed": listed, "pending": pending})
                 return

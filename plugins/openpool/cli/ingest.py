@@ -21,6 +21,7 @@ from openpool.cli.output import (
 from openpool.config import Settings
 from openpool.ingest.run import IngestReport, ingest
 from openpool.ingest.service import balance_rows, status_row
+from openpool.ingest.window import Window
 from openpool.storage import open_store
 
 
@@ -50,9 +51,17 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         end=args.end,
         progress=progress,
         skew=timedelta(seconds=settings.clock_skew_seconds),
+        window=Window.of(settings),
+        sweep=args.sweep,
     )
     if tty and report.batches:
         sys.stderr.write("\n")
+    if report.sweep is not None:
+        s = report.sweep
+        sys.stderr.write(
+            f"{part}: sweep listed {s.listed} files; {s.missed} never ingested were outside "
+            "the windowed listing\n"
+        )
     print(json.dumps(report.summary()))
     return 0
 
@@ -125,6 +134,11 @@ def register(sub: Any) -> None:
     p.add_argument("--from", dest="start", type=when, default=None, help="key time >= (ISO)")
     p.add_argument("--to", dest="end", type=when, default=None, help="key time < (ISO)")
     p.add_argument("--ai-ttl-hours", type=float, default=24.0)
+    p.add_argument(
+        "--sweep",
+        action="store_true",
+        help="list the whole partition, not only the window after the watermark",
+    )
     p.set_defaults(handler=cmd_ingest)
 
     p = sub.add_parser("balances", help="per-worker balances of a partition")

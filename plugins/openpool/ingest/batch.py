@@ -9,7 +9,7 @@ with Parquet in between; and the commit can redo dedup and accrual against a new
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from typing import Any
@@ -29,9 +29,11 @@ from openpool.ingest.clock import (
 from openpool.ingest.connection_state import connections_after, write_connections
 from openpool.ingest.dedup import day_slice, dedup, hour_slice
 from openpool.ingest.discovery import Candidate, file_ids
+from openpool.ingest.ingested import key_days, read_index, write_index
 from openpool.ingest.reader import read_file
-from openpool.ingest.slicing import COMPACT_AFTER, split_by
+from openpool.ingest.slicing import split_by
 from openpool.ingest.tickets import tickets_from
+from openpool.ingest.window import Sweep, committed_properties, sweep_is_news
 from openpool.money import wei_sum
 from openpool.partitions import Partition
 from openpool.snapshots import Snapshot, Transaction
@@ -97,13 +99,6 @@ class Counts:
         return asdict(self)
 
 
-def ingested_keys(base: Snapshot | None) -> pa.Table:
-    """(source_key, etag) of every file ``base`` has ingested; only those two columns."""
-    if base is None or not base.has_table("ingested_files"):
-        return INGESTED.empty_table().select(["source_key", "etag"])
-    return base.read("ingested_files", schema=INGESTED, columns=["source_key", "etag"])
-
-
 def with_version(table: pa.Table, column: str, version: int) -> pa.Table:
     idx = table.schema.get_field_index(column)
     return table.set_column(idx, column, pa.array([version] * table.num_rows, pa.int64()))
@@ -122,10 +117,13 @@ class Parsed:
     files: pa.Table  # INGESTED rows, one per file read
     # The wall clock when the files were read: the partition clock never passes it.
     clock: datetime | None = None
+    # Set when this batch takes the last files a sweep found: its commit records the sweep.
+    sweep: Sweep | None = None
 
     def without_done(self, base: Snapshot | None) -> Parsed:
-        """Drop files the base already ingested (a rebase, or a retried commit)."""
-        done = ingested_keys(base)
+        """Drop files the base already ingested (a rebase, or a retried commit); reads
+        only the ``ingested_files`` days of this batch's keys."""
+        done = read_index(base, key_days(self.files.column("source_key").to_pylist()))
         if done.num_rows == 0:
             return self
         keys = file_ids(done.column("source_key"), done.column("etag"))
@@ -138,13 +136,17 @@ class Parsed:
         def keep(t: pa.Table) -> pa.Table:
             return t.filter(pc.invert(pc.is_in(t.column("source_key"), value_set=gone)))
 
-        return Parsed(
-            keep(self.events),
-            keep(self.rejected),
-            keep(self.quarantined),
-            keep(self.files),
-            self.clock,
+        return replace(
+            self,
+            events=keep(self.events),
+            rejected=keep(self.rejected),
+            quarantined=keep(self.quarantined),
+            files=keep(self.files),
         )
+
+    def nothing_to_commit(self, base: Snapshot | None) -> bool:
+        """True when ``base`` has every file of the batch and any sweep it records."""
+        return self.without_done(base).files.num_rows == 0 and not sweep_is_news(base, self.sweep)
 
     def counts(self) -> Counts:
         """File counts, and ``events_read``: the elements the reader found in the files (the
@@ -368,13 +370,9 @@ def write_batch(
         "quarantined_files",
         with_version(parsed.quarantined, "quarantined_at_version", version),
     )
-    ingested = with_version(parsed.files, "snapshot_version", version)
-    if base is not None and len(base.files("ingested_files")) >= COMPACT_AFTER:
-        old = read_table(base, "ingested_files", INGESTED)
-        txn.replace("ingested_files", pa.concat_tables([old, ingested]))
-    else:
-        txn.append("ingested_files", ingested)
+    write_index(txn, base, with_version(parsed.files, "snapshot_version", version))
     txn.set_properties(**accrued.properties)
+    txn.set_properties(**committed_properties(base, parsed.files, parsed.clock, parsed.sweep))
     return batch_counts(parsed, deduped)
 
 

@@ -1,9 +1,10 @@
-"""Which event files still need ingesting.
+"""Which event files still need ingesting: keys, listings and the (key, ETag) comparison.
 
 The set of keys already ingested (with ETag and size) lives in the snapshot, not in a
 cursor: a late key that sorts before everything seen is still found, and a key
 re-uploaded with different content (new ETag) is read again — event IDs then keep its
-events from counting twice.
+events from counting twice. Which part of the bucket a run lists (the window after the
+key-time watermark, or a full sweep) is :mod:`openpool.ingest.window`'s decision.
 """
 
 from __future__ import annotations
@@ -40,10 +41,22 @@ def key_start(key: str) -> datetime | None:
     m = _KEY_RE.match(key)
     if not m:
         return None
-    try:
-        return datetime.strptime(m["start"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    t = m["start"]
+    try:  # int fields, not strptime: a sweep asks this of every key in the bucket
+        return datetime(
+            int(t[0:4]), int(t[4:6]), int(t[6:8]),
+            int(t[9:11]), int(t[11:13]), int(t[13:15]), tzinfo=UTC,
+        )  # fmt: skip
     except ValueError:  # the key's shape, not a time: read (and quarantined) like any other
         return None
+
+
+def key_prefix(partition: Partition, t: datetime) -> str:
+    """The key every file of ``partition`` whose key time is ``t`` starts with: a listing
+    that starts after it (S3 ``StartAfter``) holds every key whose time is ``t`` or later,
+    since the key's time is fixed-width and sorts as text."""
+    stamp = t.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{partition.path}/{partition.region}-{partition.node_type}-{stamp}"
 
 
 def file_ids(keys: pa.Array | pa.ChunkedArray, etags: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -83,5 +96,10 @@ def pending_files(
     return sorted(out, key=lambda c: c.sort_key)
 
 
-def list_partition(store: ObjectStore, partition: Partition) -> list[ObjectInfo]:
-    return list(store.list(partition.path + "/"))
+def list_partition(
+    store: ObjectStore, partition: Partition, since: datetime | None = None
+) -> list[ObjectInfo]:
+    """The partition's objects; with ``since``, only keys that sort at or after its key
+    time (:func:`key_prefix`): a request per 1,000 of those, not per 1,000 in the bucket."""
+    after = key_prefix(partition, since) if since is not None else None
+    return list(store.list(partition.path + "/", start_after=after))

@@ -12,18 +12,19 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from fractions import Fraction
 
 from openpool.errors import ObjectNotFound
-from openpool.ingest.batch import Counts, Parsed, apply_batch, ingested_keys, parse_batch
+from openpool.ingest.batch import Counts, Parsed, apply_batch, parse_batch
 from openpool.ingest.clock import DEFAULT_SKEW
-from openpool.ingest.discovery import Candidate, list_partition, pending_files
+from openpool.ingest.discovery import Candidate
+from openpool.ingest.window import Sweep, Window, discover
 from openpool.partitions import Partition
 from openpool.snapshots import Snapshot, SnapshotStore, Transaction, commit_with_retry
 from openpool.storage import ObjectStore
-from openpool.tables import read_table
+from openpool.tables import EVENTS, INGESTED, QUARANTINED, REJECTED, read_table
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ class IngestReport:
     counts: Counts = field(default_factory=Counts)
     snapshot_version: int = 0
     batches: int = 0
+    sweep: Sweep | None = None  # set when this run listed the whole partition
 
     def summary(self) -> dict[str, int]:
         return {**self.counts.as_dict(), "snapshot_version": self.snapshot_version}
@@ -60,7 +62,7 @@ def commit_parsed(
         out.append(apply_batch(b, txn, parsed, rate, ttl))
 
     latest = snaps.latest()
-    if parsed.without_done(latest).files.num_rows == 0:
+    if parsed.nothing_to_commit(latest):
         return latest, Counts()
     snap = commit_with_retry(snaps, build, run_id=run_id)
     return snap, out[-1]
@@ -91,12 +93,16 @@ def ingest(
     end: datetime | None = None,
     progress: Callable[[IngestReport], None] | None = None,
     skew: timedelta = DEFAULT_SKEW,
+    window: Window = Window(),  # noqa: B008 - frozen
+    sweep: bool = False,
 ) -> IngestReport:
     """Ingest every file of ``partition`` in ``events`` not yet ingested, batch by batch.
 
     Each batch (at most ``max_files`` files, oldest first) is one snapshot commit. With
     ``start``/``end`` only keys whose time falls in ``[start, end)`` are considered (a
-    replay of the archive, or a backfill of an interval).
+    replay of the archive, or a backfill of an interval). A scheduled run lists only the
+    window after the watermark, or sweeps everything when one is due or ``sweep`` asks
+    (:mod:`openpool.ingest.window`); the last batch's commit records the sweep.
     """
     run_id = run_id or f"ingest-{uuid.uuid4().hex[:12]}"
     snaps = SnapshotStore(state, partition)
@@ -105,7 +111,9 @@ def ingest(
     base = snaps.latest()
     report.snapshot_version = base.version if base else 0
     # Files committed meanwhile by another writer are dropped again by commit_parsed.
-    todo = pending_files(list_partition(events, partition), ingested_keys(base), start, end)
+    found = discover(events, partition, base, window, sweep=sweep, start=start, end=end)
+    todo, report.sweep = found.candidates, found.sweep
+    unrecorded = found.sweep
     while todo:
         batch, todo = todo[:max_files], todo[max_files:]
 
@@ -117,7 +125,9 @@ def ingest(
                     log.warning("%s vanished before it was read; skipping", events.url(c.key))
 
         parsed = parse_batch(partition, fetch(), copy, skew=skew)
-        if parsed.files.num_rows == 0:
+        if not todo:  # the sweep's last files: their commit records it
+            parsed, unrecorded = replace(parsed, sweep=unrecorded), None
+        if parsed.files.num_rows == 0 and parsed.sweep is None:
             continue
         snap, counts = commit_parsed(snaps, parsed, rate, ttl, run_id=f"{run_id}-{report.batches}")
         report.counts.add(counts)
@@ -126,4 +136,14 @@ def ingest(
         report.batches += 1
         if progress is not None:
             progress(report)
+    if unrecorded is not None:  # a sweep that found nothing new is recorded all the same
+        nothing = Parsed(
+            EVENTS.empty_table(),
+            REJECTED.empty_table(),
+            QUARANTINED.empty_table(),
+            INGESTED.empty_table(),
+            sweep=unrecorded,
+        )
+        snap, _ = commit_parsed(snaps, nothing, rate, ttl, run_id=f"{run_id}-sweep")
+        report.snapshot_version = snap.version if snap else report.snapshot_version
     return report

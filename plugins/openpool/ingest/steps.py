@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from fractions import Fraction
 from typing import Any
@@ -33,9 +33,10 @@ from openpool.ingest.batch import (
     write_batch,
 )
 from openpool.ingest.clock import DEFAULT_SKEW
-from openpool.ingest.discovery import Candidate, list_partition, pending_files
+from openpool.ingest.discovery import Candidate
 from openpool.ingest.run import commit_parsed, quarantine_copier
 from openpool.ingest.staging import Staging
+from openpool.ingest.window import Sweep, Window, discover, pending
 from openpool.partitions import Partition
 from openpool.snapshots import Snapshot, SnapshotStore
 from openpool.storage import ObjectInfo, ObjectStore
@@ -46,7 +47,6 @@ from openpool.tables import (
     QUARANTINED,
     REJECTED,
     UNATTRIBUTED,
-    read_table,
 )
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,7 @@ class StepEnv:
     ttl: timedelta = timedelta(hours=24)
     max_files: int = 250
     skew: timedelta = DEFAULT_SKEW  # how far past the wall clock an event may be dated
+    window: Window = field(default_factory=Window)  # what a scheduled run lists
 
     @property
     def snapshots(self) -> SnapshotStore:
@@ -81,14 +82,9 @@ class StepEnv:
         return Staging(self.state, self.partition, run_key)
 
 
-def ingested_files(env: StepEnv) -> pa.Table:
-    """Every file version (key, ETag) the partition's latest snapshot has taken in."""
-    return read_table(env.snapshots.latest(), "ingested_files", INGESTED)
-
-
 def has_new_files(env: StepEnv, listing: list[ObjectInfo]) -> bool:
     """True when ``listing`` holds a file whose (key, ETag) was never ingested."""
-    return bool(pending_files(listing, ingested_files(env)))
+    return bool(pending(env.snapshots.latest(), listing))
 
 
 def parse(
@@ -96,6 +92,7 @@ def parse(
     run_key: str,
     start: datetime | None = None,
     end: datetime | None = None,
+    sweep: bool = False,
 ) -> dict[str, Any]:
     """Read the files not yet ingested and stage them.
 
@@ -103,18 +100,22 @@ def parse(
     location, oldest first; the next run takes the rest. A backfill or replay (``start``
     and/or ``end`` given) takes every file whose key time falls in ``[start, end)``, from
     the events location and from the archive, so that one run completes its interval.
+    A scheduled run lists the window after the watermark, or sweeps the whole partition
+    when one is due or ``sweep`` asks (:mod:`openpool.ingest.window`).
     """
     replay = start is not None or end is not None
     base = env.snapshots.latest()
-    ingested = read_table(base, "ingested_files", INGESTED)
     sources = [env.events] + ([env.archive] if replay and env.archive is not None else [])
     chosen: dict[tuple[str, str], tuple[Candidate, ObjectStore]] = {}
-    for store in sources:
-        for cand in pending_files(list_partition(store, env.partition), ingested, start, end):
+    found = [discover(s, env.partition, base, env.window, None, sweep, start, end) for s in sources]
+    for store, f in zip(sources, found, strict=True):
+        for cand in f.candidates:
             chosen.setdefault((cand.key, cand.etag), (cand, store))
     todo = sorted(chosen.values(), key=lambda cs: cs[0].sort_key)
     if not replay:
         todo = todo[: env.max_files]
+    # a sweep is recorded by the commit that takes the last of what it found
+    swept = found[0].sweep if len(todo) == len(chosen) else None
     files: list[tuple[Candidate, bytes]] = []
     from_archive: list[str] = []
     for cand, store in todo:
@@ -135,6 +136,8 @@ def parse(
         "events_read": counts.events_read,
         "from_archive": len(from_archive),
         "base_version": base.version if base else 0,
+        "listed": found[0].listed,
+        "sweep": found[0].sweep.as_dict() if found[0].sweep else None,
     }
     env.staging(run_key).write(
         "parse",
@@ -148,6 +151,7 @@ def parse(
             **summary,
             "from_archive_keys": from_archive,
             "clock": parsed.clock.isoformat() if parsed.clock else None,
+            "sweep_record": swept.as_dict() if swept else None,
         },
     )
     log.info("%s parse: %s", env.partition, summary)
@@ -155,13 +159,15 @@ def parse(
 
 
 def _parsed(staging: Staging) -> Parsed:
-    clock = staging.meta("parse").get("clock")
+    meta = staging.meta("parse")
+    clock = meta.get("clock")
     return Parsed(
         events=staging.read("parse", "events", EVENTS),
         rejected=staging.read("parse", "rejected", REJECTED),
         quarantined=staging.read("parse", "quarantined", QUARANTINED),
         files=staging.read("parse", "files", INGESTED),
         clock=datetime.fromisoformat(clock) if clock else None,
+        sweep=Sweep.from_dict(meta.get("sweep_record")),
     )
 
 
@@ -239,8 +245,9 @@ def commit(env: StepEnv, run_key: str) -> dict[str, Any]:
         REJECTED.empty_table(),
         QUARANTINED.empty_table(),
         staging.read("parse", "files", INGESTED),
+        sweep=Sweep.from_dict(staging.meta("parse").get("sweep_record")),
     )
-    if files_only.without_done(latest).files.num_rows == 0:
+    if files_only.nothing_to_commit(latest):
         version = latest.version if latest else 0
         log.info("%s commit: nothing to commit (already in v%d)", env.partition, version)
         return {"snapshot_version": version, "committed": False, **Counts().as_dict()}
