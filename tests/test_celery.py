@@ -164,7 +164,7 @@ def _run_pool(directory: Path, executor: str, traffic_start: datetime) -> Pool:
         assert procs.members(directory.resolve()) == []  # no worker or server left behind
 
 
-# two stacks one after the other: about 4 min on an idle 2-core machine, far more on a busy one
+# two stacks one after the other: 163 s on an idle 2-core machine, 10+ min on a busy one
 @pytest.mark.timeout(1500)
 def test_celery_with_two_workers_ends_in_the_state_local_executor_does(tmp_path: Path) -> None:
     this_hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
