@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 
 export OPENPOOL_ANVIL_BIN := $(CURDIR)/$(ANVIL)
 
-.PHONY: all setup browser test test-fast lint demo up down bench chaos mutants lock clean
+.PHONY: all setup browser celery-services test test-fast lint demo up down bench chaos mutants lock clean
 
 all: test
 
@@ -44,7 +44,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/mypy
 
-test: setup browser lint
+test: setup browser celery-services lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The edit loop, under a minute: only the tests that need no moto, anvil or Airflow and are
@@ -63,14 +63,29 @@ browser:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium chromium-driver; \
 	fi
 
+# The CeleryExecutor stack (make up EXECUTOR=celery, tests/test_celery.py) runs Debian's
+# PostgreSQL and Redis servers: installed from Debian's packages when missing (sudo only
+# when not root). The devstack starts them itself, on loopback, per stack.
+celery-services:
+	@if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || ! command -v redis-server >/dev/null; then \
+	  command -v apt-get >/dev/null || { echo "the Celery stack needs PostgreSQL and Redis \
+	  servers (Debian packages postgresql, redis-server)"; exit 1; }; \
+	  SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO="sudo"; \
+	  $$SUDO apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends \
+	    postgresql redis-server; \
+	fi
+
 demo: setup
 	$(BIN)/python -m openpool.devstack.demo
 
 # Airflow 3 (api-server, scheduler, dag-processor, triggerer), a moto S3 server with events
 # and anvil with a funded hot wallet, in the background on 127.0.0.1 (state in var/up/).
 # Prints the URL, user and password. `make down` stops what `make up` started.
-up: setup
-	$(BIN)/python -m openpool.devstack up
+# EXECUTOR=celery: CeleryExecutor on PostgreSQL + Redis with two workers instead.
+EXECUTOR ?= local
+up: setup $(if $(filter celery,$(EXECUTOR)),celery-services)
+	$(BIN)/python -m openpool.devstack up --executor $(EXECUTOR)
 
 down:
 	@if test -x $(BIN)/python; then $(BIN)/python -m openpool.devstack down; \

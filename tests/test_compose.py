@@ -1,7 +1,9 @@
 """docker-compose.yaml's structure (no Docker engine runs here, so the file itself is checked).
 
 Services, exact image tags, mounts, health checks, loopback-only ports, and secrets that
-come only from the uncommitted env file which .env.example documents.
+come only from the uncommitted env file which .env.example documents; LocalExecutor by
+default, CeleryExecutor (Redis broker, PostgreSQL results, two workers) with the profile
+``celery``, Flower with ``flower``.
 """
 
 from __future__ import annotations
@@ -21,8 +23,17 @@ AIRFLOW_SERVICES = (
     "airflow-dag-processor",
     "airflow-triggerer",
 )
-LONG_RUNNING = ("postgres", "minio", "anvil", *AIRFLOW_SERVICES)
-SERVICES = {"postgres", "minio", "minio-init", "anvil", "airflow-init", *AIRFLOW_SERVICES}
+CELERY_WORKERS = ("airflow-worker-1", "airflow-worker-2")
+CELERY_SERVICES = ("redis", *CELERY_WORKERS)
+LONG_RUNNING = (
+    "postgres", "minio", "anvil", *AIRFLOW_SERVICES, *CELERY_SERVICES, "airflow-flower",
+)  # fmt: skip
+SERVICES = {
+    "postgres", "minio", "minio-init", "anvil", "airflow-init", *AIRFLOW_SERVICES,
+    *CELERY_SERVICES, "airflow-flower",
+}  # fmt: skip
+# the services that run tasks: the scheduler (LocalExecutor) or the Celery workers
+TASK_RUNNERS = ("airflow-scheduler", *CELERY_WORKERS)
 # ${VAR}, ${VAR:-default}, ${VAR?err}...; "$$" is compose's escape for a literal "$".
 VAR = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?:[:?+-][^}]*)?\}")
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|(^|_)KEY($|_)|CONN")
@@ -68,7 +79,7 @@ def test_images_are_pinned_to_exact_tags(services: dict[str, Any]) -> None:
 def test_airflow_runs_the_official_3_3_image_with_our_requirements(
     services: dict[str, Any],
 ) -> None:
-    for name in ("airflow-init", *AIRFLOW_SERVICES):
+    for name in ("airflow-init", *AIRFLOW_SERVICES, *CELERY_WORKERS, "airflow-flower"):
         svc = services[name]
         dockerfile = svc["build"]["dockerfile_inline"]
         assert re.search(r"^FROM apache/airflow:3\.3\.\d+", dockerfile, re.M), name
@@ -80,7 +91,7 @@ def test_airflow_runs_the_official_3_3_image_with_our_requirements(
 def test_dags_and_plugins_are_mounted_into_every_airflow_service(
     services: dict[str, Any],
 ) -> None:
-    for name in ("airflow-init", *AIRFLOW_SERVICES):
+    for name in ("airflow-init", *AIRFLOW_SERVICES, *CELERY_WORKERS):
         mounts = {v.split(":")[0]: v.split(":")[1] for v in services[name]["volumes"]}
         assert mounts.get("./dags") == "/opt/airflow/dags", name
         assert mounts.get("./plugins") == "/opt/airflow/plugins", name
@@ -99,7 +110,7 @@ def test_long_running_services_have_health_checks_and_dependants_wait_for_them(
     # the scheduler's /health endpoint only exists when its health-check server is on
     env = _env(services["airflow-scheduler"])
     assert env.get("AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK", "").lower() == "true"
-    for name in AIRFLOW_SERVICES:
+    for name in (*AIRFLOW_SERVICES, *CELERY_WORKERS):
         deps = services[name]["depends_on"]
         assert deps["postgres"]["condition"] == "service_healthy", name
         assert deps["airflow-init"]["condition"] == "service_completed_successfully", name
@@ -147,13 +158,72 @@ def test_secrets_come_only_from_the_uncommitted_env_file(
             assert env_file == ".env", name
     for secret in (compose.get("secrets") or {}).values():
         assert VAR.fullmatch(secret["file"]), secret  # a path from the env file, not a literal
-    # the hot wallet's files reach the containers only as compose secrets
-    env = _env(services["airflow-scheduler"])
-    for key in ("HOT_WALLET_KEYSTORE", "HOT_WALLET_PASSWORD_FILE"):
-        assert env[key].startswith("/run/secrets/"), key
-        assert env[key].removeprefix("/run/secrets/") in services["airflow-scheduler"]["secrets"]
+    # the hot wallet's files reach the containers only as compose secrets, and only those
+    # that run tasks (only `execute` decrypts the keystore)
+    for name in TASK_RUNNERS:
+        env = _env(services[name])
+        for key in ("HOT_WALLET_KEYSTORE", "HOT_WALLET_PASSWORD_FILE"):
+            assert env[key].startswith("/run/secrets/"), (name, key)
+            assert env[key].removeprefix("/run/secrets/") in services[name]["secrets"], name
+    holders = {name for name, svc in services.items() if svc.get("secrets")}
+    assert holders == set(TASK_RUNNERS)
     # .env is excluded from git; .env.example is committed and holds only placeholders
     ignored = subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=REPO, check=False)
     assert ignored.returncode == 0, ".env is not gitignored"
     kept = subprocess.run(["git", "check-ignore", "-q", ".env.example"], cwd=REPO, check=False)
     assert kept.returncode == 1, ".env.example must not be gitignored"
+
+
+def test_local_executor_by_default_celery_only_with_its_profile(
+    services: dict[str, Any],
+) -> None:
+    """Without a profile, the deployment is today's: LocalExecutor, no Redis, no workers."""
+    example = (REPO / ".env.example").read_text()
+    assert re.search(r"^AIRFLOW_EXECUTOR=LocalExecutor$", example, re.M)
+    assert re.search(r"^COMPOSE_PROFILES=$", example, re.M)  # no profile: LocalExecutor
+    for name in ("airflow-init", *AIRFLOW_SERVICES, *CELERY_WORKERS, "airflow-flower"):
+        executor = _env(services[name])["AIRFLOW__CORE__EXECUTOR"]
+        assert executor == "${AIRFLOW_EXECUTOR:-LocalExecutor}", name
+    for name, svc in services.items():
+        if name in CELERY_SERVICES:
+            assert svc.get("profiles") == ["celery"], name
+        elif name == "airflow-flower":
+            assert svc.get("profiles") == ["flower"], name
+        else:
+            assert "profiles" not in svc, f"{name} must run under both executors"
+        # a service that always runs may wait for Redis only where Redis may be absent
+        for dep, cond in (svc.get("depends_on") or {}).items():
+            if dep in CELERY_SERVICES and "profiles" not in svc:
+                assert cond.get("required") is False, f"{name} needs {dep} without the profile"
+
+
+def test_the_celery_profile_has_a_redis_broker_postgres_results_and_two_workers(
+    services: dict[str, Any],
+) -> None:
+    env = _env(services["airflow-scheduler"])
+    broker = env["AIRFLOW__CELERY__BROKER_URL"]
+    assert broker == "redis://:${REDIS_PASSWORD}@redis:6379/0"
+    results = env["AIRFLOW__CELERY__RESULT_BACKEND"]
+    assert results == "db+postgresql+psycopg2://airflow:${POSTGRES_PASSWORD}@postgres/airflow"
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith("@postgres/airflow")
+    # Redis asks for the password, read from the environment, not from its command line
+    redis = services["redis"]
+    assert _env(redis) == {"REDIS_PASSWORD": "${REDIS_PASSWORD}"}
+    assert "requirepass" in " ".join(redis["command"])
+    assert "${REDIS_PASSWORD}" not in " ".join(redis["command"])
+    assert "ports" not in redis  # reached by the containers only
+    assert "PONG" in " ".join(redis["healthcheck"]["test"])
+    for name in CELERY_WORKERS:
+        worker = services[name]
+        assert worker["command"][:2] == ["celery", "worker"], name
+        assert _env(worker)["AIRFLOW__CELERY__BROKER_URL"] == broker, name
+        assert worker["depends_on"]["redis"]["condition"] == "service_healthy", name
+        assert "inspect ping" in " ".join(worker["healthcheck"]["test"]), name
+        assert "ports" not in worker, name  # nothing published; own filesystem each
+    flower = services["airflow-flower"]
+    assert flower["command"] == ["celery", "flower"]
+    assert flower["ports"] == ["127.0.0.1:5555:5555"]
+    assert _env(flower)["AIRFLOW__CELERY__FLOWER_BASIC_AUTH"] == "admin:${FLOWER_PASSWORD}"
+    pinned = (REPO / "requirements.txt").read_text()
+    for package in ("apache-airflow-providers-celery", "celery", "redis", "flower"):
+        assert re.search(rf"^{package}==\S+$", pinned, re.M), package

@@ -13,7 +13,6 @@ import os
 import re
 import stat
 import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -24,23 +23,14 @@ import pytest
 from openpool.devstack import procs
 from openpool.devstack.stack import BUCKETS, expected_dags, ingest_dag_ids
 from openpool.partitions import ACTIVE_PARTITIONS
-from tests.services import REPO
+from tests.helpers.devstack_cli import run_devstack
 
 # The stack runs in child processes, where conftest cannot see what it starts.
 pytestmark = [pytest.mark.slow, pytest.mark.airflow, pytest.mark.s3, pytest.mark.chain]
 
 
 def _devstack(directory: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "AWS_"))}
-    return subprocess.run(
-        [sys.executable, "-m", "openpool.devstack", "--dir", str(directory), *args],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return run_devstack(directory, *args, timeout=timeout)
 
 
 def _http(url: str, body: Any = None, token: str | None = None, method: str = "GET") -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from openpool.devstack import stack as st
@@ -25,11 +26,15 @@ def _print_stack(s: st.Stack) -> None:
         else "all paused (--paused): unpause what should run."
     )
     stop = "make down" if d == DEFAULT_DIR else f"python -m openpool.devstack --dir {shown} down"
+    executor = s.executor
+    if s.workers:
+        executor += f" on PostgreSQL + Redis, {len(s.workers)} workers in {shown}/workers/"
     print(
         f"""
 OpenPool local stack is up, everything on 127.0.0.1:
   Airflow UI + API   {s.airflow_url}
                      user: {s.username}   password: {s.password()}
+  executor           {executor}
   S3 (moto server)   {s.s3_url}   buckets: {", ".join(st.BUCKETS)}
   anvil (42161)      {s.rpc_url}   hot wallet {s.hot_wallet} (100 ETH)
   DAGs               {len(s.dags)} loaded; {running}
@@ -57,6 +62,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         hours=args.hours,
         unpause=not args.paused,
         say=lambda line: print(line, flush=True),
+        executor=args.executor,
+        traffic_start=args.traffic_start,
     )
     _print_stack(stack)
     return 0
@@ -95,6 +102,13 @@ def cmd_keystore(args: argparse.Namespace) -> int:
     return 0
 
 
+def _hour(text: str) -> datetime:
+    """An ISO date-time, read as UTC when it names no zone, on the hour."""
+    when = datetime.fromisoformat(text)
+    when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m openpool.devstack", description=__doc__)
     p.add_argument("--dir", type=lambda v: Path(v).resolve(), default=DEFAULT_DIR)
@@ -105,6 +119,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     up.add_argument("--rpc-port", type=int, default=8545, help="0: any free port")
     up.add_argument("--hours", type=int, default=6, help="hours of generated traffic")
     up.add_argument("--paused", action="store_true", help="leave every DAG paused")
+    up.add_argument(
+        "--executor",
+        choices=sorted(st.EXECUTORS),
+        default="local",
+        help="local: LocalExecutor on SQLite; celery: CeleryExecutor on PostgreSQL + Redis"
+        " with two workers (Debian's postgresql and redis-server; make up EXECUTOR=celery)",
+    )
+    up.add_argument(
+        "--traffic-start",
+        type=_hour,
+        default=None,
+        help="first hour of generated traffic, UTC (default: --hours before this hour)",
+    )
     up.set_defaults(handler=cmd_up)
     sub.add_parser("down", help="stop what up started").set_defaults(handler=cmd_down)
     sub.add_parser("status", help="what is running").set_defaults(handler=cmd_status)

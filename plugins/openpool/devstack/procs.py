@@ -27,6 +27,7 @@ class Service:
     pid: int
     started: str  # the kernel's start time of pid ("" where /proc is not available)
     seq: int  # start order; services stop in reverse
+    stop_signal: int = signal.SIGTERM  # what asks it to stop (PostgreSQL: SIGINT, fast)
 
 
 def _stat(pid: int) -> list[str] | None:
@@ -61,8 +62,18 @@ def is_running(pid: int, started: str = "") -> bool:
     return not started or fields[19] == started
 
 
-def spawn(directory: Path, name: str, argv: list[str], env: dict[str, str]) -> Service:
-    """Start ``argv`` detached (own session), log and pid file under ``directory``."""
+def spawn(
+    directory: Path,
+    name: str,
+    argv: list[str],
+    env: dict[str, str],
+    cwd: Path | None = None,
+    user: int | None = None,
+    group: int | None = None,
+    stop_signal: signal.Signals = signal.SIGTERM,
+) -> Service:
+    """Start ``argv`` detached (own session), log and pid file under ``directory``; in
+    ``cwd`` (default ``directory``), as ``user``/``group`` if given (root only)."""
     logs, pids = directory / "logs", directory / "pids"
     logs.mkdir(parents=True, exist_ok=True)
     pids.mkdir(parents=True, exist_ok=True)
@@ -74,9 +85,12 @@ def spawn(directory: Path, name: str, argv: list[str], env: dict[str, str]) -> S
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            cwd=directory,
+            cwd=cwd or directory,
+            user=user,
+            group=group,
         )
-    svc = Service(name, proc.pid, _start_time(proc.pid), len(services(directory)) + 1)
+    seq = len(services(directory)) + 1
+    svc = Service(name, proc.pid, _start_time(proc.pid), seq, int(stop_signal))
     (pids / f"{name}.pid").write_text(json.dumps(asdict(svc)))
     return svc
 
@@ -139,20 +153,20 @@ def _wait_gone(directory: Path, todo: list[Service], timeout: float) -> bool:
 def stop(directory: Path, timeout: float = 30.0) -> list[tuple[str, str]]:
     """Stop every service of ``directory`` (newest first); returns (name, what happened).
 
-    SIGTERM to each service's process group, then SIGKILL to whatever of it (or carrying
-    its mark) is left after ``timeout``. Pid files are removed. Safe to repeat.
+    Its stop signal (SIGTERM) to each service's process group, then SIGKILL to whatever
+    of it (or carrying its mark) is left after ``timeout``. Pid files are removed. Safe to repeat.
     """
     todo = list(reversed(services(directory)))
     done = []
     for svc in todo:
         running = is_running(svc.pid, svc.started)
-        _signal_group(svc, signal.SIGTERM)
+        _signal_group(svc, signal.Signals(svc.stop_signal))
         done.append((svc.name, f"stopped (pid {svc.pid})" if running else "was not running"))
     if not _wait_gone(directory, todo, timeout):
         for svc in todo:
             if is_running(svc.pid, svc.started):
                 done.append(
-                    (svc.name, f"killed (pid {svc.pid}): no exit {timeout:.0f}s after SIGTERM")
+                    (svc.name, f"killed (pid {svc.pid}): no exit {timeout:.0f}s after asked to")
                 )
             _signal_group(svc, signal.SIGKILL)
         for pid in members(directory):

@@ -9,6 +9,11 @@
 - Airflow 3 as api-server, scheduler, dag-processor and triggerer on one SQLite metadata
   DB (LocalExecutor), with ``dags/`` loaded and one admin user whose generated password is
   kept in ``var/up/airflow/passwords.json`` (0600).
+- or, with ``executor="celery"``, the same on CeleryExecutor: PostgreSQL for the metadata
+  and Celery's results and Redis as broker (``backends``), and two Celery workers, each in
+  its own working directory (``workers/worker-N/``: cwd, ``TMPDIR`` and ``HOME``), so no
+  task can rely on a file another task left on local disk. Each worker takes the
+  ``default`` queue and its own (``worker-N``), so a task can be pinned to one.
 
 It waits until the api-server lists the DAGs, unpauses the ingest and summary DAGs (the
 payouts DAG stays paused: trigger it, then approve under Required Actions) and records
@@ -21,15 +26,16 @@ import json
 import os
 import secrets
 import shlex
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from openpool.airflow.rest import AirflowAPI
-from openpool.devstack import procs
+from openpool.devstack import backends, procs
 from openpool.devstack.airflow_home import airflow_env, write_users
 from openpool.devstack.anvil import CHAIN_ID, anvil_argv
 from openpool.devstack.net import LOOPBACK, choose_port, wait_http, wait_rpc
@@ -44,6 +50,9 @@ S3_KEY = "openpool-local"
 # A few hours of local traffic earn each worker about 1e-5 ETH: pay from 1e12 wei.
 THRESHOLD_WEI = 10**12
 AIRFLOW = ("api-server", "scheduler", "dag-processor", "triggerer")
+EXECUTORS = {"local": "LocalExecutor", "celery": "CeleryExecutor"}
+CELERY_WORKERS = ("worker-1", "worker-2")
+WORKER_CONCURRENCY = 2
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,8 @@ class Stack:
     hot_wallet: str
     dags: list[str]
     unpaused: list[str]
+    executor: str = "LocalExecutor"
+    workers: list[str] = field(default_factory=list)  # Celery workers' working directories
 
     def password(self) -> str:
         return json.loads(Path(self.password_file).read_text())[self.username]
@@ -77,8 +88,9 @@ def _airflow_bin() -> str:
     return str(Path(sys.executable).parent / "airflow")
 
 
-def _seed_events(s3_url: str, hours: int) -> int:
-    """The buckets, and ``hours`` of messy traffic per partition up to this hour."""
+def _seed_events(s3_url: str, hours: int, start: datetime | None = None) -> int:
+    """The buckets, and ``hours`` of messy traffic per partition from ``start`` (default:
+    ending at this hour)."""
     import boto3
 
     from openpool.storage import S3Store
@@ -98,7 +110,9 @@ def _seed_events(s3_url: str, hours: int) -> int:
         duplicate_events=0.02, late_files=0.05, reupload_files=0.05, truncated_files=1,
         invalid_events=0.005, split_ai_jobs=0.2, resets=1,
     )  # fmt: skip
-    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours)
+    if start is None:
+        this_hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        start = this_hour - timedelta(hours=hours)
     files = 0
     for i, part in enumerate(ACTIVE_PARTITIONS):
         files += write(
@@ -164,22 +178,41 @@ def up(
     unpause: bool = True,
     timeout: float = 300,
     say: Callable[[str], None] = lambda _: None,
+    executor: str = "local",
+    traffic_start: datetime | None = None,
 ) -> Stack:
     """Start the stack under ``directory`` (see the module docstring); ports 0 = any free.
 
-    A wanted port that is taken is replaced by a free one. Raises if the stack is already
-    running there; on any failure, stops whatever it started.
+    ``executor``: ``local`` or ``celery`` (:data:`EXECUTORS`). ``traffic_start``: the first
+    hour of generated traffic (default: ``hours`` before this hour). A wanted port that is
+    taken is replaced by a free one. Raises if the stack is already running there; on any
+    failure, stops whatever it started.
     """
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor must be one of {sorted(EXECUTORS)}, not {executor!r}")
     directory = directory.resolve()
     if running(directory):
         raise RuntimeError(f"already running under {directory} (make down stops it)")
     procs.stop(directory, timeout=5)  # pid files of a stack that died: clean up
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "stack.json").unlink(missing_ok=True)
+    _remove_data(directory)
     try:
-        return _start(directory, airflow_port, s3_port, rpc_port, hours, unpause, timeout, say)
+        return _start(
+            directory,
+            airflow_port,
+            s3_port,
+            rpc_port,
+            hours,
+            unpause,
+            timeout,
+            say,
+            executor,
+            traffic_start,
+        )
     except BaseException:
         procs.stop(directory, timeout=10)
+        _remove_data(directory)
         raise
 
 
@@ -192,6 +225,8 @@ def _start(
     unpause: bool,
     timeout: float,
     say: Callable[[str], None],
+    executor: str,
+    traffic_start: datetime | None,
 ) -> Stack:
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "AWS_"))}
 
@@ -201,7 +236,7 @@ def _start(
     argv = [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(s3_port)]
     procs.spawn(directory, "s3", argv, base_env)
     wait_http(f"{s3_url}/moto-api/", timeout=60)
-    files = _seed_events(s3_url, hours)
+    files = _seed_events(s3_url, hours, traffic_start)
     say(f"  {files} event files ({hours} h per partition, with mess) in s3://{BUCKETS[0]}")
 
     rpc_port = choose_port(rpc_port)
@@ -222,6 +257,11 @@ def _start(
         "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW__API__WORKERS": "1",
     }
+    if executor == "celery":
+        say("PostgreSQL (metadata, Celery results) and Redis (broker) on loopback ...")
+        found = backends.start(directory, base_env)
+        env |= found.airflow_env()
+        say(f"  PostgreSQL on port {found.pg_port}, Redis on port {found.redis_port}")
     cli = [f"export {k}={shlex.quote(v)}" for k, v in _openpool_env(s3_url, rpc_url, {}).items()]
     cli += [f"export {k}={shlex.quote(v)}" for k, v in wallet.env().items()]
     write_private(directory / "env.sh", "\n".join(cli) + "\n")
@@ -242,8 +282,10 @@ def _start(
         if component in ("scheduler", "triggerer"):
             argv.append("--skip-serve-logs")  # log servers would listen on every interface
         procs.spawn(directory, f"airflow-{component}", argv, env)
+    workers = _start_workers(directory, env) if executor == "celery" else []
     airflow_url = f"http://{LOOPBACK}:{airflow_port}"
-    say(f"  api-server, scheduler, dag-processor, triggerer started; waiting for {airflow_url}")
+    started = ", ".join([*AIRFLOW, *(f"celery {w}" for w in CELERY_WORKERS[: len(workers)])])
+    say(f"  {started} started; waiting for {airflow_url}")
     wait_http(f"{airflow_url}/api/v2/version", timeout=timeout)
     stack = Stack(
         directory=str(directory),
@@ -255,15 +297,58 @@ def _start(
         hot_wallet=wallet.address,
         dags=[],
         unpaused=[],
+        executor=EXECUTORS[executor],
+        workers=[str(w) for w in workers],
     )
     api = AirflowAPI(airflow_url, ADMIN, stack.password())
     dags = api.wait_for_dags(expected_dags(), timeout=timeout)
+    _check_alive(directory)
     switched = [*ingest_dag_ids(), "openpool_summary"] if unpause else []
     for dag_id in switched:
         api.set_paused(dag_id, False)
     stack = Stack(**{**asdict(stack), "dags": dags, "unpaused": switched})
     (directory / "stack.json").write_text(json.dumps(asdict(stack), indent=2))
     return stack
+
+
+def _check_alive(directory: Path) -> None:
+    """Every service started is still running (a worker that died at start would leave
+    its tasks queued for ever); else the end of its log, in the error."""
+    for svc in procs.services(directory):
+        if not procs.is_running(svc.pid, svc.started):
+            log = directory / "logs" / f"{svc.name}.log"
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise RuntimeError(f"{svc.name} exited at start; the end of {log}:\n{tail}")
+
+
+def _start_workers(directory: Path, env: dict[str, str]) -> list[Path]:
+    """Two Celery workers, each in its own working directory; returns those directories.
+
+    Each takes ``default`` and its own queue. Their log servers would listen on every
+    interface, so they serve none: task logs go to the home's log folder, which the
+    api-server reads (as it would read remote logs)."""
+    dirs = []
+    for name in CELERY_WORKERS:
+        work = directory / "workers" / name
+        (work / "tmp").mkdir(parents=True, exist_ok=True)
+        argv = [_airflow_bin(), "celery", "worker", "--queues", f"default,{name}"]
+        argv += ["--concurrency", str(WORKER_CONCURRENCY), "--celery-hostname", f"{name}@%h"]
+        argv += ["--skip-serve-logs", "--without-mingle", "--without-gossip"]
+        own = {"TMPDIR": str(work / "tmp"), "HOME": str(work)}
+        procs.spawn(directory, f"celery-{name}", argv, {**env, **own}, cwd=work)
+        dirs.append(work)
+    return dirs
+
+
+def _remove_data(directory: Path) -> list[tuple[str, str]]:
+    """The Celery stack's PostgreSQL cluster and Redis directory, if any."""
+    done = []
+    if backends.remove_postgres(directory):
+        done.append(("postgres data", "removed (the metadata DB goes with S3 and the chain)"))
+    if (directory / "redis").exists():
+        shutil.rmtree(directory / "redis")
+        done.append(("redis data", "removed"))
+    return done
 
 
 def down(directory: Path) -> list[tuple[str, str]]:
@@ -280,4 +365,4 @@ def down(directory: Path) -> list[tuple[str, str]]:
         for leftover in (db, db.with_name("airflow.db-wal"), db.with_name("airflow.db-shm")):
             leftover.unlink(missing_ok=True)
         done.append(("airflow metadata DB", "removed (S3 and the chain start empty next up)"))
-    return done
+    return done + _remove_data(directory)
