@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import pyarrow as pa
 
 from openpool.analytics.exports import dumps, performance_json, summary_json
-from openpool.analytics.performance import Performance, performance
+from openpool.analytics.performance import MIN_TIMED_JOBS, Performance, performance
 from openpool.analytics.publish import conform, payments, publish
 from openpool.analytics.published import PERFORMANCE
 from openpool.analytics.summary import Summary, worker_summary
@@ -54,17 +54,19 @@ def refresh(
     snap: Snapshot | None = None,
     now: datetime | None = None,
     payouts: pa.Table | None = None,
+    min_timed_jobs: int = MIN_TIMED_JOBS,
 ) -> Refreshed:
     """Compute and export the partition's analytics at ``snap`` (default: the latest).
 
     ``payouts``: the partition's payout-ledger rows; by default every wallet's ledger.
+    ``min_timed_jobs``: timed jobs a worker needs to be ranked (``OPENPOOL_RANK_MIN_TIMED_JOBS``).
     """
     snap = snap or SnapshotStore(state, partition).latest()
     if payouts is None:
         payouts = payout_log(state, str(partition))
     now = now or datetime.now(UTC)
     summ = worker_summary(snap, partition, threshold_wei, payouts)
-    perf = performance(snap) if snap else Performance(*_empty())
+    perf = performance(snap, min_timed_jobs=min_timed_jobs) if snap else Performance(*_empty())
     summary_key, perf_key = export_keys(partition)
     metrics.put(
         summary_key,

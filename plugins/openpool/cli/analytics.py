@@ -32,11 +32,13 @@ def cmd_performance(args: argparse.Namespace, settings: Settings) -> int:
     if snap is None:
         emit([], args.format)
         return 0
-    perf = performance(snap, windows=(args.window,))
+    perf = performance(snap, windows=(args.window,), min_timed_jobs=settings.rank_min_timed_jobs)
     table = perf.ai if part.node_type == "ai" else perf.transcode
     rows = table.to_pylist()
     for r in rows:
         r["fees_wei"] = int(r["fees_wei"]) if r["fees_wei"] is not None else None
+        if args.format == "table" and not r["ranked"]:  # a word, never an empty or -1 rank
+            r["rank"] = f"unranked (<{settings.rank_min_timed_jobs} timed)"
     emit(rows, args.format)
     return 0
 
@@ -95,7 +97,13 @@ def cmd_athena_ddl(args: argparse.Namespace, settings: Any) -> int:
 def cmd_analytics(args: argparse.Namespace, settings: Settings) -> int:
     part = Partition(args.node_type, args.region)
     state = open_store(settings.state_uri)
-    done = refresh(part, state, open_store(settings.metrics_uri), settings.payment_threshold_wei)
+    done = refresh(
+        part,
+        state,
+        open_store(settings.metrics_uri),
+        settings.payment_threshold_wei,
+        min_timed_jobs=settings.rank_min_timed_jobs,
+    )
     print(json.dumps(done.report()))
     return 0
 
