@@ -5,15 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
-from openpool.analytics.athena import ddl, grid_regions
+from openpool.analytics.athena import ddl, grid_regions, upgrade
 from openpool.analytics.performance import WINDOWS, performance
 from openpool.analytics.pool import build_pool_summary
 from openpool.analytics.refresh import refresh
 from openpool.analytics.summary import Summary, worker_summary
 from openpool.cli.output import emit, format_arg, partition_args, snapshot, version_arg
 from openpool.config import Settings
+from openpool.errors import AthenaUpgradeRefused
 from openpool.money import eth
 from openpool.partitions import Partition
 from openpool.storage import open_store
@@ -84,13 +86,27 @@ def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_athena_ddl(args: argparse.Namespace, settings: Any) -> int:
+    if args.upgrade != bool(args.from_file):
+        sys.stderr.write("openpool athena-ddl: --upgrade and --from FILE go together\n")
+        return 2
     location = args.location or settings.state_uri
     if not location.startswith("s3://"):
         sys.stderr.write(
             f"openpool athena-ddl: warning: Athena reads only s3:// locations, not {location}\n"
         )
-    statements = ddl(location, args.database, grid_regions(settings.partitions))
-    sys.stdout.write("\n\n".join(statements.values()) + "\n")
+    regions = grid_regions(settings.partitions)
+    if not args.upgrade:
+        statements = list(ddl(location, args.database, regions).values())
+    else:
+        try:
+            deployed = Path(args.from_file).read_text()
+        except OSError as exc:
+            raise AthenaUpgradeRefused(f"cannot read --from {args.from_file}: {exc}") from None
+        statements = upgrade(deployed, location, args.database, regions)
+        if not statements:
+            sys.stderr.write("openpool athena-ddl: the deployed tables are up to date\n")
+            return 0
+    sys.stdout.write("\n\n".join(statements) + "\n")
     return 0
 
 
@@ -131,5 +147,18 @@ def register(sub: Any) -> None:
         "--location",
         default=None,
         help="state root as s3://bucket/prefix (default: OPENPOOL_STATE_URI)",
+    )
+    p.add_argument(
+        "--upgrade",
+        action="store_true",
+        help="print only the statements (CREATE, ALTER TABLE) taking the deployed tables to "
+        "these; needs --from",
+    )
+    p.add_argument(
+        "--from",
+        dest="from_file",
+        metavar="FILE",
+        help="the DDL deployed in Athena (an earlier athena-ddl output, plus the upgrades "
+        "applied since)",
     )
     p.set_defaults(handler=cmd_athena_ddl)
