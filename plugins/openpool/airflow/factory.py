@@ -176,6 +176,7 @@ def build_ingest_dag(
                 metrics,
                 s.payment_threshold_wei,
                 min_timed_jobs=s.rank_min_timed_jobs,
+                commission_rate=s.commission_rate,
             ).report()
 
         # TaskFlow calls return an XComArg while the DAG is built; the task gets the dict.

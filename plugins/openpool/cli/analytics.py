@@ -119,6 +119,7 @@ def cmd_analytics(args: argparse.Namespace, settings: Settings) -> int:
         open_store(settings.metrics_uri),
         settings.payment_threshold_wei,
         min_timed_jobs=settings.rank_min_timed_jobs,
+        commission_rate=settings.commission_rate,
     )
     print(json.dumps(done.report()))
     return 0
