@@ -11,9 +11,12 @@ the worker read block by block over RPC, with their tx hashes and block times.
 from __future__ import annotations
 
 import csv
+import html as html_lib
 import io
 import json
+import re
 import secrets
+import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -26,10 +29,12 @@ import pytest
 from eth_account import Account
 from eth_utils import to_checksum_address
 
+from openpool.airflow.dashboard.render import render_html
 from openpool.analytics.published import visible_files
 from openpool.analytics.refresh import refresh
 from openpool.cli import main
 from openpool.ingest.run import ingest
+from openpool.overview import DashboardReader, Sources
 from openpool.partitions import Partition
 from openpool.payments import payout_log
 from openpool.payouts.chain import Chain
@@ -306,3 +311,28 @@ def test_an_unknown_worker_a_bad_address_or_a_bad_day_is_a_clear_error(
         "2026-10-03",
     )  # fmt: skip
     assert code == 1 and "--to 2026-10-03 is before --from 2026-10-04" in err
+
+
+def test_the_dashboard_gives_each_worker_the_command_of_its_statement(
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each pool-wide worker row of the OpenPool page names the command that prints its
+    statement; run exactly as shown, it prints that worker's statement."""
+    metrics = S3Store(world.state.uri + "-metrics")
+    src = Sources(world.state, metrics, (TC, AI), 10**16, 42161, world.wallet)
+    view = DashboardReader().read(src)
+    html = render_html(view)
+    section = html[html.index('<table id="pool-workers">') :].split("</table>")[0]
+    workers = [w["eth_address"] for w in view.pool.workers]
+    assert len(workers) >= 5
+    for addr in workers:
+        row = section[section.index(f'<tr data-worker="{addr}">') :].split("</tr>")[0]
+        shown = re.search(r'<code class="statement"[^>]*>([^<]+)</code>', row)
+        assert shown, row
+        argv = shlex.split(html_lib.unescape(shown[1]))
+        assert argv[:2] == ["openpool", "statement"] and argv[3] == addr
+        code, out, err = run(monkeypatch, capsys, world, *argv[2:])
+        assert code == 0, err
+        lines = list(csv.DictReader(io.StringIO(out)))
+        assert lines[0]["line"] == "opening" and lines[-1]["line"] == "closing"
+        assert int(lines[-1]["balance_wei"]) > 0  # every worker here carries a balance
