@@ -10,6 +10,8 @@ jobs name their worker directly).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -46,24 +48,28 @@ def ai_credit_rows(snap: Snapshot | None) -> pa.Table:
     return out.select(AI_CREDITED.names).cast(AI_CREDITED).sort_by("event_time")
 
 
-def credited_jobs(snap: Snapshot | None) -> pa.Table:
-    """(eth_address, event_time, fees_wei) of every job credited to a worker: what the
-    partition's balances were accrued from (AI jobs not yet credited are not a worker's)."""
-    empty = AI_CREDITS.empty_table()
+def credited_jobs(snap: Snapshot | None) -> Iterator[pa.Table]:
+    """(eth_address, event_time, fees_wei) of every job credited to a worker, in batches
+    (one ledger day, or one ``ai_credits`` file: memory follows a batch, not the history):
+    what the partition's balances were accrued from (AI jobs not yet credited are no
+    worker's)."""
     if snap is None:
-        jobs = empty
-    elif getattr(snap.snapshots.partition, "node_type", None) == "ai":
-        jobs = read_table(snap, "ai_credits", AI_CREDITS)
-    elif not snap.has_table("events"):
-        jobs = empty
-    else:
-        cols = ["event_type", "node_type", "eth_address", "event_time", "fees_wei"]
-        ev = snap.read("events", schema=EVENTS, columns=cols)
-        keep = pc.and_(
+        return
+    keep = ["eth_address", "event_time", "fees_wei"]
+    if getattr(snap.snapshots.partition, "node_type", None) == "ai":
+        if snap.has_table("ai_credits"):
+            for t in snap.iter_files("ai_credits"):
+                yield t.select(keep)
+        return
+    if not snap.has_table("events"):
+        return
+    cols = ["event_type", "node_type", *keep]
+    for day in sorted(s for s in snap.slices("events") if s is not None):
+        ev = snap.read("events", slices=[day], schema=EVENTS, columns=cols)
+        jobs = pc.and_(
             pc.equal(ev["event_type"], "job-processed"), pc.equal(ev["node_type"], "transcode")
         )
-        jobs = ev.filter(keep)
-    return jobs.select(["eth_address", "event_time", "fees_wei"])
+        yield ev.filter(jobs).select(keep)
 
 
 __all__ = ["AI_CREDITED", "ai_credit_rows", "credited_jobs"]

@@ -25,6 +25,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from fractions import Fraction
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -67,33 +68,48 @@ WORKER_STATEMENTS = pa.schema(
 _WIDE = pa.decimal256(76, 0)  # sums of many 38-digit amounts cannot wrap
 
 
-def daily_lines(snap: Snapshot | None, rate: Fraction) -> pa.Table:
-    """Per worker and day of ``snap``'s partition: jobs, fees, commission, earnings."""
-    jobs = credited_jobs(snap)
-    if jobs.num_rows == 0:
-        return DAYS.empty_table()
+def _day_sums(jobs: pa.Table, rate: Fraction) -> pa.Table:
+    """One batch of credited jobs, summed per worker and UTC day (wide sums)."""
     comm = commission(jobs["fees_wei"], rate)
     t = pa.table(
         {
             "eth_address": jobs["eth_address"],
             "day": pc.strftime(jobs["event_time"], format="%Y-%m-%d"),
+            "jobs": pa.array(np.ones(jobs.num_rows, np.int64)),
             "fees_wei": pc.cast(jobs["fees_wei"], _WIDE),
             "commission_wei": pc.cast(comm, _WIDE),
             "earnings_wei": pc.cast(subtract(jobs["fees_wei"], comm), _WIDE),
         }
     )
+    return _regroup(t)
+
+
+_SUMMED = ("jobs", "fees_wei", "commission_wei", "earnings_wei")
+
+
+def _regroup(t: pa.Table) -> pa.Table:
     agg = t.group_by(["eth_address", "day"], use_threads=False).aggregate(
-        [("fees_wei", "count"), ("fees_wei", "sum"), ("commission_wei", "sum"),
-         ("earnings_wei", "sum")]
-    )  # fmt: skip
+        [(c, "sum") for c in _SUMMED]
+    )
+    return agg.rename_columns([c.removesuffix("_sum") for c in agg.column_names])
+
+
+def daily_lines(snap: Snapshot | None, rate: Fraction) -> pa.Table:
+    """Per worker and day of ``snap``'s partition: jobs, fees, commission, earnings.
+
+    Summed batch by batch (a ledger day, an ``ai_credits`` file), then across batches: an
+    AI job credited late sits in a later file but still counts on its own day."""
+    parts = [_day_sums(b, rate) for b in credited_jobs(snap) if b.num_rows]
+    if not parts:
+        return DAYS.empty_table()
+    agg = _regroup(pa.concat_tables(parts))
     out = pa.table(
         {
             "eth_address": agg["eth_address"],
             "day": agg["day"],
-            "jobs": agg["fees_wei_count"],
-            "fees_wei": pc.cast(agg["fees_wei_sum"], WEI),  # checked: raises past 38 digits
-            "commission_wei": pc.cast(agg["commission_wei_sum"], WEI),
-            "earnings_wei": pc.cast(agg["earnings_wei_sum"], WEI),
+            "jobs": agg["jobs"],
+            # checked casts: a sum past 38 digits raises, it never wraps
+            **{c: pc.cast(agg[c], WEI) for c in _SUMMED[1:]},
         },
         schema=DAYS,
     )
