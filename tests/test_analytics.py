@@ -111,7 +111,8 @@ def test_transcode_performance_against_brute_force_with_garbage_and_ties(tmp_pat
             events.append(_event(i, w, rt))
             i += 1
     snap = _snapshot_with(tmp_path, events)
-    rows = {r["eth_address"]: r for r in performance(snap, ("all",)).transcode.to_pylist()}
+    perf = performance(snap, ("all",), min_timed_jobs=1)  # rank every timed worker here
+    rows = {r["eth_address"]: r for r in perf.transcode.to_pylist()}
     for w, rts in spec.items():
         good = [rt for rt in rts if rt]
         r = rows[w]
@@ -128,6 +129,59 @@ def test_transcode_performance_against_brute_force_with_garbage_and_ties(tmp_pat
     assert rows[C]["rank"] == 1 and rows[C]["percentile"] == 100.0  # fastest: 4x real time
     assert rows[A]["rank"] == rows[B]["rank"] == 2  # tie shares the better rank
     assert rows[A]["percentile"] == rows[B]["percentile"] == 50.0
+
+
+def test_a_worker_below_the_minimum_of_timed_jobs_is_unranked_everywhere(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 19: a rank needs ``OPENPOOL_RANK_MIN_TIMED_JOBS`` timed jobs; below it a worker is
+    *unranked* (rank null, ``ranked`` false) in the table, the export and the CLI -- it takes
+    no rank from the others, and no ``-1`` is ever shown as a number."""
+    spec = {
+        A: [1000] * 5,  # 5 timed jobs
+        B: [250] * 3 + [0, None, 0, None],  # the fastest, but only 3 timed jobs (7 jobs)
+        C: [2000] * 6,
+    }
+    events, i = [], 0
+    for w, rts in spec.items():
+        for rt in rts:
+            events.append(_event(i, w, rt))
+            i += 1
+    snap = _snapshot_with(tmp_path, events)
+    rows = {
+        r["eth_address"]: r
+        for r in performance(snap, ("all",), min_timed_jobs=5).transcode.to_pylist()
+    }
+    assert (rows[A]["rank"], rows[A]["ranked"], rows[A]["percentile"]) == (1, True, 100.0)
+    assert (rows[C]["rank"], rows[C]["ranked"]) == (2, True)
+    assert (rows[B]["rank"], rows[B]["ranked"], rows[B]["percentile"]) == (None, False, None)
+    assert rows[B]["timed_jobs"] == 3 and rows[B]["rtf_p50"] == 8.0  # measured, just not ranked
+    everyone = {r["eth_address"]: r["rank"] for r in performance(snap, ("all",), min_timed_jobs=1)
+                .transcode.to_pylist()}  # fmt: skip
+    assert everyone == {B: 1, A: 2, C: 3}
+
+    monkeypatch.setenv("OPENPOOL_STATE_URI", str(tmp_path / "s"))
+    monkeypatch.setenv("OPENPOOL_METRICS_URI", str(tmp_path / "m"))
+    monkeypatch.setenv("OPENPOOL_RANK_MIN_TIMED_JOBS", "5")
+    from openpool.cli import main
+
+    argv = ["performance", "--node-type", "transcode", "--region", "us-west"]
+    assert main([*argv, "--format", "json"]) == 0
+    cli = {r["eth_address"]: r for r in json.loads(capsys.readouterr().out)}
+    assert (cli[B]["rank"], cli[B]["ranked"]) == (None, False) and cli[A]["rank"] == 1
+    assert main([*argv, "--format", "table"]) == 0
+    table = capsys.readouterr().out
+    line_b = next(ln for ln in table.splitlines() if B in ln)
+    assert "unranked" in line_b and "-1" not in table
+    assert "unranked" not in next(ln for ln in table.splitlines() if A in ln)
+
+    assert main(["analytics", "--node-type", "transcode", "--region", "us-west"]) == 0
+    doc = json.loads((tmp_path / "m" / "us-west" / "transcode" / "worker_performance.json")
+                     .read_text())  # fmt: skip
+    WorkerPerformanceExport.model_validate(doc)
+    exported = {r["eth_address"]: r for r in doc["transcode_performance"]}
+    assert (exported[B]["rank"], exported[B]["ranked"]) == (None, False)
+    assert (exported[C]["rank"], exported[C]["ranked"]) == (2, True)
 
 
 def test_windows_cut_by_event_time(tmp_path) -> None:
@@ -167,7 +221,7 @@ def _ingested(tmp_path: Path, part: Partition, seed: int = 1):
 def test_ai_performance_ranks_within_each_model_by_latency(tmp_path) -> None:
     part = Partition("ai", "us-central")
     _, snap = _ingested(tmp_path, part)
-    ai = performance(snap, ("all",)).ai
+    ai = performance(snap, ("all",), min_timed_jobs=1).ai
     events = snap.read("events", schema=EVENTS).to_pylist()
     credits = {r["event_id"]: r["eth_address"] for r in snap.read("ai_credits").to_pylist()}
     by: dict[tuple, list[float]] = {}

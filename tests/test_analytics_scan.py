@@ -22,6 +22,7 @@ import pytest
 
 from openpool.analytics.performance import (
     AI,
+    MIN_TIMED_JOBS,
     TRANSCODE,
     WINDOWS,
     credits,
@@ -173,12 +174,19 @@ def _oracle(snap, window: str, as_of: datetime) -> tuple[pa.Table, pa.Table]:
 
 
 def _rank(rows, column, model, descending: bool) -> None:
+    """Ranks among the rows with at least MIN_TIMED_JOBS timed jobs; the rest unranked."""
+    for r in rows:
+        r["rank"], r["percentile"], r["ranked"] = None, None, False
     for m in {model(r) for r in rows}:
-        group = [r for r in rows if model(r) == m and r[column] is not None]
+        group = [
+            r
+            for r in rows
+            if model(r) == m and r[column] is not None and r["timed_jobs"] >= MIN_TIMED_JOBS
+        ]
         rk = ranks(np.array([r[column] for r in group], dtype=np.float64), descending)
         pct = percentile_of_rank(rk, len(group))
         for r, a, b in zip(group, rk.tolist(), pct.tolist(), strict=True):
-            r["rank"], r["percentile"] = a, b
+            r["rank"], r["percentile"], r["ranked"] = a, b, True
 
 
 @pytest.mark.slow

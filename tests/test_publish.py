@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from eth_utils import to_checksum_address
 
 from openpool.analytics import athena
 from openpool.analytics.performance import performance
@@ -50,6 +51,7 @@ from openpool.snapshots import Snapshot, SnapshotStore
 from openpool.storage import LocalStore, ObjectInfo, ObjectStore, S3Store, make_s3_client
 from openpool.tables import EVENTS
 from openpool.traffic import GeneratedFile, Mess, generate, write
+from tests.helpers.oracle import UNATTRIBUTED, oracle_balances, oracle_events
 
 RATE = Fraction(1, 4)
 THRESHOLD = 10**16
@@ -297,6 +299,54 @@ def test_the_analysts_sql_through_the_symlinks_equals_the_cli(env: Env) -> None:
     assert conns == [(tc.manifest.rows("connections") + ai.manifest.rows("connections"),)]
 
 
+def test_per_worker_ai_fees_from_the_published_credits_equal_the_oracle(env: Env) -> None:
+    """Issue 19: ``ai_credits`` names each AI job's worker, request, pipeline and model, so
+    per-worker AI fees need no join to ``job-received``; judged against the raw files."""
+    files = traffic(AI, seed=23, workers=6)
+    snap = load(env, AI, files)
+    publish_snap(env.state, AI, snap)
+    con = as_athena(env.state, env.tmp)
+    got = rows(
+        con,
+        """SELECT eth_address, sum(fees_wei), count(*) FROM ai_credits
+           WHERE region = 'us-central' AND node_type = 'ai' GROUP BY eth_address""",
+    )
+    oracle = oracle_balances(files, RATE)
+    want = {
+        a: (r["total_fees_wei"], r["job_count"]) for a, r in oracle.items() if a != UNATTRIBUTED
+    }
+    assert {r[0]: (r[1], r[2]) for r in got} == want and len(want) >= 5
+    # Each row is its raw job-processed event, credited to the earliest job-received of its
+    # request (the oracle's rule), in its own date.
+    accepted = oracle_events(files)
+    first: dict[str, tuple[str, str]] = {}
+    for ev in accepted:
+        if ev["EventType"] == "job-received":
+            p = ev["Payload"]
+            cand = (ev["DT"], to_checksum_address(p["ethAddress"]))
+            first[p["requestID"]] = min(first.get(p["requestID"], cand), cand)
+    raw = {
+        ev["ID"]: ev
+        for ev in accepted
+        if ev["EventType"] == "job-processed" and ev["Payload"]["requestID"] in first
+    }
+    published = rows(
+        con,
+        """SELECT event_id, request_id, pipeline, model_id, eth_address, fees_wei,
+                  strftime(event_time AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S') FROM ai_credits""",
+    )
+    assert len(published) == len(raw) > 0
+    for eid, rid, pipeline, model, worker, fees, at in published:
+        p = raw[eid]["Payload"]
+        assert (rid, pipeline, model, fees) == (
+            p["requestID"], p["pipeline"], p["modelID"], p["fees"]
+        )  # fmt: skip
+        assert worker == first[rid][1]
+        assert raw[eid]["DT"].startswith(at)
+    (decl,) = [c for c in athena.ddl("s3://b").values() if "`ai_credits`" in c]
+    assert "`fees_wei` DECIMAL(38,0)" in decl and "`request_id` STRING" in decl
+
+
 # -- only committed data ----------------------------------------------------------------
 
 
@@ -522,6 +572,8 @@ def test_the_ddl_covers_every_table_with_decimal_money_and_projection() -> None:
         "worker_connections",
         "payouts",
         "rejected_events",
+        "ai_credits",
+        "worker_statements",
     }
     regions = "eu-central,oceania,us-central,us-west"
     for table, sql in statements.items():

@@ -197,6 +197,13 @@ class Settings(BaseSettings):
         validation_alias="OPENPOOL_ONLINE_WINDOW_SECONDS",
         json_schema_extra=VARIABLE_DASHBOARD,
     )
+    # performance ranks: fewer timed jobs in a window than this and a worker is unranked
+    rank_min_timed_jobs: int = Field(
+        20,
+        ge=1,
+        validation_alias="OPENPOOL_RANK_MIN_TIMED_JOBS",
+        json_schema_extra=VARIABLE_INGEST,
+    )
 
     # Alerts (openpool.alerts): a partition with no new file for this long is stale.
     alert_stale_after_seconds: int = Field(

@@ -190,3 +190,15 @@ class AlertNotDelivered(OpenPoolError):
 
 class CacheMiss(Exception):  # a signal inside analytics, never shown to anyone
     """A share listed as stored could not be used; the pass must run without shares."""
+
+
+class AthenaUpgradeRefused(OpenPoolError):
+    """``athena-ddl --upgrade`` cannot reach the new tables with ALTER statements (a column
+    changed type or vanished, the partition keys changed, the DDL given is not ours); the
+    message names the table and what to do instead. Raised only on the CLI."""
+
+
+class StatementRefused(OpenPoolError):
+    """``openpool statement`` cannot produce a statement: a bad address, a worker nothing is
+    known of, a bad period, or earnings that do not reconcile with the balances. Raised
+    only on the CLI, where it is the exit reason."""

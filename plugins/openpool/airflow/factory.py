@@ -174,7 +174,14 @@ def build_ingest_dag(
             state = store(s.state_uri, aws_conn_id)
             metrics = store(s.metrics_uri, aws_conn_id)
             # paid and in flight: every wallet's ledger in the state store, read-only
-            return refresh(partition, state, metrics, s.payment_threshold_wei).report()
+            return refresh(
+                partition,
+                state,
+                metrics,
+                s.payment_threshold_wei,
+                min_timed_jobs=s.rank_min_timed_jobs,
+                commission_rate=s.commission_rate,
+            ).report()
 
         # TaskFlow calls return an XComArg while the DAG is built; the task gets the dict.
         wait >> (parsed := parse())

@@ -131,7 +131,8 @@ class TranscodeRow(_Export):
     rtf_p10: Figure
     compute_units_per_s_p50: Figure
     fees_wei: Wei
-    rank: Rank | None  # None: no timed job to rank by
+    rank: Rank | None  # None: unranked (fewer timed jobs than the minimum)
+    ranked: StrictBool
     percentile: Figure
 
 
@@ -149,6 +150,7 @@ class AiRow(_Export):
     compute_units_per_s_p50: Figure
     fees_wei: Wei
     rank: Rank | None
+    ranked: StrictBool
     percentile: Figure
 
 

@@ -8,7 +8,8 @@ What is published, where, and the state recorded for each partition are in
   ← ``events``, ``worker_balances`` ← ``balances``, ``worker_connections`` ←
   ``connections``, ``rejected_events`` ← ``rejected_events``). Files of a failed commit
   or of superseded versions are therefore never listed.
-* Derived tables (``worker_summary``, ``worker_performance``, ``payouts``) come from the
+* Derived tables (``worker_summary``, ``worker_performance``, ``payouts``, ``ai_credits``,
+  ``worker_statements``) come from the
   caller as Arrow tables (:func:`derive` builds them), are conformed to their
   published schema (:data:`~.published.TABLES`) and written under ``published/<table>/``.
   Their names hold the snapshot version and a content hash, so republishing writes nothing
@@ -30,6 +31,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from fractions import Fraction
 from typing import Any
 
 import pyarrow as pa
@@ -57,9 +59,16 @@ FROM_SNAPSHOT: dict[str, str] = {
     "rejected_events": "rejected_events",
 }
 # Tables the caller supplies (see :func:`derive`); one not supplied is published empty.
-DERIVED: tuple[str, ...] = ("worker_summary", "worker_performance", "payouts")
+DERIVED: tuple[str, ...] = (
+    "worker_summary",
+    "worker_performance",
+    "payouts",
+    "ai_credits",
+    "worker_statements",
+)
 
 Clock = Callable[[], datetime]
+DEFAULT_RATE = Fraction(1, 4)  # POOL_COMMISSION_RATE's default (config.py)
 
 
 @dataclass(frozen=True)
@@ -102,22 +111,51 @@ def derive(
     partition: Partition,
     threshold_wei: int,
     payouts: pa.Table | None = None,
+    commission_rate: Fraction = DEFAULT_RATE,
+    min_timed_jobs: int | None = None,
 ) -> dict[str, pa.Table]:
     """The derived tables of ``snapshot``, as :func:`publish` wants them.
 
     ``payouts``: the partition's rows of the payout ledger (every status change), as
     ``worker_summary`` takes them; published as one row per payment.
+    ``commission_rate``: ``POOL_COMMISSION_RATE``, for the statements' per-job commission.
     """
-    from openpool.analytics.performance import performance
+    from openpool.analytics.performance import MIN_TIMED_JOBS, performance
     from openpool.analytics.summary import worker_summary
 
-    perf = performance(snapshot)
+    perf = performance(snapshot, min_timed_jobs=min_timed_jobs or MIN_TIMED_JOBS)
+    return derived_tables(
+        worker_summary(snapshot, partition, threshold_wei, payouts).table(),
+        perf.transcode,
+        perf.ai,
+        snapshot,
+        payouts,
+        commission_rate,
+    )
+
+
+def derived_tables(
+    summary: pa.Table,
+    transcode: pa.Table,
+    ai: pa.Table,
+    snapshot: Snapshot,
+    payouts: pa.Table | None,
+    commission_rate: Fraction,
+) -> dict[str, pa.Table]:
+    """Every derived table from the summary and performance tables already computed."""
+    from openpool.analytics.credited import ai_credit_rows
+    from openpool.analytics.statement import daily_lines, published_lines
+    from openpool.payments import current
+
+    records = current(payouts) if payouts is not None and payouts.num_rows else []
     return {
-        "worker_summary": worker_summary(snapshot, partition, threshold_wei, payouts).table(),
+        "worker_summary": summary,
         "worker_performance": pa.concat_tables(
-            [conform(perf.transcode, PERFORMANCE), conform(perf.ai, PERFORMANCE)]
+            [conform(transcode, PERFORMANCE), conform(ai, PERFORMANCE)]
         ),
         "payouts": payments(payouts),
+        "ai_credits": ai_credit_rows(snapshot),
+        "worker_statements": published_lines(daily_lines(snapshot, commission_rate), records),
     }
 
 

@@ -37,8 +37,10 @@ from datetime import datetime, timedelta
 
 import pyarrow as pa
 
+from openpool.analytics.credited import AI_CREDITED
 from openpool.analytics.performance import AI as AI_PERFORMANCE
 from openpool.analytics.performance import TRANSCODE as TRANSCODE_PERFORMANCE
+from openpool.analytics.statement import WORKER_STATEMENTS
 from openpool.analytics.summary import SUMMARY
 from openpool.errors import CorruptObject, ObjectNotFound
 from openpool.money import WEI
@@ -95,6 +97,8 @@ TABLES: dict[str, pa.Schema] = {
     "worker_connections": CONNECTIONS,
     "payouts": PAYOUTS,
     "rejected_events": REJECTED,
+    "ai_credits": AI_CREDITED,
+    "worker_statements": WORKER_STATEMENTS,
 }
 DATED: frozenset[str] = frozenset({"events"})
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from fractions import Fraction
 
 import pyarrow as pa
 
 from openpool.analytics.exports import dumps, performance_json, summary_json
-from openpool.analytics.performance import Performance, performance
-from openpool.analytics.publish import conform, payments, publish
-from openpool.analytics.published import PERFORMANCE
+from openpool.analytics.performance import MIN_TIMED_JOBS, Performance, performance
+from openpool.analytics.publish import DEFAULT_RATE, derived_tables, publish
 from openpool.analytics.summary import Summary, worker_summary
 from openpool.partitions import Partition
 from openpool.payments import payout_log
@@ -54,17 +54,21 @@ def refresh(
     snap: Snapshot | None = None,
     now: datetime | None = None,
     payouts: pa.Table | None = None,
+    min_timed_jobs: int = MIN_TIMED_JOBS,
+    commission_rate: Fraction = DEFAULT_RATE,
 ) -> Refreshed:
     """Compute and export the partition's analytics at ``snap`` (default: the latest).
 
     ``payouts``: the partition's payout-ledger rows; by default every wallet's ledger.
+    ``min_timed_jobs``: timed jobs a worker needs to be ranked (``OPENPOOL_RANK_MIN_TIMED_JOBS``);
+    ``commission_rate``: ``POOL_COMMISSION_RATE``, for the published statements.
     """
     snap = snap or SnapshotStore(state, partition).latest()
     if payouts is None:
         payouts = payout_log(state, str(partition))
     now = now or datetime.now(UTC)
     summ = worker_summary(snap, partition, threshold_wei, payouts)
-    perf = performance(snap) if snap else Performance(*_empty())
+    perf = performance(snap, min_timed_jobs=min_timed_jobs) if snap else Performance(*_empty())
     summary_key, perf_key = export_keys(partition)
     metrics.put(
         summary_key,
@@ -72,18 +76,10 @@ def refresh(
     )
     metrics.put(perf_key, dumps(performance_json(perf, partition, now)))
     if snap is not None:  # Athena sees this version's tables, all at once (see publish.py)
-        publish(
-            state,
-            partition,
-            snap,
-            {
-                "worker_summary": summ.table(),
-                "worker_performance": pa.concat_tables(
-                    [conform(perf.transcode, PERFORMANCE), conform(perf.ai, PERFORMANCE)]
-                ),
-                "payouts": payments(payouts),
-            },
+        tables = derived_tables(
+            summ.table(), perf.transcode, perf.ai, snap, payouts, commission_rate
         )
+        publish(state, partition, snap, tables)
     return Refreshed(snap.version if snap else 0, summ, perf)
 
 

@@ -5,15 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
-from openpool.analytics.athena import ddl, grid_regions
+from openpool.analytics.athena import ddl, grid_regions, upgrade
 from openpool.analytics.performance import WINDOWS, performance
 from openpool.analytics.pool import build_pool_summary
 from openpool.analytics.refresh import refresh
 from openpool.analytics.summary import Summary, worker_summary
 from openpool.cli.output import emit, format_arg, partition_args, snapshot, version_arg
 from openpool.config import Settings
+from openpool.errors import AthenaUpgradeRefused
 from openpool.money import eth
 from openpool.partitions import Partition
 from openpool.storage import open_store
@@ -32,11 +34,13 @@ def cmd_performance(args: argparse.Namespace, settings: Settings) -> int:
     if snap is None:
         emit([], args.format)
         return 0
-    perf = performance(snap, windows=(args.window,))
+    perf = performance(snap, windows=(args.window,), min_timed_jobs=settings.rank_min_timed_jobs)
     table = perf.ai if part.node_type == "ai" else perf.transcode
     rows = table.to_pylist()
     for r in rows:
         r["fees_wei"] = int(r["fees_wei"]) if r["fees_wei"] is not None else None
+        if args.format == "table" and not r["ranked"]:  # a word, never an empty or -1 rank
+            r["rank"] = f"unranked (<{settings.rank_min_timed_jobs} timed)"
     emit(rows, args.format)
     return 0
 
@@ -82,20 +86,41 @@ def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_athena_ddl(args: argparse.Namespace, settings: Any) -> int:
+    if args.upgrade != bool(args.from_file):
+        sys.stderr.write("openpool athena-ddl: --upgrade and --from FILE go together\n")
+        return 2
     location = args.location or settings.state_uri
     if not location.startswith("s3://"):
         sys.stderr.write(
             f"openpool athena-ddl: warning: Athena reads only s3:// locations, not {location}\n"
         )
-    statements = ddl(location, args.database, grid_regions(settings.partitions))
-    sys.stdout.write("\n\n".join(statements.values()) + "\n")
+    regions = grid_regions(settings.partitions)
+    if not args.upgrade:
+        statements = list(ddl(location, args.database, regions).values())
+    else:
+        try:
+            deployed = Path(args.from_file).read_text()
+        except OSError as exc:
+            raise AthenaUpgradeRefused(f"cannot read --from {args.from_file}: {exc}") from None
+        statements = upgrade(deployed, location, args.database, regions)
+        if not statements:
+            sys.stderr.write("openpool athena-ddl: the deployed tables are up to date\n")
+            return 0
+    sys.stdout.write("\n\n".join(statements) + "\n")
     return 0
 
 
 def cmd_analytics(args: argparse.Namespace, settings: Settings) -> int:
     part = Partition(args.node_type, args.region)
     state = open_store(settings.state_uri)
-    done = refresh(part, state, open_store(settings.metrics_uri), settings.payment_threshold_wei)
+    done = refresh(
+        part,
+        state,
+        open_store(settings.metrics_uri),
+        settings.payment_threshold_wei,
+        min_timed_jobs=settings.rank_min_timed_jobs,
+        commission_rate=settings.commission_rate,
+    )
     print(json.dumps(done.report()))
     return 0
 
@@ -123,5 +148,18 @@ def register(sub: Any) -> None:
         "--location",
         default=None,
         help="state root as s3://bucket/prefix (default: OPENPOOL_STATE_URI)",
+    )
+    p.add_argument(
+        "--upgrade",
+        action="store_true",
+        help="print only the statements (CREATE, ALTER TABLE) taking the deployed tables to "
+        "these; needs --from",
+    )
+    p.add_argument(
+        "--from",
+        dest="from_file",
+        metavar="FILE",
+        help="the DDL deployed in Athena (an earlier athena-ddl output, plus the upgrades "
+        "applied since)",
     )
     p.set_defaults(handler=cmd_athena_ddl)

@@ -31,6 +31,7 @@ GROUPS: dict[str, str] = {
     "summary": "openpool.cli.analytics",
     "analytics": "openpool.cli.analytics",
     "athena-ddl": "openpool.cli.analytics",
+    "statement": "openpool.cli.statement",
     "generate": "openpool.cli.traffic",
     "payouts": "openpool.cli.payouts",
 }

@@ -24,6 +24,13 @@ Modules, from the entry down:
 """
 
 from openpool.analytics.performance.onepass import Window
-from openpool.analytics.performance.tables import AI, TRANSCODE, WINDOWS, Performance, performance
+from openpool.analytics.performance.tables import (
+    AI,
+    MIN_TIMED_JOBS,
+    TRANSCODE,
+    WINDOWS,
+    Performance,
+    performance,
+)
 
-__all__ = ["AI", "TRANSCODE", "WINDOWS", "Performance", "Window", "performance"]
+__all__ = ["AI", "MIN_TIMED_JOBS", "TRANSCODE", "WINDOWS", "Performance", "Window", "performance"]
