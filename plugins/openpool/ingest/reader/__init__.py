@@ -42,14 +42,18 @@ Modules, in the order a file meets them: ``file`` (:func:`verdicts`, :func:`read
 the fast path), ``structs`` (msgspec types and decoders), ``slow`` (whole-file problems and
 the per-element path), ``depth`` (how deep the slow path's decoders may nest), ``build``
 (column checks and the EVENTS table, for both paths), ``checks`` (vectorised shape and
-address checks), ``canonical`` (canonical bytes and digests), ``rules`` (which payload
-keys each event type owns) and ``result`` (:class:`FileResult`). Underscored names are
-internal to the package.
+address checks), ``eip55`` (address checksums: Keccak-256 in numpy), ``canonical``
+(canonical bytes and digests), ``rules`` (which payload keys each event type owns) and
+``result`` (:class:`FileResult`); ``lazy_pandas`` keeps pyarrow from importing pandas on
+the ingest's behalf. Underscored names are internal to the package.
 """
 
 from openpool.ingest.reader.canonical import content_digest, legacy_content_sha256
 from openpool.ingest.reader.file import ReadPath, read_file, verdicts
+from openpool.ingest.reader.lazy_pandas import skip_pandas_probe
 from openpool.ingest.reader.result import RAW_JSON_LIMIT, FileResult
+
+skip_pandas_probe()  # every ingest process imports the reader before building any array
 
 __all__ = [
     "RAW_JSON_LIMIT",

@@ -102,6 +102,7 @@ def _build(
     type_codes = pc.fill_null(type_idx, -1).to_numpy(zero_copy_only=False)
     owned_by: dict[tuple[int, ...], np.ndarray] = {}
     columns: dict[str, pa.Array] = {}
+    dense: dict[str, tuple[Any, ...]] = {}  # column key -> its value on every row
     for key in _CHECKED_FIELDS:
         owners = tuple(t for t, spec in enumerate(types.values()) if key in spec)
         if not owners:  # no event type of this node type carries it
@@ -125,7 +126,10 @@ def _build(
             missing[rows[absent] if sparse else [i for i in absent if owned[i]]] = True
             checks.append(_value_check(key, values, rows if sparse else None, owned))
         else:
-            arr = _column(src, key)
+            if not sparse and not dense:  # every dense column's values in one pass
+                owned_keys = {k for spec in types.values() for k in spec}
+                dense = _transposed(payloads, [k for k in _COLUMNS if k in owned_keys])
+            arr = _column(src, key, None if sparse else dense.get(key))
             if sparse:  # back to one row per event: null where the type does not own it
                 where = np.full(n, -1, dtype=np.int64)
                 where[rows] = np.arange(len(rows))
@@ -247,18 +251,32 @@ def _valid(arr: pa.Array) -> np.ndarray:
     return np.unpackbits(bits, count=arr.offset + n, bitorder="little")[arr.offset :].astype(bool)
 
 
-def _column(payloads: Sequence[Any], key: str) -> pa.Array:
+def _transposed(payloads: Sequence[Any], keys: list[str]) -> dict[str, tuple[Any, ...]]:
+    """Each of ``keys``' values on every payload, read in one C-level pass (one
+    ``attrgetter`` call per payload for all keys, then transposed by ``zip``) instead of
+    one pass per key."""
+    if len(keys) == 1:
+        return {keys[0]: tuple(map(attrgetter(keys[0]), payloads))}
+    rows = map(attrgetter(*keys), payloads)
+    return dict(zip(keys, zip(*rows, strict=True), strict=True))
+
+
+def _column(payloads: Sequence[Any], key: str, read: tuple[Any, ...] | None = None) -> pa.Array:
     """The ``key`` values of ``payloads`` as the column's Arrow type (absent = null).
 
-    Non-negative int64 keys go through numpy (absent is -1, see ``_Payload``); a value
-    beyond int64 (a slow-path fee up to decimal128) takes the exact Python path.
+    ``read``: those values, when already read (:func:`_transposed`). Non-negative int64
+    keys go through numpy (absent is -1, see ``_Payload``); a value beyond int64 (a
+    slow-path fee up to decimal128) takes the exact Python path.
     """
     typ = _COLUMNS[key][1]
-    values = map(attrgetter(key), payloads)
+    n = len(payloads)
     if key not in _INT_COLUMN_KEYS:
-        return pa.array(values, typ, size=len(payloads))
+        return pa.array(map(attrgetter(key), payloads) if read is None else read, typ, size=n)
     try:
-        ints = np.fromiter(values, np.int64, len(payloads))
+        if read is None:
+            ints = np.fromiter(map(attrgetter(key), payloads), np.int64, n)
+        else:
+            ints = np.array(read, dtype=np.int64)
     except OverflowError:
         exact = [None if v == _ABSENT_INT else v for v in map(attrgetter(key), payloads)]
         return _to_arrow(exact, typ)

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from eth_utils import to_checksum_address
 
+from openpool.ingest.reader.eip55 import checksummed
 from openpool.ingest.reader.rules import (
     _BIG,
     _FEE,
@@ -120,7 +120,7 @@ def _checksum_column(addrs: pa.Array) -> tuple[pa.Array, pa.Array]:
     """
     distinct = pc.unique(addrs.drop_null())
     names = distinct.to_pylist()
-    verdicts = [_checksum(a) for a in names]
+    verdicts = _checksums(names)
     reasons = [v[1] for v in verdicts]
     if all(v[0] == a for v, a in zip(verdicts, names, strict=True)):
         # The usual file: every address already checksummed, none bad; no per-row gather.
@@ -132,17 +132,29 @@ def _checksum_column(addrs: pa.Array) -> tuple[pa.Array, pa.Array]:
     return good, pc.take(pa.array(reasons, pa.string()), where)
 
 
-@lru_cache(maxsize=65_536)
-def _checksum(addr: str) -> tuple[str | None, str | None]:
-    """(checksummed address, None) or (None, reason)."""
-    if not _ADDR_RE.fullmatch(addr):
-        shown = addr if len(addr) <= 60 else addr[:57] + "..."
-        return None, f"ethAddress {shown!r} is not a valid address"
-    checksummed = to_checksum_address(addr)
-    digits = addr[2:]
-    if digits != checksummed[2:] and digits not in (digits.lower(), digits.upper()):
-        return None, f"ethAddress {addr!r} has an invalid EIP-55 checksum"
-    return checksummed, None
+_VERDICTS: dict[str, tuple[str | None, str | None]] = {}  # per process: workers recur
+
+
+def _checksums(addrs: list[str]) -> list[tuple[str | None, str | None]]:
+    """(checksummed address, None) or (None, reason) for each address; the hashes of the
+    ones not seen before in this process are computed together."""
+    known = {a: v for a in dict.fromkeys(addrs) if (v := _VERDICTS.get(a)) is not None}
+    new = [a for a in dict.fromkeys(addrs) if a not in known]
+    shaped = [a for a in new if _ADDR_RE.fullmatch(a)]
+    for addr in new:
+        if not _ADDR_RE.fullmatch(addr):
+            shown = addr if len(addr) <= 60 else addr[:57] + "..."
+            known[addr] = (None, f"ethAddress {shown!r} is not a valid address")
+    for addr, good in zip(shaped, checksummed(shaped), strict=True):
+        digits = addr[2:]
+        if digits != good[2:] and digits not in (digits.lower(), digits.upper()):
+            known[addr] = (None, f"ethAddress {addr!r} has an invalid EIP-55 checksum")
+        else:
+            known[addr] = (good, None)
+    if len(_VERDICTS) > 65_536:  # bounded, as the lru_cache it replaces was
+        _VERDICTS.clear()
+    _VERDICTS.update(known)
+    return [known[a] for a in addrs]
 
 
 # Shaped strings the spec names: a worker's ``host:port`` (port 1-65535), a ticket's
