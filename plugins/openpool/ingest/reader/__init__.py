@@ -42,7 +42,7 @@ Modules, in the order a file meets them: ``file`` (:func:`verdicts`, :func:`read
 the fast path), ``structs`` (msgspec types and decoders), ``slow`` (whole-file problems and
 the per-element path), ``depth`` (how deep the slow path's decoders may nest), ``build``
 (column checks and the EVENTS table, for both paths), ``checks`` (vectorised shape and
-address checks), ``eip55`` (address checksums: Keccak-256 in numpy), ``canonical``
+address checks), ``eip55`` (address checksums: pycryptodome's Keccak-256), ``canonical``
 (canonical bytes and digests), ``rules`` (which payload keys each event type owns) and
 ``result`` (:class:`FileResult`); ``lazy_pandas`` keeps pyarrow from importing pandas on
 the ingest's behalf. Underscored names are internal to the package.
