@@ -32,7 +32,7 @@ from typing import Any
 import pyarrow.compute as pc
 import pytest
 
-from openpool.airflow.dashboard.charts import nice_step
+from openpool.airflow.dashboard.charts import nice_step, rank_chart, short
 from openpool.airflow.dashboard.render import render_html
 from openpool.analytics.refresh import refresh
 from openpool.ingest.run import ingest
@@ -197,10 +197,39 @@ def test_ranks_come_from_the_published_performance_exports(pool: Pool) -> None:
     tc, ai = d.partitions
     doc = json.loads(pool.metrics.get(f"{TRANSCODE.path}/worker_performance.json"))
     published = [r for r in doc["transcode_performance"] if r["window"] == "all"]
-    assert [r["rank"] for r in tc.transcode_ranks] == sorted(r["rank"] for r in published)
+    ranks = [r["rank"] for r in tc.transcode_ranks]
+    ranked = [r for r in ranks if r is not None]
+    assert ranks == ranked + [None] * (len(ranks) - len(ranked))  # best first, unranked last
+    assert ranked == sorted(r["rank"] for r in published if r["rank"] is not None)
     assert {r["eth_address"] for r in tc.transcode_ranks} == set(pool.earnings(TRANSCODE))
     ai_doc = json.loads(pool.metrics.get(f"{AI.path}/worker_performance.json"))
-    assert ai.ai_ranks == ai_doc["ai_model_pipeline_rankings"] and ai.ai_ranks
+    ai_ranked = {k: [r for r in v if r["rank"] is not None] for k, v in ai.ai_ranks.items()}
+    assert {k: v for k, v in ai_ranked.items() if v} == ai_doc["ai_model_pipeline_rankings"]
+    ai_unranked = {
+        (k, r["eth_address"]) for k, v in ai.ai_ranks.items() for r in v if r["rank"] is None
+    }
+    assert ai_unranked == {
+        (f"{r['pipeline']}|{r['model_id']}", r["eth_address"])
+        for r in ai_doc["ai_performance"]
+        if r["window"] == "all" and not r["ranked"]
+    }
+    assert ai.ai_ranks
+
+
+def test_a_rank_chart_lists_the_unranked_workers_as_such_never_as_a_rank() -> None:
+    """Issue 19: a worker below the minimum of timed jobs is shown as *unranked*."""
+    rows = [
+        {"eth_address": "0x" + "a" * 40, "rank": 1, "rtf_p50": 2.5, "jobs": 40},
+        {"eth_address": "0x" + "b" * 40, "rank": 2, "rtf_p50": 1.5, "jobs": 30},
+        {"eth_address": "0x" + "c" * 40, "rank": None, "rtf_p50": 9.0, "timed_jobs": 3},
+    ]
+    html = rank_chart(rows, "rtf_p50", "x", True)
+    assert html.count("<rect") == 2 and "#1 " in html and "#2 " in html
+    unranked = html.split('class="note unranked"')[1]
+    assert short("0x" + "c" * 40) in unranked and "(3 timed)" in unranked
+    assert "#None" not in html and "#-1" not in html and short("0x" + "a" * 40) not in unranked
+    only = rank_chart(rows[2:], "rtf_p50", "x", True)
+    assert "No ranked workers" in only and "(3 timed)" in only
 
 
 def test_a_plan_leaves_the_approval_list_when_answered_or_out_of_its_window(

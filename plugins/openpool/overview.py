@@ -86,8 +86,8 @@ class PartitionView:
     partition: Partition
     snapshot_version: int
     summary: Summary
-    transcode_ranks: list[dict[str, Any]]  # all-time, best first
-    ai_ranks: dict[str, list[dict[str, Any]]]  # "pipeline|model" -> best first
+    transcode_ranks: list[dict[str, Any]]  # all-time, best first, then the unranked
+    ai_ranks: dict[str, list[dict[str, Any]]]  # "pipeline|model" -> the same
     performance_as_of: str | None
 
 
@@ -397,10 +397,14 @@ def _ranks(
     except ValueError as exc:
         warnings.append(f"{part}: worker_performance.json is not valid JSON ({exc})")
         return [], {}, None
-    tc = [
-        r
-        for r in doc.get("transcode_performance", [])
-        if r.get("window") == "all" and r.get("rank") is not None
-    ]
-    tc.sort(key=lambda r: (r["rank"], r["eth_address"]))
-    return tc, dict(sorted(doc.get("ai_model_pipeline_rankings", {}).items())), doc.get("as_of")
+    # Ranked workers best first, then the unranked (too few timed jobs: rank null), which
+    # the page lists as such under each chart rather than leaving them out unseen.
+    tc = [r for r in doc.get("transcode_performance", []) if r.get("window") == "all"]
+    tc.sort(key=lambda r: (r.get("rank") is None, r.get("rank") or 0, r["eth_address"]))
+    ai = {k: list(v) for k, v in doc.get("ai_model_pipeline_rankings", {}).items()}
+    for r in doc.get("ai_performance", []):
+        if r.get("window") == "all" and r.get("rank") is None:
+            ai.setdefault(f"{r['pipeline']}|{r['model_id']}", []).append(
+                {"eth_address": r["eth_address"], "rank": None, "timed_jobs": r["timed_jobs"]}
+            )
+    return tc, dict(sorted(ai.items())), doc.get("as_of")

@@ -84,10 +84,20 @@ def fees_chart(
 def rank_chart(
     rows: list[dict[str, Any]], metric: str, unit: str, higher_is_better: bool, width: int = 440
 ) -> str:
-    """Horizontal bars, best rank first, of each worker's ``metric`` (labelled ``#rank``)."""
-    rows = [r for r in rows if r.get(metric) is not None]
+    """Horizontal bars, best rank first, of each worker's ``metric`` (labelled ``#rank``);
+    the workers with too few timed jobs to be ranked are listed under it as *unranked*."""
+    unranked = [r for r in rows if r.get("rank") is None]
+    rows = [r for r in rows if r.get("rank") is not None and r.get(metric) is not None]
+    note = ""
+    if unranked:
+        names = ", ".join(
+            f'<span title="{escape(str(r["eth_address"]))}">{escape(short(str(r["eth_address"])))}'
+            f" ({int(r.get('timed_jobs') or 0)} timed)</span>"
+            for r in unranked
+        )
+        note = f'<p class="note unranked">Unranked (too few timed jobs to rank): {names}</p>'
     if not rows:
-        return '<p class="empty">No ranked workers published yet.</p>'
+        return '<p class="empty">No ranked workers published yet.</p>' + note
     bar_h, gap, label_w, value_w = 18, 6, 150, 80
     height = len(rows) * (bar_h + gap) + gap
     plot_w = width - label_w - value_w
@@ -110,4 +120,4 @@ def rank_chart(
             f'<text x="{label_w + w + 4}" y="{y + 13}">{float(r[metric]):.2f} {unit}</text>'
         )
     out.append("</svg>")
-    return "".join(out)
+    return "".join(out) + note
