@@ -19,6 +19,7 @@ from openpool.cli.output import (
     when,
 )
 from openpool.config import Settings
+from openpool.ingest.parallel import usable_cpus
 from openpool.ingest.run import IngestReport, ingest
 from openpool.ingest.service import balance_rows, status_row
 from openpool.storage import open_store
@@ -50,11 +51,27 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         end=args.end,
         progress=progress,
         skew=timedelta(seconds=settings.clock_skew_seconds),
+        workers=parse_workers(args),
     )
     if tty and report.batches:
         sys.stderr.write("\n")
     print(json.dumps(report.summary()))
     return 0
+
+
+def parse_workers(args: argparse.Namespace) -> int:
+    """``--workers``, else every usable CPU for a replay or backfill and 1 for an ingest."""
+    if args.workers is not None:
+        return int(args.workers)
+    backfill = args.replay or args.start is not None or args.end is not None
+    return usable_cpus() if backfill else 1
+
+
+def positive(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise ValueError(f"must be at least 1, got {n}")
+    return n
 
 
 def cmd_balances(args: argparse.Namespace, settings: Settings) -> int:
@@ -125,6 +142,13 @@ def register(sub: Any) -> None:
     p.add_argument("--from", dest="start", type=when, default=None, help="key time >= (ISO)")
     p.add_argument("--to", dest="end", type=when, default=None, help="key time < (ISO)")
     p.add_argument("--ai-ttl-hours", type=float, default=24.0)
+    p.add_argument(
+        "--workers",
+        type=positive,
+        default=None,
+        help="processes reading batches (commits stay in order, one per batch; 1 = serial); "
+        "default: every usable CPU with --replay/--from/--to, else 1",
+    )
     p.set_defaults(handler=cmd_ingest)
 
     p = sub.add_parser("balances", help="per-worker balances of a partition")

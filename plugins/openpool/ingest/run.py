@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from fractions import Fraction
 
-from openpool.errors import ObjectNotFound
-from openpool.ingest.batch import Counts, Parsed, apply_batch, ingested_keys, parse_batch
+from openpool.ingest.batch import Counts, Parsed, apply_batch, ingested_keys
 from openpool.ingest.clock import DEFAULT_SKEW
-from openpool.ingest.discovery import Candidate, list_partition, pending_files
+from openpool.ingest.discovery import list_partition, pending_files
+from openpool.ingest.parallel import quarantine_copier, read_batches
 from openpool.partitions import Partition
 from openpool.snapshots import Snapshot, SnapshotStore, Transaction, commit_with_retry
 from openpool.storage import ObjectStore
@@ -36,6 +36,8 @@ class IngestReport:
     counts: Counts = field(default_factory=Counts)
     snapshot_version: int = 0
     batches: int = 0
+    # The processes that read the batches (this one on the serial path).
+    parsed_in: set[int] = field(default_factory=set)
 
     def summary(self) -> dict[str, int]:
         return {**self.counts.as_dict(), "snapshot_version": self.snapshot_version}
@@ -66,19 +68,6 @@ def commit_parsed(
     return snap, out[-1]
 
 
-def quarantine_copier(
-    state: ObjectStore, partition: Partition
-) -> Callable[[Candidate, bytes], str]:
-    """Copy an unparseable file under the partition's quarantine prefix (idempotent)."""
-
-    def copy(cand: Candidate, data: bytes) -> str:
-        key = f"{partition.path}/quarantine/{cand.etag}/{cand.key}"
-        state.put(key, data)
-        return key
-
-    return copy
-
-
 def ingest(
     partition: Partition,
     events: ObjectStore,
@@ -91,32 +80,26 @@ def ingest(
     end: datetime | None = None,
     progress: Callable[[IngestReport], None] | None = None,
     skew: timedelta = DEFAULT_SKEW,
+    workers: int = 1,
 ) -> IngestReport:
     """Ingest every file of ``partition`` in ``events`` not yet ingested, batch by batch.
 
     Each batch (at most ``max_files`` files, oldest first) is one snapshot commit. With
     ``start``/``end`` only keys whose time falls in ``[start, end)`` are considered (a
-    replay of the archive, or a backfill of an interval).
+    replay of the archive, or a backfill of an interval). ``workers`` > 1 reads the
+    batches in that many processes (:mod:`openpool.ingest.parallel`, stores reopened from
+    their URIs) and still commits them one by one in this order: the same state as 1.
     """
     run_id = run_id or f"ingest-{uuid.uuid4().hex[:12]}"
     snaps = SnapshotStore(state, partition)
     report = IngestReport(str(partition))
-    copy = quarantine_copier(state, partition)
     base = snaps.latest()
     report.snapshot_version = base.version if base else 0
     # Files committed meanwhile by another writer are dropped again by commit_parsed.
     todo = pending_files(list_partition(events, partition), ingested_keys(base), start, end)
-    while todo:
-        batch, todo = todo[:max_files], todo[max_files:]
-
-        def fetch(batch: list[Candidate] = batch) -> Iterator[tuple[Candidate, bytes]]:
-            for c in batch:  # one file's bytes at a time: read, parse, let go
-                try:
-                    yield c, events.get(c.key)
-                except ObjectNotFound:  # expired or deleted since the listing: not ours
-                    log.warning("%s vanished before it was read; skipping", events.url(c.key))
-
-        parsed = parse_batch(partition, fetch(), copy, skew=skew)
+    batches = [todo[i : i + max_files] for i in range(0, len(todo), max_files)]
+    for parsed, pid in read_batches(partition, events, state, batches, skew, workers):
+        report.parsed_in.add(pid)
         if parsed.files.num_rows == 0:
             continue
         snap, counts = commit_parsed(snaps, parsed, rate, ttl, run_id=f"{run_id}-{report.batches}")
