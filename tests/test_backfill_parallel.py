@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pytest
 
+from openpool.errors import ParseWorkerLost
 from openpool.ingest.run import IngestReport, ingest
 from openpool.partitions import Partition
 from openpool.snapshots import SnapshotStore
@@ -219,6 +221,29 @@ def _processes_of(state_uri: str) -> list[int]:
     return pids
 
 
+def _workers_left(state_uri: str, within: float = 10.0) -> list[int]:
+    """Those of :func:`_processes_of` still alive after ``within`` s, but multiprocessing's
+    resource tracker (one per parent, ending with it): a dying pool stops its workers
+    asynchronously."""
+    deadline = time.monotonic() + within
+    while True:
+        left = [
+            p
+            for p in _processes_of(state_uri)
+            if b"resource_tracker" not in _cmdline(p) and p != os.getpid()
+        ]
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.2)
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 @pytest.mark.slow
 def test_a_parallel_backfill_killed_mid_run_then_rerun_equals_a_clean_run(
     s3_bucket: str, archive
@@ -264,3 +289,27 @@ def test_workers_default_to_every_usable_cpu_for_a_backfill_and_1_for_an_ingest(
     assert workers("--replay", "--workers", "1") == 1
     with pytest.raises(SystemExit):
         workers("--workers", "0")
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_backfill_fails_the_run_by_name_and_a_rerun_equals_a_clean_run(
+    archive, serial_state: ObjectStore, parallel_state: ObjectStore, monkeypatch
+) -> None:
+    """Only the workers die here: the spawned ones load the crash hook (this process was
+    started without it) and SIGKILL themselves at their first write, the quarantine copy.
+    The run stops with the error naming it, the pool's other worker is stopped too."""
+    store, _, _ = archive
+    backfill(store, serial_state, workers=1)
+    path = os.pathsep.join(filter(None, [str(SITEHOOK), os.environ.get("PYTHONPATH")]))
+    with monkeypatch.context() as env:
+        env.setenv("PYTHONPATH", path)
+        env.setenv("CHAOS_KILL_AT", "write:1")
+        env.setenv("OPENPOOL_STATE_URI", parallel_state.uri)  # marks the workers, for below
+        with pytest.raises(ParseWorkerLost, match=r"a parse worker process \(of 2\) died"):
+            backfill(store, parallel_state, workers=2)
+    assert _workers_left(parallel_state.uri) == []
+    done = SnapshotStore(parallel_state, TC).latest()
+    total = SnapshotStore(serial_state, TC).latest()
+    assert done is None or done.version < total.version  # the batches before it stand
+    backfill(store, parallel_state, workers=2)
+    assert_same_state(serial_state, parallel_state)

@@ -8,7 +8,9 @@ the serial path's order: the same commits, the same first copy of a repeated eve
 Workers are started by ``spawn`` (no forked copy of the parent's threads, clients or
 memory) and open the stores again from their URIs, with this environment's settings (as
 the CLI opens them): only URIs, keys, ETags and sizes go to a worker, nothing secret, and
-each batch comes back as Arrow IPC streams, not as Python objects per event.
+each batch comes back as Arrow IPC streams, not as Python objects per event. As with any
+``spawn`` pool, a script that asks for workers must run under ``if __name__ == "__main__":``
+(each worker imports the main module; the ``openpool`` console script is guarded).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import multiprocessing
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timedelta
@@ -145,7 +147,7 @@ def read_batches(
     batches: list[list[Candidate]],
     skew: timedelta,
     workers: int = 1,
-) -> Iterator[tuple[Parsed, int]]:
+) -> Generator[tuple[Parsed, int], None, None]:
     """Each batch read, in order, with the pid of the process that read it.
 
     ``workers=1`` reads each batch here, only when the caller asks for it (the serial

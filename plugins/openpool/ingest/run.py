@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from fractions import Fraction
@@ -98,15 +99,18 @@ def ingest(
     # Files committed meanwhile by another writer are dropped again by commit_parsed.
     todo = pending_files(list_partition(events, partition), ingested_keys(base), start, end)
     batches = [todo[i : i + max_files] for i in range(0, len(todo), max_files)]
-    for parsed, pid in read_batches(partition, events, state, batches, skew, workers):
-        report.parsed_in.add(pid)
-        if parsed.files.num_rows == 0:
-            continue
-        snap, counts = commit_parsed(snaps, parsed, rate, ttl, run_id=f"{run_id}-{report.batches}")
-        report.counts.add(counts)
-        report.snapshot_version = snap.version if snap else 0
-        log.info("%s: committed v%d (%s)", partition, report.snapshot_version, counts)
-        report.batches += 1
-        if progress is not None:
-            progress(report)
+    # closing: a failed commit stops the workers at once, not when the traceback is freed
+    with closing(read_batches(partition, events, state, batches, skew, workers)) as read:
+        for parsed, pid in read:
+            report.parsed_in.add(pid)
+            if parsed.files.num_rows == 0:
+                continue
+            run = f"{run_id}-{report.batches}"
+            snap, counts = commit_parsed(snaps, parsed, rate, ttl, run_id=run)
+            report.counts.add(counts)
+            report.snapshot_version = snap.version if snap else 0
+            log.info("%s: committed v%d (%s)", partition, report.snapshot_version, counts)
+            report.batches += 1
+            if progress is not None:
+                progress(report)
     return report
