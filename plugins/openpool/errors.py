@@ -145,6 +145,16 @@ class FastPathUnavailable(OpenPoolError):
         self.reason = reason
 
 
+class ParseWorkerLost(OpenPoolError):
+    """A process reading a backfill's batches died; nothing it read was committed."""
+
+    def __init__(self, partition: str, workers: int) -> None:
+        super().__init__(
+            f"{partition}: a parse worker process (of {workers}) died; the batches already "
+            "committed stand, rerun to ingest the rest (or use --workers 1)"
+        )
+
+
 class MissingStep(StorageError):
     """A step's staged output is absent: the step before it has not completed."""
 

@@ -19,6 +19,7 @@ from openpool.cli.output import (
     when,
 )
 from openpool.config import Settings
+from openpool.ingest.parallel import usable_cpus
 from openpool.ingest.run import IngestReport, ingest
 from openpool.ingest.service import balance_rows, status_row
 from openpool.ingest.window import Window
@@ -53,6 +54,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         skew=timedelta(seconds=settings.clock_skew_seconds),
         window=Window.of(settings),
         sweep=args.sweep,
+        workers=parse_workers(args),
     )
     if tty and report.batches:
         sys.stderr.write("\n")
@@ -64,6 +66,21 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         )
     print(json.dumps(report.summary()))
     return 0
+
+
+def parse_workers(args: argparse.Namespace) -> int:
+    """``--workers``, else every usable CPU for a replay or backfill and 1 for an ingest."""
+    if args.workers is not None:
+        return int(args.workers)
+    backfill = args.replay or args.start is not None or args.end is not None
+    return usable_cpus() if backfill else 1
+
+
+def positive(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise ValueError(f"must be at least 1, got {n}")
+    return n
 
 
 def cmd_balances(args: argparse.Namespace, settings: Settings) -> int:
@@ -138,6 +155,13 @@ def register(sub: Any) -> None:
         "--sweep",
         action="store_true",
         help="list the whole partition, not only the window after the watermark",
+    )
+    p.add_argument(
+        "--workers",
+        type=positive,
+        default=None,
+        help="processes reading batches (commits stay in order, one per batch; 1 = serial); "
+        "default: every usable CPU with --replay/--from/--to, else 1",
     )
     p.set_defaults(handler=cmd_ingest)
 

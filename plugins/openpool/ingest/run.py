@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from fractions import Fraction
 
-from openpool.errors import ObjectNotFound
-from openpool.ingest.batch import Counts, Parsed, apply_batch, parse_batch
+from openpool.ingest.batch import Counts, Parsed, apply_batch
 from openpool.ingest.clock import DEFAULT_SKEW
-from openpool.ingest.discovery import Candidate
+from openpool.ingest.parallel import quarantine_copier, read_batches
 from openpool.ingest.window import Sweep, Window, discover
 from openpool.partitions import Partition
 from openpool.snapshots import Snapshot, SnapshotStore, Transaction, commit_with_retry
@@ -38,6 +38,8 @@ class IngestReport:
     snapshot_version: int = 0
     batches: int = 0
     sweep: Sweep | None = None  # set when this run listed the whole partition
+    # The processes that read the batches (this one on the serial path).
+    parsed_in: set[int] = field(default_factory=set)
 
     def summary(self) -> dict[str, int]:
         return {**self.counts.as_dict(), "snapshot_version": self.snapshot_version}
@@ -68,19 +70,6 @@ def commit_parsed(
     return snap, out[-1]
 
 
-def quarantine_copier(
-    state: ObjectStore, partition: Partition
-) -> Callable[[Candidate, bytes], str]:
-    """Copy an unparseable file under the partition's quarantine prefix (idempotent)."""
-
-    def copy(cand: Candidate, data: bytes) -> str:
-        key = f"{partition.path}/quarantine/{cand.etag}/{cand.key}"
-        state.put(key, data)
-        return key
-
-    return copy
-
-
 def ingest(
     partition: Partition,
     events: ObjectStore,
@@ -95,6 +84,7 @@ def ingest(
     skew: timedelta = DEFAULT_SKEW,
     window: Window = Window(),  # noqa: B008 - frozen
     sweep: bool = False,
+    workers: int = 1,
 ) -> IngestReport:
     """Ingest every file of ``partition`` in ``events`` not yet ingested, batch by batch.
 
@@ -103,39 +93,36 @@ def ingest(
     replay of the archive, or a backfill of an interval). A scheduled run lists only the
     window after the watermark, or sweeps everything when one is due or ``sweep`` asks
     (:mod:`openpool.ingest.window`); the last batch's commit records the sweep.
+    ``workers`` > 1 reads the batches in that many processes (:mod:`openpool.ingest.parallel`,
+    stores reopened from their URIs) and still commits them one by one in this order: the
+    same state as 1.
     """
     run_id = run_id or f"ingest-{uuid.uuid4().hex[:12]}"
     snaps = SnapshotStore(state, partition)
     report = IngestReport(str(partition))
-    copy = quarantine_copier(state, partition)
     base = snaps.latest()
     report.snapshot_version = base.version if base else 0
     # Files committed meanwhile by another writer are dropped again by commit_parsed.
     found = discover(events, partition, base, window, sweep=sweep, start=start, end=end)
     todo, report.sweep = found.candidates, found.sweep
     unrecorded = found.sweep
-    while todo:
-        batch, todo = todo[:max_files], todo[max_files:]
-
-        def fetch(batch: list[Candidate] = batch) -> Iterator[tuple[Candidate, bytes]]:
-            for c in batch:  # one file's bytes at a time: read, parse, let go
-                try:
-                    yield c, events.get(c.key)
-                except ObjectNotFound:  # expired or deleted since the listing: not ours
-                    log.warning("%s vanished before it was read; skipping", events.url(c.key))
-
-        parsed = parse_batch(partition, fetch(), copy, skew=skew)
-        if not todo:  # the sweep's last files: their commit records it
-            parsed, unrecorded = replace(parsed, sweep=unrecorded), None
-        if parsed.files.num_rows == 0 and parsed.sweep is None:
-            continue
-        snap, counts = commit_parsed(snaps, parsed, rate, ttl, run_id=f"{run_id}-{report.batches}")
-        report.counts.add(counts)
-        report.snapshot_version = snap.version if snap else 0
-        log.info("%s: committed v%d (%s)", partition, report.snapshot_version, counts)
-        report.batches += 1
-        if progress is not None:
-            progress(report)
+    batches = [todo[i : i + max_files] for i in range(0, len(todo), max_files)]
+    # closing: a failed commit stops the workers at once, not when the traceback is freed
+    with closing(read_batches(partition, events, state, batches, skew, workers)) as read:
+        for i, (parsed, pid) in enumerate(read):
+            report.parsed_in.add(pid)
+            if i == len(batches) - 1:  # the sweep's last files: their commit records it
+                parsed, unrecorded = replace(parsed, sweep=unrecorded), None
+            if parsed.files.num_rows == 0 and parsed.sweep is None:
+                continue
+            run = f"{run_id}-{report.batches}"
+            snap, counts = commit_parsed(snaps, parsed, rate, ttl, run_id=run)
+            report.counts.add(counts)
+            report.snapshot_version = snap.version if snap else 0
+            log.info("%s: committed v%d (%s)", partition, report.snapshot_version, counts)
+            report.batches += 1
+            if progress is not None:
+                progress(report)
     if unrecorded is not None:  # a sweep that found nothing new is recorded all the same
         nothing = Parsed(
             EVENTS.empty_table(),
