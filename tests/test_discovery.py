@@ -353,3 +353,50 @@ def test_a_partition_with_no_dated_key_sweeps_once_not_every_run(tmp_path: Path)
         again = run(events, state)
         assert again.batches == 0 and again.sweep is None
     assert latest(state).version == v
+
+
+def test_a_replay_of_the_archive_lists_it_whole_and_records_no_sweep(tmp_path: Path) -> None:
+    """``openpool ingest --replay`` (no --from/--to) reads every archived file the state has
+    not ingested, however old (files the source bucket expired before they were read), and
+    does not pass for the events bucket's sweep."""
+    events, archive = LocalStore(tmp_path / "events"), LocalStore(tmp_path / "archive")
+    state = LocalStore(tmp_path / "state")
+    old = traffic(START, timedelta(hours=2), seed=11)
+    new = traffic(START + timedelta(days=2), timedelta(hours=2), seed=12)
+    write(old + new, archive)
+    write(new, events)  # the old files expired from the source bucket, unread
+    run(events, state)
+    swept_at = latest(state).manifest.properties["discovery_sweep_at"]
+
+    replayed = run(archive, state, replay=True)
+    assert replayed.sweep is None
+    # every old file is read now (the archive's copies of the new ones may carry other
+    # ETags than the source's, as a local store's do: read again, their events duplicates)
+    assert {f.key for f in old} <= {k for k, _ in index_rows(state)}
+    assert replayed.counts.events_rejected == 0
+    assert latest(state).manifest.properties["discovery_sweep_at"] == swept_at
+    assert balances_of(state, PART) == worker_oracle(old + new, RATE)
+
+
+def test_a_future_key_in_a_state_from_before_the_watermark_cannot_blind_the_window(
+    tmp_path: Path,
+) -> None:
+    """A state the old code left (no discovery properties) may index a key an orchestrator
+    dated decades ahead; the watermark derived from it must still be capped at the clock."""
+    events, state = LocalStore(tmp_path / "events"), LocalStore(tmp_path / "state")
+    first = traffic(START, timedelta(hours=2), seed=13)
+    write(first, events)
+    events.put(f"{PART.path}/{PART.region}-{PART.node_type}-20990101T000000Z_20990101T000959Z.json",
+               first[0].body)  # fmt: skip
+    run(events, state)
+    _old_layout(state)
+    later = traffic(START + timedelta(hours=3), timedelta(hours=1), seed=14)
+    write(later, events)
+    run(events, state)  # the first run after the upgrade (it sweeps: none recorded)
+    mark = datetime.fromisoformat(latest(state).manifest.properties["discovery_mark"])
+    assert mark <= datetime.now(UTC)
+    assert mark == max(key_start(f.key) for f in later)
+    last = traffic(START + timedelta(hours=5), timedelta(minutes=30), seed=15)
+    write(last, events)
+    windowed = run(events, state)
+    assert windowed.sweep is None and windowed.counts.files_ingested == len(last)

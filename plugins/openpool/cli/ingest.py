@@ -55,6 +55,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         window=Window.of(settings),
         sweep=args.sweep,
         workers=parse_workers(args),
+        replay=args.replay,
     )
     if tty and report.batches:
         sys.stderr.write("\n")

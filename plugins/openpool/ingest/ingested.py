@@ -56,15 +56,20 @@ def read_index(
     return base.read(NAME, slices=wanted, schema=INGESTED, columns=columns)
 
 
-def newest_key_time(base: Snapshot | None) -> datetime | None:
-    """The newest key time the index holds (its newest dated slice), for a state that
-    predates the discovery watermark; None when it holds no dated key."""
+def newest_key_time(base: Snapshot | None, until: datetime) -> datetime | None:
+    """The newest key time at or before ``until`` the index holds, for a state that
+    predates the discovery watermark; None when it holds no such key. ``until`` (the
+    clock) keeps a key an orchestrator dated in the future from setting the watermark, as
+    it cannot in a commit: the newest dated slices are read until one holds such a key."""
     if base is None or not base.has_table(NAME):
         return None
-    days = sorted(s for s in base.slices(NAME) if s != UNDATED)
-    keys = read_index(base, days[-1:], ["source_key"]).column("source_key").to_pylist()
-    times = [t for t in map(key_start, keys) if t is not None]
-    return max(times) if times else None
+    days = sorted((s for s in base.slices(NAME) if s != UNDATED), reverse=True)
+    for group in [[d] for d in days if d <= f"{until:%Y-%m-%d}"] or [[]]:  # [] = unsliced
+        keys = read_index(base, group, ["source_key"]).column("source_key").to_pylist()
+        times = [t for t in map(key_start, keys) if t is not None and t <= until]
+        if times:
+            return max(times)
+    return None
 
 
 def write_index(txn: Transaction, base: Snapshot | None, rows: pa.Table) -> None:

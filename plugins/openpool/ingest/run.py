@@ -85,6 +85,7 @@ def ingest(
     window: Window = Window(),  # noqa: B008 - frozen
     sweep: bool = False,
     workers: int = 1,
+    replay: bool = False,
 ) -> IngestReport:
     """Ingest every file of ``partition`` in ``events`` not yet ingested, batch by batch.
 
@@ -92,7 +93,9 @@ def ingest(
     ``start``/``end`` only keys whose time falls in ``[start, end)`` are considered (a
     replay of the archive, or a backfill of an interval). A scheduled run lists only the
     window after the watermark, or sweeps everything when one is due or ``sweep`` asks
-    (:mod:`openpool.ingest.window`); the last batch's commit records the sweep.
+    (:mod:`openpool.ingest.window`); the last batch's commit records the sweep. ``replay``
+    (the CLI's ``--replay``: ``events`` is the archive) lists all of ``events`` and records
+    no sweep.
     ``workers`` > 1 reads the batches in that many processes (:mod:`openpool.ingest.parallel`,
     stores reopened from their URIs) and still commits them one by one in this order: the
     same state as 1.
@@ -103,7 +106,9 @@ def ingest(
     base = snaps.latest()
     report.snapshot_version = base.version if base else 0
     # Files committed meanwhile by another writer are dropped again by commit_parsed.
-    found = discover(events, partition, base, window, sweep=sweep, start=start, end=end)
+    found = discover(
+        events, partition, base, window, sweep=sweep, start=start, end=end, replay=replay
+    )
     todo, report.sweep = found.candidates, found.sweep
     unrecorded = found.sweep
     batches = [todo[i : i + max_files] for i in range(0, len(todo), max_files)]

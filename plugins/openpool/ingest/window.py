@@ -118,14 +118,17 @@ def discover(
     sweep: bool = False,
     start: datetime | None = None,
     end: datetime | None = None,
+    replay: bool = False,
 ) -> Found:
     """The files of ``partition`` in ``store`` that ``base`` has not ingested, oldest first.
 
     A scheduled run lists the window (a sweep when due, or with ``sweep``); a replay
-    (``start``/``end``) lists from ``start`` on and keeps key times in ``[start, end)``.
+    (``replay``, e.g. of the archive, or ``start``/``end``) lists from ``start`` on (all of
+    it without one) and keeps key times in ``[start, end)``. A replay never records a
+    sweep: it lists another store, or part of one, so it proves nothing of the events'.
     """
     now = now or datetime.now(UTC)
-    replay = start is not None or end is not None
+    replay = replay or start is not None or end is not None
     since = window_start(base, window)
     swept = not replay and (sweep or sweep_due(base, now, window))
     # no watermark yet (no dated key committed): the whole prefix is the only window
@@ -175,7 +178,8 @@ def committed_properties(
     """The manifest properties a commit of ``files`` (INGESTED rows) sets: the watermark
     moved to the newest key time committed (never back, never past ``clock``), and the
     sweep when it is newer than the recorded one."""
-    mark = _time(base, MARK) or newest_key_time(base)  # a state from before the watermark
+    # a state from before the watermark: its newest indexed key time, capped as below
+    mark = _time(base, MARK) or newest_key_time(base, clock or datetime.now(UTC))
     times = [t for t in map(key_start, files.column("source_key").to_pylist()) if t is not None]
     if times:
         newest = min(max(times), clock) if clock is not None else max(times)
