@@ -190,6 +190,10 @@ class RecordConflict(OpenPoolError):
     """A new record for a payment the committed ledger already has (a racing executor)."""
 
 
+class MissingBinary(OpenPoolError):
+    """A server binary the local Celery stack needs (PostgreSQL, Redis) is not installed."""
+
+
 class AirflowAPIError(OpenPoolError):
     """Airflow's REST API answered a devstack or demo call with an error."""
 

@@ -28,14 +28,11 @@ from pathlib import Path
 from openpool.devstack import procs
 from openpool.devstack.net import LOOPBACK, free_port
 from openpool.devstack.wallet import write_private
+from openpool.errors import MissingBinary
 
 PG_USER = "airflow"
 PG_DB = "airflow"
 ROOT_PG_ACCOUNT = "postgres"  # created by Debian's postgresql-common
-
-
-class MissingBinary(RuntimeError):
-    """A server binary the Celery stack needs is not installed."""
 
 
 def _need(path: str | None, what: str) -> str:
