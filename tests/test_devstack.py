@@ -107,7 +107,8 @@ def test_up_serves_the_dags_on_loopback_and_down_stops_everything(tmp_path: Path
         assert len(ingest_dag_ids()) == len(ACTIVE_PARTITIONS)
         paused = {d["dag_id"]: d["is_paused"] for d in dags}
         assert paused["openpool_payouts"] is True  # paying waits for a person
-        assert not any(paused[d] for d in [*ingest_dag_ids(), "openpool_summary"])
+        running = [*ingest_dag_ids(), "openpool_summary", "openpool_alerts"]
+        assert not any(paused[d] for d in running)
 
         # the password is stored for its owner only, as are the hot wallet's files
         for path in (

@@ -21,7 +21,7 @@ def _print_stack(s: st.Stack) -> None:
     except ValueError:
         shown = d
     running = (
-        f"running: {len(s.unpaused)} (ingest DAGs, openpool_summary)."
+        f"running: {len(s.unpaused)} (ingest DAGs, openpool_summary, openpool_alerts)."
         if s.unpaused
         else "all paused (--paused): unpause what should run."
     )

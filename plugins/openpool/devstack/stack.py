@@ -15,7 +15,7 @@
   task can rely on a file another task left on local disk. Each worker takes the
   ``default`` queue and its own (``worker-N``), so a task can be pinned to one.
 
-It waits until the api-server lists the DAGs, unpauses the ingest and summary DAGs (the
+It waits until the api-server lists the DAGs, unpauses the ingest, summary and alerts DAGs (the
 payouts DAG stays paused: trigger it, then approve under Required Actions) and records
 the ports in ``stack.json``. ``down`` stops everything it started, by pid file.
 """
@@ -81,7 +81,7 @@ def ingest_dag_ids() -> list[str]:
 
 
 def expected_dags() -> set[str]:
-    return {*ingest_dag_ids(), "openpool_summary", "openpool_payouts"}
+    return {*ingest_dag_ids(), "openpool_summary", "openpool_alerts", "openpool_payouts"}
 
 
 def _airflow_bin() -> str:
@@ -303,7 +303,7 @@ def _start(
     api = AirflowAPI(airflow_url, ADMIN, stack.password())
     dags = api.wait_for_dags(expected_dags(), timeout=timeout)
     _check_alive(directory)
-    switched = [*ingest_dag_ids(), "openpool_summary"] if unpause else []
+    switched = [*ingest_dag_ids(), "openpool_summary", "openpool_alerts"] if unpause else []
     for dag_id in switched:
         api.set_paused(dag_id, False)
     stack = Stack(**{**asdict(stack), "dags": dags, "unpaused": switched})
